@@ -1,0 +1,85 @@
+"""The cost ledger: what a ranking asked for, what it paid, and what it would have paid.
+
+Vocabulary (DEVELOPERS.md): a *comparison* is one judgment of a pair asked by a sorter; a
+*prompt* is one LLM input (a comparison in both orders is two); an *inference* is one LLM call
+carrying up to B prompts; a *round* is a set of comparisons a sorter issues together.
+
+Physical counts are what was paid; ``virtual_*`` counts are what the same schedule would have
+paid with no cache. When several queries share one batch, each query is charged its share of
+the inference (its prompts / the batch's prompts), so per-query ``inferences`` may be fractional
+and always sum to the run's total.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+
+_SUMMED = (
+    "comparisons",
+    "unique_comparisons",
+    "cache_hits",
+    "prompts",
+    "inferences",
+    "rounds",
+    "prompt_tokens",
+    "completion_tokens",
+    "virtual_prompts",
+    "virtual_inferences",
+    "unparsed",
+    "predicted_seconds",
+    "wall_seconds",
+)
+
+
+@dataclass
+class Ledger:
+    """Counts for one query or, once merged, for a whole run."""
+
+    comparisons: int = 0  # asked by the sorter, duplicates within a round included
+    unique_comparisons: int = 0  # after (a, b) / (b, a) de-duplication within a round
+    cache_hits: int = 0  # unique comparisons answered with no prompt at all
+    prompts: int = 0  # prompts sent to the backend
+    inferences: float = 0.0  # backend calls (a query's share when batches are shared)
+    rounds: int = 0
+    prompt_tokens: float = 0.0  # as reported (or, for simulated judges, estimated) by the backend
+    completion_tokens: float = 0.0
+    virtual_prompts: int = 0  # prompts with no cache
+    virtual_inferences: float = 0.0  # inferences with no cache
+    unparsed: int = 0  # judgments the backend could not read; counted as ties, never cached
+    predicted_seconds: float = 0.0  # wall time under the latency model
+    wall_seconds: float = 0.0  # measured
+    queries: int = 1
+    batch_sizes: Counter[int] = field(default_factory=Counter)  # prompts per inference -> count
+
+    @property
+    def saved_inferences(self) -> float:
+        """Inferences the cache saved (virtual minus physical)."""
+        return self.virtual_inferences - self.inferences
+
+    def merge(self, other: Ledger) -> Ledger:
+        """Add ``other`` into this ledger (queries add up) and return self."""
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.queries += other.queries
+        self.batch_sizes.update(other.batch_sizes)
+        return self
+
+    @classmethod
+    def total(cls, ledgers: list[Ledger]) -> Ledger:
+        """The sum of several ledgers; an empty list gives a ledger of zero queries."""
+        out = cls(queries=0)
+        for ledger in ledgers:
+            out.merge(ledger)
+        return out
+
+    def per_query(self) -> dict[str, float]:
+        """Means per query of every summed count (the simulator's report)."""
+        q = max(self.queries, 1)
+        return {name: getattr(self, name) / q for name in _SUMMED}
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["batch_sizes"] = {str(size): n for size, n in sorted(self.batch_sizes.items())}
+        out["saved_inferences"] = self.saved_inferences
+        return out

@@ -1,0 +1,5 @@
+import sys
+
+from prp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,27 @@
+"""Oracle backends: whatever judges a prompt. See :mod:`prp.oracles.base` for the protocol."""
+
+from __future__ import annotations
+
+from prp.oracles.base import Backend, BackendError
+from prp.oracles.simulated import NoisyOracle, PerfectOracle, Qrels, ScoresOracle
+from prp.spec import parse_spec
+
+SIMULATED = ("perfect", "noisy")
+
+__all__ = ["Backend", "BackendError", "NoisyOracle", "PerfectOracle", "ScoresOracle",
+           "make_simulated_oracle"]
+
+
+def make_simulated_oracle(spec: str, qrels: Qrels) -> Backend:
+    """``"perfect"`` or ``"noisy:scale=1,bias=1.5,noise=1.0,seed=0"`` -> a simulated judge."""
+    name, options = parse_spec(spec)
+    if name == "perfect" and not options:
+        return PerfectOracle(qrels)
+    if name == "noisy":
+        known = {"scale", "bias", "noise", "seed"}
+        unknown = set(options) - known
+        if unknown:
+            raise ValueError(f"unknown noisy oracle option(s) {sorted(unknown)}; known: {sorted(known)}")
+        return NoisyOracle(qrels, **options)  # type: ignore[arg-type]
+    raise ValueError(f"unknown simulated oracle {spec!r}; known: {', '.join(SIMULATED)} "
+                     "(noisy takes scale, bias, noise, seed: noisy:bias=1.5,noise=1.0,seed=0)")

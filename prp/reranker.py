@@ -1,0 +1,141 @@
+"""The public API: ``Reranker(oracle, ...).rank(query, docs)`` and ``rank_many(requests)``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cost.ledger import Ledger
+from cost.model import DEFAULT_LATENCY, LatencyModel
+from prp import scheduler
+from prp.aggregate import AGGREGATES, ORDERS, check_choice
+from prp.cache import make_cache
+from prp.oracles.base import Backend
+from prp.result import RankedDoc, RankedResult
+from prp.spec import parse_spec
+from sorters import make_sorter
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """One query to rerank: its text, its candidates in first-stage order, optional ids."""
+
+    query: str
+    docs: Sequence[str]
+    doc_ids: Sequence[str] | None = None
+    qid: str | None = None
+
+
+def _positive_int(name: str, value: object, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _validate(req: RankRequest) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    """Check one request; return (qid, query, ids, texts) as fresh tuples."""
+    if not isinstance(req.query, str):
+        raise TypeError(f"query must be a str, got {type(req.query).__name__}")
+    if isinstance(req.docs, (str, bytes)) or not isinstance(req.docs, Iterable):
+        raise TypeError("docs must be a sequence of str (one per candidate), "
+                        f"got {type(req.docs).__name__}")
+    texts = tuple(req.docs)
+    for pos, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"docs[{pos}] must be a str, got {type(text).__name__}")
+    if req.doc_ids is None:
+        ids = tuple(str(pos) for pos in range(len(texts)))
+    else:
+        if isinstance(req.doc_ids, (str, bytes)):
+            raise TypeError("doc_ids must be a sequence of ids, not a single string")
+        ids = tuple(req.doc_ids)
+        if len(ids) != len(texts):
+            raise ValueError(f"doc_ids has {len(ids)} ids for {len(texts)} docs")
+        for pos, doc_id in enumerate(ids):
+            if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
+                raise TypeError(f"doc_ids[{pos}] must be a str or int, got {type(doc_id).__name__}")
+        ids = tuple(str(doc_id) for doc_id in ids)
+        seen: set[str] = set()
+        dupes = sorted({doc_id for doc_id in ids if doc_id in seen or seen.add(doc_id)})
+        if dupes:
+            raise ValueError(f"duplicate doc ids: {', '.join(dupes[:10])}")
+    qid = req.query if req.qid is None else str(req.qid)
+    return qid, req.query, ids, texts
+
+
+class Reranker:
+    """Reranks candidates with pairwise judgments from ``oracle``, batching and caching them.
+
+    ``sorter`` is a name or a spec with options (``"quicksort:pivot=random,seed=1"``); ``k``
+    the number of top documents to order; ``batch_size`` (B) the most prompts per inference;
+    ``orders`` ``both``/``one``/``random`` and ``aggregate`` ``auto``/``margin``/``consistent``
+    (see :mod:`prp.aggregate`); ``cache`` None (in memory, the default), False (none), a
+    directory (persistent) or a Cache; ``in_flight`` how many queries are scheduled together
+    (None: all); ``concurrency`` the most inferences in flight at once; ``latency`` the cost
+    model used for ``predicted_seconds``.
+    """
+
+    def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
+                 orders: str = "both", aggregate: str = "auto", tie_band: float = 0.0,
+                 cache: object = None, in_flight: int | None = None, concurrency: int = 1,
+                 seed: int = 0, latency: LatencyModel = DEFAULT_LATENCY) -> None:
+        for attr in ("name", "keys_by", "judge"):
+            if not hasattr(oracle, attr):
+                raise TypeError(f"oracle must implement the Backend protocol (missing {attr!r})")
+        _positive_int("k", k)
+        _positive_int("batch_size", batch_size)
+        _positive_int("in_flight", in_flight, allow_none=True)
+        _positive_int("concurrency", concurrency)
+        if tie_band < 0:
+            raise ValueError(f"tie_band must be >= 0, got {tie_band}")
+        self.sorter_name, self.sorter_options = parse_spec(sorter)
+        make_sorter(self.sorter_name, 2, 1, **self.sorter_options)  # fail now on a bad sorter
+        self.oracle, self.k = oracle, k
+        self.settings = scheduler.Settings(
+            batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
+            aggregate=check_choice("aggregate", aggregate, AGGREGATES), tie_band=tie_band,
+            in_flight=in_flight, concurrency=concurrency, seed=seed, latency=latency)
+        self.cache = make_cache(cache)
+        self.last_cost: Ledger | None = None  # the whole last call (wall time of the run)
+
+    def rank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
+             qid: str | None = None) -> RankedResult:
+        """Rerank one query's candidates (given in first-stage order)."""
+        return self.rank_many([RankRequest(query, docs, doc_ids, qid)])[0]
+
+    async def arank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
+                    qid: str | None = None) -> RankedResult:
+        return (await self.arank_many([RankRequest(query, docs, doc_ids, qid)]))[0]
+
+    def rank_many(self, requests: Iterable[RankRequest | dict]) -> list[RankedResult]:
+        """Rerank many queries at once (their prompts share batches); results in input order."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arank_many(requests))
+        raise RuntimeError("rank_many() cannot run inside an event loop; await arank_many()")
+
+    async def arank_many(self, requests: Iterable[RankRequest | dict]) -> list[RankedResult]:
+        """Async :meth:`rank_many`; requests are RankRequests or dicts of their fields."""
+        checked = [_validate(r if isinstance(r, RankRequest) else RankRequest(**r)) for r in requests]
+        jobs = [scheduler.Job(qid, query, ids, texts, functools.partial(
+                    make_sorter, self.sorter_name, len(texts), self.k, **self.sorter_options))
+                for qid, query, ids, texts in checked]
+        started = time.perf_counter()
+        await scheduler.run(jobs, self.oracle, self.cache, self.settings)
+        elapsed = time.perf_counter() - started
+        results = [self._result(job) for job in jobs]
+        self.last_cost = Ledger.total([r.cost for r in results])
+        self.last_cost.wall_seconds = elapsed
+        return results
+
+    def _result(self, job: scheduler.Job) -> RankedResult:
+        n = len(job.texts)
+        order = job.order or []
+        docs = [RankedDoc(job.ids[i], job.texts[i], rank, float(n - rank + 1), i + 1)
+                for rank, i in enumerate(order, start=1)]
+        return RankedResult(job.qid, job.query, min(self.k, n), docs, job.ledger)

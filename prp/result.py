@@ -1,0 +1,38 @@
+"""What a ranking returns: the reordered documents and what they cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cost.ledger import Ledger
+
+
+@dataclass(frozen=True, slots=True)
+class RankedDoc:
+    doc_id: str
+    text: str
+    rank: int  # 1-based position after reranking
+    score: float  # higher is better; decreasing with rank
+    original_rank: int  # 1-based position in the first-stage order
+
+
+@dataclass
+class RankedResult:
+    """One query's reranked documents (all of them: the top-k first, then the rest) and its cost."""
+
+    qid: str
+    query: str
+    k: int
+    docs: list[RankedDoc]
+    cost: Ledger = field(default_factory=Ledger)
+
+    def top_k(self, k: int | None = None) -> list[RankedDoc]:
+        """The first ``k`` documents (default: the k this ranking judged)."""
+        return self.docs[: self.k if k is None else k]
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return [d.doc_id for d in self.docs]
+
+    def __len__(self) -> int:
+        return len(self.docs)

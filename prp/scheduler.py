@@ -1,0 +1,261 @@
+"""The engine: runs many sans-IO sorters (one per query) against one oracle backend.
+
+Theory of operation. Each admitted query has a sorter generator waiting on a round of
+comparisons. One *step* takes the current round of every query in flight and:
+
+1. de-duplicates each round's comparisons ((a, b) and (b, a) are one comparison);
+2. turns each comparison into its prompts (``orders``) and keys them (backend name, query,
+   first passage, second passage); a key already met in this step or held by the cache costs
+   nothing; the rest become pending prompts, owned by the first query that asked;
+3. packs pending prompts, in a deterministic order, into batches of at most ``batch_size``
+   (prompts of different queries share batches) and sends each batch to the backend as one
+   inference, at most ``concurrency`` at a time; each answer is cached as soon as its batch
+   returns, so a later failure loses nothing already judged;
+4. aggregates each comparison's answers into an outcome and resumes every sorter.
+
+Queries enter as others finish, ``in_flight`` at a time. The schedule depends only on the
+inputs (never on timing), so rankings and counts are deterministic. Rules kept here: the
+engine never reorders candidates itself (sorters decide), and it charges every prompt,
+inference, token and predicted second to exactly one query (shares for shared batches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cost.ledger import Ledger
+from cost.model import LatencyModel
+from prp.aggregate import FIXED_DIRECTIONS, directions, outcome
+from prp.cache import Cache, Key
+from prp.oracles.base import Backend, BackendError
+from prp.types import BatchResult, Judgment, Prompt
+from sorters import SorterGen
+
+
+def digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+@dataclass(frozen=True)
+class Settings:
+    batch_size: int
+    orders: str
+    aggregate: str
+    tie_band: float
+    in_flight: int | None
+    concurrency: int
+    seed: int
+    latency: LatencyModel
+
+
+class Job:
+    """One query being ranked: its sorter, its keys and its ledger."""
+
+    __slots__ = ("qid", "query", "ids", "texts", "factory", "sorter", "qkey", "keys", "ledger",
+                 "round", "order", "started")
+
+    def __init__(self, qid: str, query: str, ids: Sequence[str], texts: Sequence[str],
+                 factory: Callable[[], SorterGen]):
+        self.qid, self.query, self.ids, self.texts = qid, query, ids, texts
+        self.factory = factory
+        self.ledger = Ledger()
+        self.order: list[int] | None = None
+
+    def start(self, keys_by: str) -> None:
+        """Admit the job: key its texts (or ids) and take the sorter's first round."""
+        self.started = time.perf_counter()
+        source = self.texts if keys_by == "text" else self.ids
+        self.qkey = digest(self.query if keys_by == "text" else self.qid)
+        self.keys = [digest(text) for text in source]
+        self.sorter = self.factory()
+        try:
+            self.round = next(self.sorter)
+        except StopIteration as stop:
+            self._finish(stop.value)
+
+    def resume(self, outcomes: list[int]) -> None:
+        try:
+            self.round = self.sorter.send(outcomes)
+        except StopIteration as stop:
+            self._finish(stop.value)
+
+    def _finish(self, order: list[int]) -> None:
+        self.order = order
+        self.ledger.wall_seconds = time.perf_counter() - self.started
+
+
+class _Step:
+    """The bookkeeping of one step (see the module docstring)."""
+
+    __slots__ = ("known", "pending", "owner", "virtual", "paid", "plans", "unparsed")
+
+    def __init__(self) -> None:
+        self.known: dict[Key, Judgment] = {}  # answered by the cache, or judged in this step
+        self.pending: dict[Key, Prompt] = {}  # to send, in first-asked order
+        self.owner: dict[Key, Job] = {}  # who pays for each pending prompt
+        self.virtual: dict[Job, int] = {}  # keys first met in this step, by first asker
+        self.paid: dict[Job, int] = {}  # prompts each job pays for in this step
+        self.plans: list[tuple[Job, list[tuple[int, int]], list[list[tuple[bool, Key]]]]] = []
+        self.unparsed: set[Key] = set()
+
+
+async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> None:
+    """Rank every job (in place: each ends with ``order`` and a filled ``ledger``)."""
+    waiting = list(reversed(jobs))
+    active: list[Job] = []
+    limit = s.in_flight or len(jobs)
+    while waiting or active:
+        while waiting and len(active) < limit:
+            job = waiting.pop()
+            job.start(backend.keys_by)
+            if job.order is None:
+                active.append(job)
+        if active:
+            await _run_step(active, backend, cache, s)
+            active = [job for job in active if job.order is None]
+
+
+async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> None:
+    step = _plan(jobs, backend.name, cache, s)
+    keys = list(step.pending)
+    batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
+    results = await _send_all(batches, step, backend, cache, s.concurrency)
+    _charge(batches, results, step, s)
+    known, aggregate, band = step.known, s.aggregate, s.tie_band
+    for job, round_, plan in step.plans:
+        unique = {pair: outcome([(a_first, known[key]) for a_first, key in answers], aggregate, band)
+                  for pair, answers in zip(job.round, plan, strict=True)}
+        if step.unparsed:
+            job.ledger.unparsed += sum(key in step.unparsed for answers in plan for _, key in answers)
+        job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
+
+
+def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step:
+    """Steps 1 and 2: unique comparisons, their prompt keys, and what is left to pay for."""
+    step = _Step()
+    known, pending, owner = step.known, step.pending, step.owner
+    fixed = FIXED_DIRECTIONS.get(s.orders)
+    for job in jobs:
+        round_, keys, qkey = job.round, job.keys, job.qkey
+        pairs: dict[tuple[int, int], list[tuple[bool, Key]]] = {}
+        hits = virtual = paid = 0
+        for i, j in round_:
+            pair = (i, j) if i < j else (j, i)
+            if pair in pairs:
+                continue
+            a, b = pair
+            ka, kb = keys[a], keys[b]
+            answers = pairs[pair] = []
+            hit = True
+            for a_first in fixed or directions(s.orders, ka, kb, s.seed):
+                key = (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka)
+                answers.append((a_first, key))
+                if key in known:
+                    continue
+                if key in pending:
+                    hit = False
+                    continue
+                virtual += 1
+                judged = None if cache is None else cache.get(key)
+                if judged is not None:
+                    known[key] = judged
+                    continue
+                hit = False
+                paid += 1
+                first, second = (a, b) if a_first else (b, a)
+                pending[key] = Prompt(job.qid, job.query, job.ids[first], job.texts[first],
+                                      job.ids[second], job.texts[second])
+                owner[key] = job
+            hits += hit
+        led = job.ledger
+        led.rounds += 1
+        led.comparisons += len(round_)
+        led.unique_comparisons += len(pairs)
+        led.cache_hits += hits
+        led.virtual_prompts += virtual
+        led.prompts += paid
+        step.virtual[job] = virtual
+        step.paid[job] = paid
+        step.plans.append((job, round_, list(pairs.values())))
+        job.round = list(pairs)  # the unique pairs, in first-asked order, for _run_step
+    return step
+
+
+async def _send_all(batches: list[list[Key]], step: _Step, backend: Backend,
+                    cache: Cache | None, concurrency: int) -> list[BatchResult]:
+    """Step 3: judge every batch, caching each answer as soon as its batch returns."""
+    if concurrency == 1 or len(batches) <= 1:
+        return [await _send(batch, step, backend, cache) for batch in batches]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def gated(batch: list[Key]) -> BatchResult:
+        async with gate:
+            return await _send(batch, step, backend, cache)
+
+    results = await asyncio.gather(*(gated(b) for b in batches), return_exceptions=True)
+    for result in results:  # every batch has finished (and been cached) before we raise
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]
+
+
+async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | None) -> BatchResult:
+    """One inference: judge ``batch``, record and cache its answers."""
+    try:
+        result = await backend.judge([step.pending[key] for key in batch])
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"backend {backend.name!r} failed on a batch of {len(batch)} "
+                           f"prompts: {type(exc).__name__}: {exc}") from exc
+    if len(result.judgments) != len(batch):
+        raise BackendError(f"backend {backend.name!r} returned {len(result.judgments)} "
+                           f"judgments for {len(batch)} prompts")
+    known = step.known
+    for key, judgment in zip(batch, result.judgments, strict=True):
+        known[key] = judgment
+        if not judgment.parsed:
+            step.unparsed.add(key)
+        elif cache is not None:
+            cache.set(key, judgment)
+    return result
+
+
+def _charge(batches: list[list[Key]], results: list[BatchResult], step: _Step,
+            s: Settings) -> None:
+    """Charge each query its share of this step's inferences, tokens and predicted time."""
+    alone = step.plans[0][0] if len(step.plans) == 1 else None  # one query pays for everything
+    seconds = []
+    for batch, result in zip(batches, results, strict=True):
+        size = len(batch)
+        seconds.append(s.latency.batch_seconds(size, result.prompt_tokens))
+        if alone is None:
+            shares: dict[Job, int] = {}
+            for key in batch:
+                job = step.owner[key]
+                shares[job] = shares.get(job, 0) + 1
+        else:
+            shares = {alone: size}
+        first = True
+        for job, count in shares.items():
+            led, share = job.ledger, count / size
+            if first:
+                led.batch_sizes[size] += 1
+                first = False
+            led.inferences += share
+            led.prompt_tokens += result.prompt_tokens * share
+            led.completion_tokens += result.completion_tokens * share
+    if seconds:
+        makespan = sum(seconds) if s.concurrency == 1 else LatencyModel.makespan(seconds, s.concurrency)
+        for job, paid in step.paid.items():
+            job.ledger.predicted_seconds += makespan * paid / len(step.owner)
+    n_virtual = sum(step.virtual.values())
+    if n_virtual:
+        inferences = math.ceil(n_virtual / s.batch_size)
+        for job, count in step.virtual.items():
+            job.ledger.virtual_inferences += inferences * count / n_virtual

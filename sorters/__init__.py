@@ -1,0 +1,98 @@
+"""Sans-IO top-k sorters driven by pairwise judgments (see :mod:`sorters._base`).
+
+Every sorter is a generator ``sorter(n, k, **options)`` registered in :data:`SORTERS`;
+:func:`make_sorter` builds one by name after checking its arguments and options.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from ._base import (
+    LOSS,
+    TIE,
+    WIN,
+    Outcome,
+    Pair,
+    Round,
+    SorterGen,
+    before,
+    check_args,
+    drive,
+    finish,
+)
+from .allpair import allpair
+from .bubblesort import bubblesort
+from .heapsort import heapsort
+from .mergesort import mergesort
+from .quicksort import quicksort
+
+__all__ = [
+    "LOSS",
+    "SORTERS",
+    "TIE",
+    "WIN",
+    "Outcome",
+    "Pair",
+    "Round",
+    "SorterGen",
+    "allpair",
+    "before",
+    "bubblesort",
+    "check_args",
+    "drive",
+    "finish",
+    "get_sorter",
+    "heapsort",
+    "make_sorter",
+    "mergesort",
+    "quicksort",
+    "sorter_options",
+]
+
+SORTERS: dict[str, Callable[..., SorterGen]] = {
+    "heapsort": heapsort,
+    "bubblesort": bubblesort,
+    "quicksort": quicksort,
+    "mergesort": mergesort,
+    "allpair": allpair,
+}
+
+
+def get_sorter(name: str) -> Callable[..., SorterGen]:
+    """The sorter registered as ``name``; ValueError listing the known ones otherwise."""
+    try:
+        return SORTERS[name]
+    except (KeyError, TypeError):
+        known = ", ".join(SORTERS)
+        raise ValueError(f"unknown sorter {name!r}; known sorters: {known}") from None
+
+
+def sorter_options(name: str) -> dict[str, object]:
+    """The options of sorter ``name`` (everything but ``n`` and ``k``) with defaults."""
+    params = inspect.signature(get_sorter(name)).parameters
+    return {p: v.default for p, v in params.items() if p not in ("n", "k")}
+
+
+def make_sorter(name: str, n: int, k: int, **options: object) -> SorterGen:
+    """A fresh sorter generator, with name, n, k and options checked right away.
+
+    Unknown option names and bad option values raise ValueError here, not at the first
+    ``next()``.
+    """
+    sorter = get_sorter(name)
+    accepted = sorter_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        allowed = ", ".join(accepted) or "none"
+        raise ValueError(
+            f"sorter {name!r} got unknown option(s) {', '.join(unknown)}; accepted options: {allowed}"
+        )
+    check_args(n, k)
+    drive(sorter(0, 1, **options), _no_judge)  # n=0 only validates the option values
+    return sorter(n, k, **options)
+
+
+def _no_judge(i: int, j: int) -> Outcome:
+    raise AssertionError("an empty sorter asked for a comparison")  # pragma: no cover

@@ -1,0 +1,90 @@
+"""Caches: persistent across runs and processes, keyed on everything that changes an answer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import CountingOracle
+
+from prp import CacheError, DiskCache, Judgment, Reranker, ScoresOracle
+from prp.cache import MemoryCache, make_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+SCORES = {f"d{i}": float((i * 37) % 11) for i in range(30)}
+IDS = list(SCORES)
+
+
+def test_disk_cache_persists_across_rerankers(tmp_path):
+    first = CountingOracle(ScoresOracle(SCORES))
+    r1 = Reranker(first, sorter="heapsort", k=5, cache=tmp_path / "c").rank("q", IDS, IDS)
+    assert first.batches
+    second = CountingOracle(ScoresOracle(SCORES))
+    r2 = Reranker(second, sorter="heapsort", k=5, cache=str(tmp_path / "c")).rank("q", IDS, IDS)
+    assert second.batches == [] and r2.cost.inferences == 0
+    assert r2.doc_ids == r1.doc_ids
+
+
+def test_key_includes_backend_and_order(tmp_path):
+    cache = DiskCache(tmp_path)
+    key = ("simulated/x", b"q" * 16, b"a" * 16, b"b" * 16)
+    cache.set(key, Judgment("A", 1.5))
+    assert cache.get(key) == Judgment("A", 1.5)
+    assert cache.get(("simulated/x", b"q" * 16, b"b" * 16, b"a" * 16)) is None
+    assert cache.get(("simulated/y", b"q" * 16, b"a" * 16, b"b" * 16)) is None
+    cache.set(("n", b"q", b"a", b"b"), Judgment(None, None, parsed=False))
+    assert cache.get(("n", b"q", b"a", b"b")) is None and len(cache) == 1
+
+
+def test_other_query_or_text_misses():
+    oracle = CountingOracle(ScoresOracle(SCORES))
+    cache = MemoryCache()
+    Reranker(oracle, k=3, cache=cache).rank("q", IDS[:5], IDS[:5], qid="q1")
+    paid = len(oracle.batches)
+    Reranker(oracle, k=3, cache=cache).rank("q", IDS[:5], IDS[:5], qid="q2")  # another qid
+    assert len(oracle.batches) > paid
+
+
+WORKER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from prp import Reranker, ScoresOracle
+    qid = sys.argv[1]
+    ids = [f"d{{i}}" for i in range(40)]
+    scores = {{d: float((i * 37) % 11) for i, d in enumerate(ids)}}
+    Reranker(ScoresOracle(scores), sorter="allpair", k=5, batch_size=8,
+             cache=sys.argv[2]).rank("query " + qid, ids, ids, qid=qid)
+""")
+
+
+def test_two_processes_sharing_a_directory_lose_nothing(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER.format(root=str(ROOT)))
+    directory = tmp_path / "shared-cache"
+    procs = [subprocess.Popen([sys.executable, str(script), qid, str(directory)]) for qid in ("A", "B")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert len(DiskCache(directory)) == 2 * 2 * (40 * 39 // 2)  # both queries, all prompts
+    ids = [f"d{i}" for i in range(40)]
+    scores = {d: float((i * 37) % 11) for i, d in enumerate(ids)}
+    oracle = CountingOracle(ScoresOracle(scores))
+    rr = Reranker(oracle, sorter="allpair", k=5, cache=directory)
+    from prp import RankRequest
+    rr.rank_many([RankRequest("query " + q, ids, ids, qid=q) for q in ("A", "B")])
+    assert oracle.batches == [] and rr.last_cost.cache_hits == 2 * 40 * 39 // 2
+
+
+def test_unusable_directory_is_a_clear_error(tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(CacheError, match="cannot open the judgment cache"):
+        Reranker(ScoresOracle(SCORES), cache=not_a_dir)
+
+
+def test_make_cache():
+    assert isinstance(make_cache(None), MemoryCache)
+    assert make_cache(False) is None
+    with pytest.raises(TypeError, match="cache must be"):
+        make_cache(42)
