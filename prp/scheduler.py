@@ -34,7 +34,7 @@ from prp.aggregate import FIXED_DIRECTIONS, directions, outcome
 from prp.cache import Cache, Key
 from prp.oracles.base import Backend, BackendError
 from prp.types import BatchResult, Judgment, Prompt
-from sorters import SorterGen
+from sorters import Pair, SorterGen
 
 
 def digest(text: str) -> bytes:
@@ -100,7 +100,8 @@ class _Step:
         self.owner: dict[Key, Job] = {}  # who pays for each pending prompt
         self.virtual: dict[Job, int] = {}  # keys first met in this step, by first asker
         self.paid: dict[Job, int] = {}  # prompts each job pays for in this step
-        self.plans: list[tuple[Job, list[tuple[int, int]], list[list[tuple[bool, Key]]]]] = []
+        # per job: its round, and each unique pair's (a shown first?, prompt key) answers
+        self.plans: list[tuple[Job, list[Pair], dict[Pair, list[tuple[bool, Key]]]]] = []
         self.unparsed: set[Key] = set()
 
 
@@ -127,11 +128,12 @@ async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: S
     results = await _send_all(batches, step, backend, cache, s.concurrency)
     _charge(batches, results, step, s)
     known, aggregate, band = step.known, s.aggregate, s.tie_band
-    for job, round_, plan in step.plans:
+    for job, round_, pairs in step.plans:
         unique = {pair: outcome([(a_first, known[key]) for a_first, key in answers], aggregate, band)
-                  for pair, answers in zip(job.round, plan, strict=True)}
+                  for pair, answers in pairs.items()}
         if step.unparsed:
-            job.ledger.unparsed += sum(key in step.unparsed for answers in plan for _, key in answers)
+            job.ledger.unparsed += sum(key in step.unparsed for answers in pairs.values()
+                                       for _, key in answers)
         job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
 
 
@@ -181,8 +183,7 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
         led.prompts += paid
         step.virtual[job] = virtual
         step.paid[job] = paid
-        step.plans.append((job, round_, list(pairs.values())))
-        job.round = list(pairs)  # the unique pairs, in first-asked order, for _run_step
+        step.plans.append((job, round_, pairs))
     return step
 
 
@@ -229,24 +230,14 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
 def _charge(batches: list[list[Key]], results: list[BatchResult], step: _Step,
             s: Settings) -> None:
     """Charge each query its share of this step's inferences, tokens and predicted time."""
-    alone = step.plans[0][0] if len(step.plans) == 1 else None  # one query pays for everything
-    seconds = []
+    seconds = [s.latency.batch_seconds(len(batch), result.prompt_tokens)
+               for batch, result in zip(batches, results, strict=True)]
     for batch, result in zip(batches, results, strict=True):
+        shares = _shares(batch, step)
         size = len(batch)
-        seconds.append(s.latency.batch_seconds(size, result.prompt_tokens))
-        if alone is None:
-            shares: dict[Job, int] = {}
-            for key in batch:
-                job = step.owner[key]
-                shares[job] = shares.get(job, 0) + 1
-        else:
-            shares = {alone: size}
-        first = True
+        step.owner[batch[0]].ledger.batch_sizes[size] += 1
         for job, count in shares.items():
             led, share = job.ledger, count / size
-            if first:
-                led.batch_sizes[size] += 1
-                first = False
             led.inferences += share
             led.prompt_tokens += result.prompt_tokens * share
             led.completion_tokens += result.completion_tokens * share
@@ -259,3 +250,14 @@ def _charge(batches: list[list[Key]], results: list[BatchResult], step: _Step,
         inferences = math.ceil(n_virtual / s.batch_size)
         for job, count in step.virtual.items():
             job.ledger.virtual_inferences += inferences * count / n_virtual
+
+
+def _shares(batch: list[Key], step: _Step) -> dict[Job, int]:
+    """How many of ``batch``'s prompts each query owns."""
+    if len(step.plans) == 1:
+        return {step.plans[0][0]: len(batch)}
+    shares: dict[Job, int] = {}
+    for key in batch:
+        job = step.owner[key]
+        shares[job] = shares.get(job, 0) + 1
+    return shares
