@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from prp.cache import CacheError
 from prp.cli import simulate
+from prp.oracles.base import BackendError
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BACKEND = 0, 2, 3
 
@@ -21,9 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError, CacheError) as exc:
         print(f"prp {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except RuntimeError as exc:
+    except BackendError as exc:
         print(f"prp {args.command}: backend failure: {exc}", file=sys.stderr)
         return EXIT_BACKEND
