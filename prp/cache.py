@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -49,16 +50,31 @@ class CacheError(RuntimeError):
 
 
 class DiskCache:
-    """A persistent judgment cache in ``directory`` (created if missing)."""
+    """A persistent judgment cache in ``directory`` (created if missing).
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    ``on_error="raise"`` (default) turns any failure to open, read or write the directory into
+    a :class:`CacheError` naming it; ``on_error="warn"`` warns once and carries on with no cache
+    (every prompt is then judged again) - never a wrong answer either way.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], on_error: str = "raise") -> None:
         import diskcache
 
-        self.directory = Path(directory)
+        if on_error not in ("raise", "warn"):
+            raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+        self.directory, self.on_error = Path(directory), on_error
+        self._cache = None
         try:
             self._cache = diskcache.Cache(str(self.directory))
         except Exception as exc:  # diskcache raises OSError or sqlite3 errors
-            raise CacheError(f"cannot open the judgment cache at {self.directory}: {exc}") from exc
+            self._failed("open", exc)
+
+    def _failed(self, action: str, exc: Exception) -> None:
+        message = f"cannot {action} the judgment cache at {self.directory}: {type(exc).__name__}: {exc}"
+        if self.on_error == "raise":
+            raise CacheError(message) from exc
+        warnings.warn(message + " (going on without a cache)", RuntimeWarning, stacklevel=3)
+        self._cache = None
 
     @staticmethod
     def _disk_key(key: Key) -> bytes:
@@ -67,28 +83,39 @@ class DiskCache:
                                digest_size=20).digest()
 
     def get(self, key: Key) -> Judgment | None:
-        value = self._cache.get(self._disk_key(key))
+        if self._cache is None:
+            return None
+        try:
+            value = self._cache.get(self._disk_key(key))
+        except Exception as exc:
+            self._failed("read", exc)
+            return None
         return None if value is None else Judgment(*value)
 
     def set(self, key: Key, judgment: Judgment) -> None:
-        if judgment.parsed:
+        if self._cache is None or not judgment.parsed:
+            return
+        try:
             self._cache.set(self._disk_key(key), (judgment.preferred, judgment.margin))
+        except Exception as exc:
+            self._failed("write", exc)
 
     def __len__(self) -> int:
-        return len(self._cache)
+        return 0 if self._cache is None else len(self._cache)
 
     def close(self) -> None:
-        self._cache.close()
+        if self._cache is not None:
+            self._cache.close()
 
 
-def make_cache(cache: object) -> Cache | None:
+def make_cache(cache: object, on_error: str = "raise") -> Cache | None:
     """None/True -> MemoryCache; False -> no cache; a path -> DiskCache; a Cache -> itself."""
     if cache is None or cache is True:
         return MemoryCache()
     if cache is False:
         return None
     if isinstance(cache, (str, os.PathLike)):
-        return DiskCache(cache)
+        return DiskCache(cache, on_error=on_error)
     if hasattr(cache, "get") and hasattr(cache, "set"):
         return cache  # type: ignore[return-value]
     raise TypeError("cache must be None, True, False, a directory path or a Cache, "

@@ -74,7 +74,8 @@ class Reranker:
     the number of top documents to order; ``batch_size`` (B) the most prompts per inference;
     ``orders`` ``both``/``one``/``random`` and ``aggregate`` ``auto``/``margin``/``consistent``
     (see :mod:`prp.aggregate`); ``cache`` None (in memory, the default), False (none), a
-    directory (persistent) or a Cache; ``in_flight`` how many queries are scheduled together
+    directory (persistent; ``on_cache_error="warn"`` goes on without it if it cannot be used) or
+    a Cache; ``in_flight`` how many queries are scheduled together
     (None: all); ``concurrency`` the most inferences in flight at once; ``latency`` the cost
     model used for ``predicted_seconds``.
     """
@@ -82,7 +83,8 @@ class Reranker:
     def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
                  orders: str = "both", aggregate: str = "auto", tie_band: float = 0.0,
                  cache: object = None, in_flight: int | None = None, concurrency: int = 1,
-                 seed: int = 0, latency: LatencyModel = DEFAULT_LATENCY) -> None:
+                 seed: int = 0, latency: LatencyModel = DEFAULT_LATENCY,
+                 on_cache_error: str = "raise") -> None:
         for attr in ("name", "keys_by", "judge"):
             if not hasattr(oracle, attr):
                 raise TypeError(f"oracle must implement the Backend protocol (missing {attr!r})")
@@ -99,7 +101,7 @@ class Reranker:
             batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
             aggregate=check_choice("aggregate", aggregate, AGGREGATES), tie_band=tie_band,
             in_flight=in_flight, concurrency=concurrency, seed=seed, latency=latency)
-        self.cache = make_cache(cache)
+        self.cache = make_cache(cache, on_error=on_cache_error)
         self.last_cost: Ledger | None = None  # the whole last call (wall time of the run)
 
     def rank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,

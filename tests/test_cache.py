@@ -88,3 +88,25 @@ def test_make_cache():
     assert make_cache(False) is None
     with pytest.raises(TypeError, match="cache must be"):
         make_cache(42)
+
+
+def test_unusable_directory_can_warn_and_go_on(tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.warns(RuntimeWarning, match="going on without a cache"):
+        rr = Reranker(ScoresOracle(SCORES), k=3, cache=not_a_dir, on_cache_error="warn")
+    oracle = CountingOracle(ScoresOracle(SCORES))
+    rr.oracle = oracle
+    first = rr.rank("q", IDS[:6], IDS[:6])
+    second = rr.rank("q", IDS[:6], IDS[:6])
+    assert first.doc_ids == second.doc_ids and second.cost.prompts == first.cost.prompts > 0
+
+
+def test_cache_broken_after_opening_is_a_clear_error(tmp_path):
+    cache = DiskCache(tmp_path / "c")
+    cache._cache.close()
+    import shutil
+    shutil.rmtree(tmp_path / "c")
+    (tmp_path / "c").write_text("not a directory any more")
+    with pytest.raises(CacheError, match="cannot (read|write) the judgment cache"):
+        Reranker(ScoresOracle(SCORES), k=3, cache=cache).rank("q", IDS[:6], IDS[:6])

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from prp.cache import CacheError
-from prp.cli import simulate
+from prp.cli import calibrate, simulate
 from prp.oracles.base import BackendError
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BACKEND = 0, 2, 3
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     simulate.add_parser(commands)
+    calibrate.add_parser(commands)
     return parser
 
 

