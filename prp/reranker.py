@@ -77,14 +77,16 @@ class Reranker:
     directory (persistent; ``on_cache_error="warn"`` goes on without it if it cannot be used) or
     a Cache; ``in_flight`` how many queries are scheduled together
     (None: all); ``concurrency`` the most inferences in flight at once; ``latency`` the cost
-    model used for ``predicted_seconds``.
+    model used for ``predicted_seconds``; ``max_inferences`` a budget for each ``rank``/
+    ``rank_many`` call: when it is spent the sorters stop, every result holds the best ranking
+    reached so far and has ``cut=True``, and everything judged stays in the cache.
     """
 
     def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
                  orders: str = "both", aggregate: str = "auto", tie_band: float = 0.0,
                  cache: object = None, in_flight: int | None = None, concurrency: int = 1,
                  seed: int = 0, latency: LatencyModel = DEFAULT_LATENCY,
-                 on_cache_error: str = "raise") -> None:
+                 on_cache_error: str = "raise", max_inferences: int | None = None) -> None:
         for attr in ("name", "keys_by", "judge"):
             if not hasattr(oracle, attr):
                 raise TypeError(f"oracle must implement the Backend protocol (missing {attr!r})")
@@ -92,6 +94,9 @@ class Reranker:
         _positive_int("batch_size", batch_size)
         _positive_int("in_flight", in_flight, allow_none=True)
         _positive_int("concurrency", concurrency)
+        if max_inferences is not None and (not isinstance(max_inferences, int)
+                                           or isinstance(max_inferences, bool) or max_inferences < 0):
+            raise ValueError(f"max_inferences must be an integer >= 0 or None, got {max_inferences!r}")
         if tie_band < 0:
             raise ValueError(f"tie_band must be >= 0, got {tie_band}")
         self.sorter_name, self.sorter_options = parse_spec(sorter)
@@ -100,7 +105,8 @@ class Reranker:
         self.settings = scheduler.Settings(
             batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
             aggregate=check_choice("aggregate", aggregate, AGGREGATES), tie_band=tie_band,
-            in_flight=in_flight, concurrency=concurrency, seed=seed, latency=latency)
+            in_flight=in_flight, concurrency=concurrency, max_inferences=max_inferences, seed=seed,
+            latency=latency)
         self.cache = make_cache(cache, on_error=on_cache_error)
         self.last_cost: Ledger | None = None  # the whole last call (wall time of the run)
 
@@ -140,4 +146,4 @@ class Reranker:
         order = job.order or []
         docs = [RankedDoc(job.ids[i], job.texts[i], rank, float(n - rank + 1), i + 1)
                 for rank, i in enumerate(order, start=1)]
-        return RankedResult(job.qid, job.query, min(self.k, n), docs, job.ledger)
+        return RankedResult(job.qid, job.query, min(self.k, n), docs, job.ledger, cut=job.cut)

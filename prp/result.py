@@ -25,6 +25,7 @@ class RankedResult:
     k: int
     docs: list[RankedDoc]
     cost: Ledger = field(default_factory=Ledger)
+    cut: bool = False  # the budget ran out before the sorter finished: the best ranking so far
 
     def top_k(self, k: int | None = None) -> list[RankedDoc]:
         """The first ``k`` documents (default: the k this ranking judged)."""

@@ -34,7 +34,7 @@ from prp.aggregate import FIXED_DIRECTIONS, directions, outcome
 from prp.cache import Cache, Key
 from prp.oracles.base import Backend, BackendError
 from prp.types import BatchResult, Judgment, Prompt
-from sorters import Pair, SorterGen
+from sorters import Cut, Pair, SorterGen
 
 
 def digest(text: str) -> bytes:
@@ -49,6 +49,7 @@ class Settings:
     tie_band: float
     in_flight: int | None
     concurrency: int
+    max_inferences: int | None
     seed: int
     latency: LatencyModel
 
@@ -57,7 +58,7 @@ class Job:
     """One query being ranked: its sorter, its keys and its ledger."""
 
     __slots__ = ("qid", "query", "ids", "texts", "factory", "sorter", "qkey", "keys", "ledger",
-                 "round", "order", "started")
+                 "round", "order", "started", "cut")
 
     def __init__(self, qid: str, query: str, ids: Sequence[str], texts: Sequence[str],
                  factory: Callable[[], SorterGen]):
@@ -65,6 +66,7 @@ class Job:
         self.factory = factory
         self.ledger = Ledger()
         self.order: list[int] | None = None
+        self.cut = False  # stopped by the budget before the sorter finished
 
     def start(self, keys_by: str) -> None:
         """Admit the job: key its texts (or ids) and take the sorter's first round."""
@@ -84,6 +86,20 @@ class Job:
         except StopIteration as stop:
             self._finish(stop.value)
 
+    def stop(self) -> None:
+        """The budget is spent: take the sorter's best permutation so far."""
+        self.cut = True
+        if not hasattr(self, "started"):  # never admitted: first-stage order, nothing paid
+            self.started = time.perf_counter()
+            self._finish(list(range(len(self.ids))))
+            return
+        try:
+            self.sorter.throw(Cut())
+        except StopIteration as stop:
+            self._finish(stop.value)
+        else:  # pragma: no cover - a sorter that ignores Cut breaks the protocol
+            raise RuntimeError("a sorter went on after Cut")
+
     def _finish(self, order: list[int]) -> None:
         self.order = order
         self.ledger.wall_seconds = time.perf_counter() - self.started
@@ -92,14 +108,13 @@ class Job:
 class _Step:
     """The bookkeeping of one step (see the module docstring)."""
 
-    __slots__ = ("known", "pending", "owner", "virtual", "paid", "plans", "unparsed")
+    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed")
 
     def __init__(self) -> None:
         self.known: dict[Key, Judgment] = {}  # answered by the cache, or judged in this step
         self.pending: dict[Key, Prompt] = {}  # to send, in first-asked order
         self.owner: dict[Key, Job] = {}  # who pays for each pending prompt
         self.virtual: dict[Job, int] = {}  # keys first met in this step, by first asker
-        self.paid: dict[Job, int] = {}  # prompts each job pays for in this step
         # per job: its round, and each unique pair's (a shown first?, prompt key) answers
         self.plans: list[tuple[Job, list[Pair], dict[Pair, list[tuple[bool, Key]]]]] = []
         self.unparsed: set[Key] = set()
@@ -110,6 +125,7 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
     waiting = list(reversed(jobs))
     active: list[Job] = []
     limit = s.in_flight or len(jobs)
+    budget = math.inf if s.max_inferences is None else s.max_inferences
     while waiting or active:
         while waiting and len(active) < limit:
             job = waiting.pop()
@@ -117,14 +133,27 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
             if job.order is None:
                 active.append(job)
         if active:
-            await _run_step(active, backend, cache, s)
+            spent = await _run_step(active, backend, cache, s, budget)
+            if spent is None:  # the budget could not pay for this step: stop everyone
+                for job in active + waiting[::-1]:
+                    job.stop()
+                return
+            budget -= spent
             active = [job for job in active if job.order is None]
 
 
-async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> None:
+async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings,
+                    budget: float) -> int | None:
+    """One step; returns the inferences it made. If the step needs more than ``budget``
+    inferences, it sends only what fits (those answers are cached), resumes no sorter and
+    returns None. Answers the cache holds cost nothing, so they never touch the budget."""
     step = _plan(jobs, backend.name, cache, s)
     keys = list(step.pending)
     batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
+    if len(batches) > budget:
+        batches = batches[: int(budget)]
+        _charge(batches, await _send_all(batches, step, backend, cache, s.concurrency), step, s)
+        return None
     results = await _send_all(batches, step, backend, cache, s.concurrency)
     _charge(batches, results, step, s)
     known, aggregate, band = step.known, s.aggregate, s.tie_band
@@ -135,6 +164,7 @@ async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: S
             job.ledger.unparsed += sum(key in step.unparsed for answers in pairs.values()
                                        for _, key in answers)
         job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
+    return len(batches)
 
 
 def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step:
@@ -145,7 +175,7 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
     for job in jobs:
         round_, keys, qkey = job.round, job.keys, job.qkey
         pairs: dict[tuple[int, int], list[tuple[bool, Key]]] = {}
-        hits = virtual = paid = 0
+        hits = virtual = 0
         for i, j in round_:
             pair = (i, j) if i < j else (j, i)
             if pair in pairs:
@@ -168,7 +198,6 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
                     known[key] = judged
                     continue
                 hit = False
-                paid += 1
                 first, second = (a, b) if a_first else (b, a)
                 pending[key] = Prompt(job.qid, job.query, job.ids[first], job.texts[first],
                                       job.ids[second], job.texts[second])
@@ -180,9 +209,7 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
         led.unique_comparisons += len(pairs)
         led.cache_hits += hits
         led.virtual_prompts += virtual
-        led.prompts += paid
         step.virtual[job] = virtual
-        step.paid[job] = paid
         step.plans.append((job, round_, pairs))
     return step
 
@@ -232,19 +259,23 @@ def _charge(batches: list[list[Key]], results: list[BatchResult], step: _Step,
     """Charge each query its share of this step's inferences, tokens and predicted time."""
     seconds = [s.latency.batch_seconds(len(batch), result.prompt_tokens)
                for batch, result in zip(batches, results, strict=True)]
+    sent: dict[Job, int] = {}
     for batch, result in zip(batches, results, strict=True):
         shares = _shares(batch, step)
         size = len(batch)
         step.owner[batch[0]].ledger.batch_sizes[size] += 1
         for job, count in shares.items():
             led, share = job.ledger, count / size
+            led.prompts += count
             led.inferences += share
             led.prompt_tokens += result.prompt_tokens * share
             led.completion_tokens += result.completion_tokens * share
+            sent[job] = sent.get(job, 0) + count
     if seconds:
         makespan = sum(seconds) if s.concurrency == 1 else LatencyModel.makespan(seconds, s.concurrency)
-        for job, paid in step.paid.items():
-            job.ledger.predicted_seconds += makespan * paid / len(step.owner)
+        total = sum(sent.values())
+        for job, count in sent.items():
+            job.ledger.predicted_seconds += makespan * count / total
     n_virtual = sum(step.virtual.values())
     if n_virtual:
         inferences = math.ceil(n_virtual / s.batch_size)

@@ -13,6 +13,7 @@ from ._base import (
     LOSS,
     TIE,
     WIN,
+    Cut,
     Outcome,
     Pair,
     Round,
@@ -30,6 +31,7 @@ from .quicksort import quicksort
 
 __all__ = [
     "LOSS",
+    "Cut",
     "SORTERS",
     "TIE",
     "WIN",

@@ -11,6 +11,9 @@ Rules this module keeps (and every sorter follows):
   the top-k in judged order, then the other candidates in their original (first-stage) order.
 * A sorter never does I/O, never sleeps and never calls an LLM; everything about who answers,
   how prompts are batched and what is cached lives in ``prp``.
+* A budget may stop a sorter early: the driver throws :class:`Cut` into it instead of sending
+  outcomes, and the sorter returns at once its best permutation so far (what it has settled
+  first, in judged order, then the rest in first-stage order), asking nothing more.
 * Ties, and anything the judge leaves undecided, are "not greater": the candidate that came
   first in the first-stage order goes first (:func:`before`). With a consistent judge this
   makes every sorter return exactly what a stable ``sorted()`` returns.
@@ -24,6 +27,10 @@ Pair = tuple[int, int]
 Round = list[Pair]
 Outcome = int
 SorterGen = Generator[Round, list[Outcome], list[int]]
+
+class Cut(Exception):  # noqa: N818 - a signal, not an error
+    """Thrown into a sorter to stop it: it must return its best permutation so far."""
+
 
 WIN: Outcome = 1
 TIE: Outcome = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from ._base import SorterGen, check_args, finish
+from ._base import Cut, SorterGen, check_args, finish
 
 
 def allpair(n: int, k: int) -> SorterGen:
@@ -21,7 +21,10 @@ def allpair(n: int, k: int) -> SorterGen:
     if n <= 1:
         return finish(range(n), n)
     pairs = list(combinations(range(n), 2))
-    outcomes = yield pairs
+    try:
+        outcomes = yield pairs
+    except Cut:  # nothing judged: first-stage order
+        return finish([], n)
     scores = [0.0] * n
     for (i, j), outcome in zip(pairs, outcomes, strict=True):
         scores[i] += (1 + outcome) / 2

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
-from ._base import Outcome, Round, SorterGen, before, check_args, finish
+from ._base import Cut, Outcome, Round, SorterGen, before, check_args, finish
 
 
 def bubblesort(n: int, k: int, skip_tail: bool = True) -> SorterGen:
@@ -29,12 +29,15 @@ def bubblesort(n: int, k: int, skip_tail: bool = True) -> SorterGen:
         return finish(range(n), n)
     a = list(range(n))
     start = n - 1
-    for p in range(k):
-        deepest = yield from _bubble_pass(a, start, p + 1)
-        if skip_tail:
-            if deepest is None:
-                break
-            start = min(n - 1, deepest + 1)
+    try:
+        for p in range(k):
+            deepest = yield from _bubble_pass(a, start, p + 1)
+            if skip_tail:
+                if deepest is None:
+                    break
+                start = min(n - 1, deepest + 1)
+    except Cut:  # the current order: settled slots first, the rest as far as they bubbled
+        pass
     return finish(a[:k], n)
 
 

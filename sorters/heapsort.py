@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 
-from ._base import Outcome, Round, SorterGen, before, check_args, finish
+from ._base import Cut, Outcome, Round, SorterGen, before, check_args, finish
 
 SIFTS = ("both", "sequential")
 
@@ -35,14 +35,17 @@ def heapsort(n: int, k: int, sift: str = "both") -> SorterGen:
         return finish(range(n), n)
     step = _step_both if sift == "both" else _step_sequential
     heap = list(range(n))
-    for node in range(n // 2 - 1, -1, -1):
-        yield from _sift_down(heap, node, n, step)
     top: list[int] = []
-    for size in range(n - 1, n - 1 - k, -1):
-        top.append(heap[0])
-        heap[0], heap[size] = heap[size], heap[0]
-        if len(top) < k:
-            yield from _sift_down(heap, 0, size, step)
+    try:
+        for node in range(n // 2 - 1, -1, -1):
+            yield from _sift_down(heap, node, n, step)
+        for size in range(n - 1, n - 1 - k, -1):
+            top.append(heap[0])
+            heap[0], heap[size] = heap[size], heap[0]
+            if len(top) < k:
+                yield from _sift_down(heap, 0, size, step)
+    except Cut:  # the extracted candidates are settled; the rest keep first-stage order
+        pass
     return finish(top, n)
 
 

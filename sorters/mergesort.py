@@ -16,7 +16,7 @@ kept incrementally (a finished merge tells its parent), so a round costs O(its s
 
 from __future__ import annotations
 
-from ._base import SorterGen, before, check_args, finish
+from ._base import Cut, SorterGen, before, check_args, finish
 
 
 class _Run:
@@ -68,7 +68,10 @@ def mergesort(n: int, k: int) -> SorterGen:
     while active:
         active.sort(key=lambda run: run.index)
         round_ = [run.heads() for run in active]
-        outcomes = yield round_
+        try:
+            outcomes = yield round_
+        except Cut:  # what the final merge has output so far; the rest in first-stage order
+            return finish(root.out, n)
         still: list[_Run] = []
         for run, (left, right), outcome in zip(active, round_, outcomes, strict=True):
             run.take(left=before(left, right, outcome))

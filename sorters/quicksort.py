@@ -22,7 +22,7 @@ import random
 from collections.abc import Generator
 from itertools import combinations
 
-from ._base import Outcome, Pair, Round, SorterGen, before, check_args, finish
+from ._base import Cut, Outcome, Pair, Round, SorterGen, before, check_args, finish
 
 PIVOTS = ("middle", "first", "random", "median-of-three")
 
@@ -40,13 +40,16 @@ def quicksort(n: int, k: int, pivot: str = "middle", seed: int = 0) -> SorterGen
     a = list(range(n))
     rng = random.Random(seed)
     segments: list[Segment] = [(0, n)]
-    while segments:
-        known: Known = {}
-        if pivot == "median-of-three":
-            slots = yield from _medians(a, segments, known)
-        else:
-            slots = [_pick(pivot, lo, hi, rng) for lo, hi in segments]
-        segments = yield from _partition(a, segments, slots, known, k)
+    try:
+        while segments:
+            known: Known = {}
+            if pivot == "median-of-three":
+                slots = yield from _medians(a, segments, known)
+            else:
+                slots = [_pick(pivot, lo, hi, rng) for lo, hi in segments]
+            segments = yield from _partition(a, segments, slots, known, k)
+    except Cut:  # the partitions done so far: better candidates already sit higher
+        pass
     return finish(a[:k], n)
 
 

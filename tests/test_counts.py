@@ -111,7 +111,8 @@ def scripted(rounds):
 def run_script(rounds, cache):
     job = sched.Job("q", "q", ("a", "b", "c"), ("ta", "tb", "tc"), scripted(rounds))
     settings = sched.Settings(batch_size=8, orders="both", aggregate="auto", tie_band=0.0,
-                              in_flight=None, concurrency=1, seed=0, latency=LatencyModel())
+                              in_flight=None, concurrency=1, max_inferences=None, seed=0,
+                              latency=LatencyModel())
     asyncio.run(sched.run([job], ScoresOracle({"a": 1, "b": 2, "c": 3}), cache, settings))
     return job.ledger
 
