@@ -19,9 +19,21 @@ import warnings
 from pathlib import Path
 from typing import Protocol
 
-from prp.types import Judgment
+from prp.types import Judgment, Prompt
 
 Key = tuple[str, bytes, bytes, bytes]
+
+
+def digest(text: str) -> bytes:
+    """The 16-byte digest a query, passage or id stands for in a key."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def prompt_key(backend_name: str, keys_by: str, prompt: Prompt) -> Key:
+    """The cache key of one prompt (the scheduler builds the same keys from per-query digests)."""
+    if keys_by == "text":
+        return backend_name, digest(prompt.query), digest(prompt.first), digest(prompt.second)
+    return backend_name, digest(prompt.qid), digest(prompt.first_id), digest(prompt.second_id)
 
 
 class Cache(Protocol):

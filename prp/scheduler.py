@@ -22,7 +22,6 @@ inference, token and predicted second to exactly one query (shares for shared ba
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -31,14 +30,10 @@ from dataclasses import dataclass
 from cost.ledger import Ledger
 from cost.model import LatencyModel
 from prp.aggregate import FIXED_DIRECTIONS, directions, outcome
-from prp.cache import Cache, Key
+from prp.cache import Cache, Key, digest
 from prp.oracles.base import Backend, BackendError
 from prp.types import BatchResult, Judgment, Prompt
 from sorters import Cut, Pair, SorterGen
-
-
-def digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,23 @@ def test_cache_broken_after_opening_is_a_clear_error(tmp_path):
     (tmp_path / "c").write_text("not a directory any more")
     with pytest.raises(CacheError, match="cannot (read|write) the judgment cache"):
         Reranker(ScoresOracle(SCORES), k=3, cache=cache).rank("q", IDS[:6], IDS[:6])
+
+
+def test_prompt_key_matches_the_scheduler():
+    from prp.cache import prompt_key
+    from prp.types import Prompt
+
+    class Recording(MemoryCache):
+        def __init__(self):
+            super().__init__()
+            self.keys = []
+
+        def get(self, key):
+            self.keys.append(key)
+            return super().get(key)
+
+    cache = Recording()
+    oracle = ScoresOracle({"a": 1.0, "b": 2.0})
+    Reranker(oracle, sorter="allpair", k=2, cache=cache).rank("q", ["ta", "tb"], ["a", "b"], qid="Q")
+    expected = {prompt_key(oracle.name, "id", Prompt("Q", "q", f, "", s, "")) for f, s in (("a", "b"), ("b", "a"))}
+    assert set(cache.keys) == expected
