@@ -4,14 +4,26 @@
   "content"}]}`` (the "retrieve_results" layout).
 * ``qrels.txt`` - TREC qrels, ``qid iteration docid grade``.
 * ``topics.tsv`` - ``qid<TAB>query``; ``*.run`` - TREC run ``qid Q0 docid rank score tag``.
-Every reader raises :class:`DataError` naming the file and line of anything it cannot read.
+* ``docs.jsonl`` - one ``{"docid", "text"}`` per line (the passages a run names).
+* candidates JSONL - one ``{"qid", "query", "candidates": [{"docid", "text", "score"?}]}`` per
+  line, candidates in first-stage order (by score, descending and stable, when all have one).
+
+:func:`load_candidates` reads any of the three first-stage layouts ``prp rerank`` takes. Every
+reader raises :class:`DataError` naming the file and line of anything it cannot read; a query
+may not name the same docid twice. Writers: :func:`trec_run_lines` and :func:`atomic_output`
+(a temp file renamed into place, so a failed run leaves no half-written file).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TextIO
 
 from prp.reranker import RankRequest
 
@@ -42,16 +54,36 @@ def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
-    """``{qid: [(docid, score), ...]}`` from a TREC run, each list in rank order."""
-    rows: dict[str, list[tuple[int, str, float]]] = {}
+def _run_rows(path: str | Path) -> Iterator[tuple[int, str, str, int, float]]:
+    """``(line, qid, docid, rank, score)`` for every line of a TREC run."""
     for number, parts in _lines(path):
         try:
             qid, _, docid, rank, score = parts[:5]
-            rows.setdefault(qid, []).append((int(rank), docid, float(score)))
+            yield number, qid, docid, int(rank), float(score)
         except ValueError as exc:
             raise DataError(f"{path}:{number}: expected 'qid Q0 docid rank score tag'") from exc
+
+
+def load_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
+    """``{qid: [(docid, score), ...]}`` from a TREC run, each list in rank order."""
+    rows: dict[str, list[tuple[int, str, float]]] = {}
+    for _, qid, docid, rank, score in _run_rows(path):
+        rows.setdefault(qid, []).append((rank, docid, score))
     return {qid: [(d, s) for _, d, s in sorted(r)] for qid, r in rows.items()}
+
+
+def load_run_strict(path: str | Path) -> dict[str, list[tuple[str, float, int]]]:
+    """``{qid: [(docid, score, line), ...]}`` in rank order (ties: file order), queries in file
+    order; a docid listed twice for one query is a DataError."""
+    rows: dict[str, list[tuple[int, int, str, float]]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for number, qid, docid, rank, score in _run_rows(path):
+        first = seen.setdefault((qid, docid), number)
+        if first != number:
+            raise DataError(f"{path}:{number}: duplicate docid {docid!r} for query {qid!r} "
+                            f"(first at line {first})")
+        rows.setdefault(qid, []).append((rank, number, docid, score))
+    return {qid: [(d, s, n) for _, n, d, s in sorted(r)] for qid, r in rows.items()}
 
 
 def load_retrieve_results(path: str | Path, depth: int | None = None) -> list[RankRequest]:
@@ -78,3 +110,197 @@ def load_dataset(directory: str | Path, depth: int | None = None
     directory = Path(directory)
     return (load_retrieve_results(directory / "bm25-top100.json", depth),
             load_qrels(directory / "qrels.txt"))
+
+
+# --- first-stage candidates for ``prp rerank`` ------------------------------------------------
+
+def _json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed object)`` for every non-blank line of a JSONL file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+            yield number, obj
+
+
+def _field_id(obj: dict, key: str, where: str) -> str:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
+        raise DataError(f"{where}: {key!r} must be a non-empty string or integer, got {value!r}")
+    return str(value)
+
+
+def _field_text(obj: dict, key: str, where: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise DataError(f"{where}: {key!r} must be a string, got {value!r}")
+    return value
+
+
+def load_topics(path: str | Path) -> dict[str, str]:
+    """``{qid: query}`` from a ``qid<TAB>query`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    topics: dict[str, str] = {}
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            qid, tab, query = line.rstrip("\r\n").partition("\t")
+            if not tab or not qid.strip() or not query.strip():
+                raise DataError(f"{path}:{number}: expected 'qid<TAB>query'")
+            qid = qid.strip()
+            if qid in topics and topics[qid] != query.strip():
+                raise DataError(f"{path}:{number}: query {qid!r} is given twice, with different texts")
+            topics[qid] = query.strip()
+    return topics
+
+
+def load_docs(path: str | Path) -> dict[str, str]:
+    """``{docid: text}`` from a JSONL file of ``{"docid", "text"}`` objects."""
+    docs: dict[str, str] = {}
+    for number, obj in _json_lines(path):
+        where = f"{path}:{number}"
+        docid, text = _field_id(obj, "docid", where), _field_text(obj, "text", where)
+        if docid in docs and docs[docid] != text:
+            raise DataError(f"{where}: docid {docid!r} is given twice, with different texts")
+        docs[docid] = text
+    return docs
+
+
+def load_run_candidates(run: str | Path, topics: str | Path, docs: str | Path) -> list[RankRequest]:
+    """One request per query of a TREC ``run`` (file order), with query texts from ``topics``
+    and passages from ``docs`` (JSONL); candidates in rank order."""
+    queries, texts = load_topics(topics), load_docs(docs)
+    requests = []
+    for qid, rows in load_run_strict(run).items():
+        if qid not in queries:
+            raise DataError(f"{run}:{rows[0][2]}: query {qid!r} has no text in {topics}")
+        for docid, _, number in rows:
+            if docid not in texts:
+                raise DataError(f"{run}:{number}: docid {docid!r} is not in {docs}")
+        ids = [docid for docid, _, _ in rows]
+        requests.append(RankRequest(queries[qid], [texts[d] for d in ids], ids, qid))
+    return requests
+
+
+def _candidates(obj: dict, where: str) -> tuple[list[str], list[str]]:
+    """(docids, texts) of one candidates-JSONL line, in first-stage order."""
+    items = obj.get("candidates")
+    if not isinstance(items, list):
+        raise DataError(f"{where}: 'candidates' must be a list of {{\"docid\", \"text\"}} objects")
+    rows, seen = [], set()
+    for pos, item in enumerate(items):
+        at = f"{where}: candidates[{pos}]"
+        if not isinstance(item, dict):
+            raise DataError(f"{at}: expected an object, got {type(item).__name__}")
+        docid, text = _field_id(item, "docid", at), _field_text(item, "text", at)
+        score = item.get("score")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+            raise DataError(f"{at}: 'score' must be a number, got {score!r}")
+        if docid in seen:
+            raise DataError(f"{at}: duplicate docid {docid!r} in query {obj.get('qid')!r}")
+        seen.add(docid)
+        rows.append((docid, text, score))
+    if rows and all(score is not None for _, _, score in rows):
+        rows.sort(key=lambda row: -row[2])  # stable: equal scores keep the file's order
+    return [docid for docid, _, _ in rows], [text for _, text, _ in rows]
+
+
+def load_candidates_jsonl(path: str | Path) -> list[RankRequest]:
+    """One request per line of ``{"qid", "query", "candidates": [{"docid", "text", "score"?}]}``.
+
+    Candidates are taken in file order, or by score (descending, stable) when every candidate
+    of the query has one."""
+    requests, lines = [], {}
+    for number, obj in _json_lines(path):
+        where = f"{path}:{number}"
+        qid, query = _field_id(obj, "qid", where), _field_text(obj, "query", where)
+        if qid in lines:
+            raise DataError(f"{where}: query {qid!r} is given twice (first at line {lines[qid]})")
+        lines[qid] = number
+        ids, texts = _candidates(obj, where)
+        requests.append(RankRequest(query, texts, ids, qid))
+    return requests
+
+
+def _check_unique(path: str | Path, requests: list[RankRequest]) -> None:
+    seen_qids: set[str] = set()
+    for req in requests:
+        if req.qid in seen_qids:
+            raise DataError(f"{path}: query {req.qid!r} is given twice")
+        seen_qids.add(str(req.qid))
+        seen: set[str] = set()
+        for docid in req.doc_ids or ():
+            if docid in seen:
+                raise DataError(f"{path}: duplicate docid {docid!r} in query {req.qid!r}")
+            seen.add(docid)
+
+
+def load_candidates(path: str | Path) -> list[RankRequest]:
+    """Queries and candidates from a candidates JSONL file or a retrieve_results JSON list
+    (told apart by the first character: ``[`` is the JSON list)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(4096).lstrip()
+    if head.startswith("["):
+        requests = load_retrieve_results(path)
+        _check_unique(path, requests)
+        return requests
+    return load_candidates_jsonl(path)
+
+
+# --- writers ----------------------------------------------------------------------------------
+
+def trec_run_lines(qid: str, doc_ids: Iterable[str], tag: str = "prp") -> Iterator[str]:
+    """TREC run lines ``qid Q0 docid rank score tag`` for one ranking: ranks 1..n and integer
+    scores n..1, so rank order and score order agree."""
+    ids = list(doc_ids)
+    for rank, docid in enumerate(ids, start=1):
+        yield f"{qid} Q0 {docid} {rank} {len(ids) - rank + 1} {tag}\n"
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[TextIO]:
+    """A text stream for ``path`` (``"-"``: stdout). The file appears only when the block ends
+    without an exception: it is written to a temp file beside it, then renamed into place."""
+    if str(path) == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check_output_path(path: str | Path) -> None:
+    """Fail early (before any work) if ``path`` cannot be written: DataError naming why."""
+    if str(path) == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise DataError(f"output {target} is a directory")
+    parent = target.parent
+    if not parent.is_dir():
+        raise DataError(f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise DataError(f"output directory {parent} is not writable")

@@ -26,3 +26,23 @@ def mean_measure(measure: str, rankings: Mapping[str, Sequence[str]],
     run = run_from_rankings(rankings)
     judged = {qid: dict(qrels[qid]) for qid in run if qid in qrels}
     return float(irm.calc_aggregate([parsed], judged, run)[parsed])
+
+
+def evaluate_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
+                 measures: Sequence[str]) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """``(per_query, means)`` of ``measures`` over a scored run ``{qid: {docid: score}}``.
+
+    ``per_query`` is ``{qid: {measure: value}}`` for the run's queries that have judgments
+    (trec_eval without ``-c``: queries absent from the run are not counted); ``means`` their
+    means, keyed by the measure strings as given."""
+    irm = _ir_measures()
+    parsed = {name: irm.parse_measure(name) for name in measures}
+    by_measure = {m: name for name, m in parsed.items()}
+    judged = {qid: dict(qrels[qid]) for qid in run if qid in qrels}
+    scored = {qid: dict(docs) for qid, docs in run.items() if qid in judged}
+    per_query: dict[str, dict[str, float]] = {qid: {} for qid in scored}
+    for metric in irm.iter_calc(list(parsed.values()), judged, scored):
+        per_query[metric.query_id][by_measure[metric.measure]] = float(metric.value)
+    means = {name: (sum(row[name] for row in per_query.values()) / len(per_query) if per_query else 0.0)
+             for name in measures}
+    return per_query, means

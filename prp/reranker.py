@@ -18,6 +18,8 @@ from prp.result import RankedDoc, RankedResult
 from prp.spec import parse_spec
 from sorters import make_sorter
 
+AUTO = "auto"  # sorter name: let the cost planner pick per query (see Reranker.sorter_for)
+
 
 @dataclass(frozen=True)
 class RankRequest:
@@ -70,7 +72,8 @@ def _validate(req: RankRequest) -> tuple[str, str, tuple[str, ...], tuple[str, .
 class Reranker:
     """Reranks candidates with pairwise judgments from ``oracle``, batching and caching them.
 
-    ``sorter`` is a name or a spec with options (``"quicksort:pivot=random,seed=1"``); ``k``
+    ``sorter`` is a name or a spec with options (``"quicksort:pivot=random,seed=1"``), or
+    ``"auto"``: the cost planner's cheapest sorter for each query's shape; ``k``
     the number of top documents to order; ``batch_size`` (B) the most prompts per inference;
     ``orders`` ``both``/``one``/``random`` and ``aggregate`` ``auto``/``margin``/``consistent``
     (see :mod:`prp.aggregate`); ``cache`` None (in memory, the default), False (none), a
@@ -99,8 +102,13 @@ class Reranker:
             raise ValueError(f"max_inferences must be an integer >= 0 or None, got {max_inferences!r}")
         if tie_band < 0:
             raise ValueError(f"tie_band must be >= 0, got {tie_band}")
+        self.sorter_spec = sorter
         self.sorter_name, self.sorter_options = parse_spec(sorter)
-        make_sorter(self.sorter_name, 2, 1, **self.sorter_options)  # fail now on a bad sorter
+        if self.sorter_name == AUTO:
+            if self.sorter_options:
+                raise ValueError(f"sorter 'auto' takes no options, got {sorter!r}")
+        else:
+            make_sorter(self.sorter_name, 2, 1, **self.sorter_options)  # fail now on a bad sorter
         self.oracle, self.k = oracle, k
         self.settings = scheduler.Settings(
             batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
@@ -130,8 +138,7 @@ class Reranker:
     async def arank_many(self, requests: Iterable[RankRequest | dict]) -> list[RankedResult]:
         """Async :meth:`rank_many`; requests are RankRequests or dicts of their fields."""
         checked = [_validate(r if isinstance(r, RankRequest) else RankRequest(**r)) for r in requests]
-        jobs = [scheduler.Job(qid, query, ids, texts, functools.partial(
-                    make_sorter, self.sorter_name, len(texts), self.k, **self.sorter_options))
+        jobs = [scheduler.Job(qid, query, ids, texts, self._sorter_factory(len(texts)))
                 for qid, query, ids, texts in checked]
         started = time.perf_counter()
         await scheduler.run(jobs, self.oracle, self.cache, self.settings)
@@ -140,6 +147,23 @@ class Reranker:
         self.last_cost = Ledger.total([r.cost for r in results])
         self.last_cost.wall_seconds = elapsed
         return results
+
+    def sorter_for(self, n: int) -> str:
+        """The sorter spec for a query of ``n`` candidates. With ``sorter="auto"`` it is the cost
+        planner's cheapest in inferences for (n, k, B, orders, latency) (:func:`cost.planner.
+        choose`, cached per shape); fewer than 2 candidates need no comparison: quicksort."""
+        if self.sorter_name != AUTO:
+            return self.sorter_spec
+        if n < 2:
+            return "quicksort"
+        from cost.planner import choose  # lazily: the planner runs Rerankers itself
+
+        s = self.settings
+        return choose(n, self.k, s.batch_size, orders=s.orders, latency=s.latency, objective="inferences")
+
+    def _sorter_factory(self, n: int) -> functools.partial:
+        name, options = parse_spec(self.sorter_for(n))
+        return functools.partial(make_sorter, name, n, self.k, **options)
 
     def _result(self, job: scheduler.Job) -> RankedResult:
         n = len(job.texts)

@@ -128,5 +128,6 @@ def test_prompt_key_matches_the_scheduler():
     cache = Recording()
     oracle = ScoresOracle({"a": 1.0, "b": 2.0})
     Reranker(oracle, sorter="allpair", k=2, cache=cache).rank("q", ["ta", "tb"], ["a", "b"], qid="Q")
-    expected = {prompt_key(oracle.name, "id", Prompt("Q", "q", f, "", s, "")) for f, s in (("a", "b"), ("b", "a"))}
+    expected = {prompt_key(oracle.name, "id", Prompt("Q", "q", f, "", s, ""))
+                for f, s in (("a", "b"), ("b", "a"))}
     assert set(cache.keys) == expected

@@ -38,3 +38,16 @@ def test_fit_recovers_a_known_judge(dl19):
     assert len(cache) == 800  # a second fit pays nothing
     perfect, _ = fit_noisy(prompts, asyncio.run(judge_all(PerfectOracle(qrels), prompts, 16, None)), qrels)
     assert perfect.pair_accuracy == 1.0 and perfect.noise == pytest.approx(0, abs=1e-9)
+
+
+def test_calibrate_oracle_command(dl19_dir, capsys):
+    import json
+
+    from prp.cli import main
+    code = main(["calibrate-oracle", "--data", str(dl19_dir), "--pairs", "120", "--backend", "noisy",
+                 "--qrels", str(dl19_dir / "qrels.txt"),
+                 "--oracle-options", "scale=2,bias=1,noise=0.5,seed=4", "--format", "json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scale"] == pytest.approx(2, abs=0.2) and report["bias"] == pytest.approx(1, abs=0.2)
+    assert report["oracle"].startswith("noisy:scale=") and report["pairs"] == 120

@@ -1,4 +1,5 @@
-"""The ``prp`` command line. Exit codes: 0 ok, 2 bad input, 3 backend failure."""
+"""The ``prp`` command line. Exit codes: 0 ok, 2 bad input, 3 backend failure, 4 budget exhausted
+(``prp rerank --max-inferences``: the output is written, some queries were cut)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,18 @@ import argparse
 import sys
 
 from prp.cache import CacheError
-from prp.cli import calibrate, simulate
+from prp.cli import bench, calibrate, calibrate_oracle, evaluate, plan, rerank, simulate
 from prp.oracles.base import BackendError
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BACKEND = 0, 2, 3
+EXIT_BUDGET = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    simulate.add_parser(commands)
-    calibrate.add_parser(commands)
+    for command in (rerank, evaluate, bench, plan, simulate, calibrate, calibrate_oracle):
+        command.add_parser(commands)
     return parser
 
 

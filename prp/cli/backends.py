@@ -1,0 +1,125 @@
+"""The judge of a command, from its command-line arguments (shared by ``rerank`` and ``bench``).
+
+``add_backend_args(parser)`` adds the options, ``make_backend(args)`` builds the backend:
+
+* ``perfect`` / ``noisy``: simulated judges reading graded ``--qrels`` (required); ``noisy``
+  takes ``--oracle-options scale=1,bias=1.5,noise=1.0,seed=0``.
+* ``llama.cpp`` (default): ``--model`` is a packaged GGUF name (default
+  ``qwen2.5-coder-1.5b``; see :mod:`prp.models`) or a path to a ``.gguf`` file.
+* ``transformers``: ``--model`` is a Hugging Face id or a local directory (required).
+* ``openai``: an OpenAI-compatible server; ``--model``, ``--base-url`` (repeatable: used
+  round-robin) and ``--api-key`` default to the environment (``PRP_OPENAI_*``, ``OPENAI_*``).
+
+For the LLM backends ``--oracle-options key=value,...`` are passed to the backend's constructor
+(e.g. ``n_threads=2`` for llama.cpp, ``device=cpu`` for transformers, ``endpoint=chat`` for
+openai). Building a backend loads its model: commands that only predict must not call
+:func:`make_backend`. A missing extra or packaged model raises :class:`BackendUnavailable` (a
+ValueError, so the CLI exits 2) whose message says what to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from prp.data import load_qrels
+from prp.models import MODELS, ModelError
+from prp.oracles import Backend, make_simulated_oracle
+from prp.spec import parse_spec
+
+BACKENDS = ("perfect", "noisy", "llama.cpp", "transformers", "openai")
+SIMULATED = ("perfect", "noisy")
+DEFAULT_LLAMA_MODEL = "qwen2.5-coder-1.5b"
+
+
+class BackendUnavailable(ValueError):
+    """The backend cannot be built here: an extra or a packaged model is missing."""
+
+
+def add_backend_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--backend``, ``--model``, ``--base-url``, ``--api-key``, ``--qrels`` and
+    ``--oracle-options`` to ``parser``."""
+    group = parser.add_argument_group("judge")
+    group.add_argument("--backend", choices=BACKENDS, default="llama.cpp",
+                       help="who judges the pairs (default: llama.cpp)")
+    group.add_argument("--model", default=None,
+                       help=f"llama.cpp: packaged name ({', '.join(MODELS)}; default "
+                            f"{DEFAULT_LLAMA_MODEL}) or a .gguf path; transformers: HF id or path; "
+                            "openai: the served model name")
+    group.add_argument("--base-url", action="append", default=None, metavar="URL",
+                       help="openai: server base URL (repeat for a round-robin pool)")
+    group.add_argument("--api-key", default=None, help="openai: API key (default: from the environment)")
+    group.add_argument("--qrels", default=None, help="perfect/noisy: TREC qrels the judge reads")
+    group.add_argument("--oracle-options", default="", metavar="KEY=VALUE,...",
+                       help="noisy: scale,bias,noise,seed; LLM backends: constructor options")
+
+
+def backend_label(args: argparse.Namespace) -> str:
+    """A short description of the configured judge, e.g. ``llama.cpp/qwen2.5-coder-1.5b``."""
+    if args.backend in SIMULATED:
+        return args.backend + (f":{args.oracle_options}" if args.oracle_options else "")
+    model = args.model or (DEFAULT_LLAMA_MODEL if args.backend == "llama.cpp" else "(default)")
+    return f"{args.backend}/{model}"
+
+
+def make_backend(args: argparse.Namespace) -> Backend:
+    """The backend ``args`` describe (this loads an LLM backend's model)."""
+    options = _options(args.oracle_options)
+    if args.backend in SIMULATED:
+        return _simulated(args, options)
+    if args.qrels:
+        raise ValueError(f"--qrels is for the simulated judges, not --backend {args.backend}")
+    try:
+        return _BUILDERS[args.backend](args, options)
+    except (ImportError, ModelError) as exc:
+        raise BackendUnavailable(f"--backend {args.backend} is not available: {exc}") from exc
+
+
+def _options(text: str) -> dict[str, object]:
+    if not text.strip():
+        return {}
+    _, options = parse_spec(f"options:{text}")
+    return options
+
+
+def _simulated(args: argparse.Namespace, options: dict[str, object]) -> Backend:
+    if not args.qrels:
+        raise ValueError(f"--backend {args.backend} needs --qrels (the graded judgments it reads)")
+    for flag, value in (("--model", args.model), ("--base-url", args.base_url), ("--api-key", args.api_key)):
+        if value:
+            raise ValueError(f"{flag} is for the LLM backends, not --backend {args.backend}")
+    if args.backend == "perfect" and options:
+        raise ValueError("--backend perfect takes no --oracle-options")
+    spec = args.backend + ("" if args.backend == "perfect" else ":" + args.oracle_options)
+    return make_simulated_oracle(spec, load_qrels(args.qrels))
+
+
+def _llama(args: argparse.Namespace, options: dict[str, object]) -> Backend:
+    from prp.oracles import LlamaCppBackend
+
+    model = args.model or DEFAULT_LLAMA_MODEL
+    if model in MODELS:
+        return LlamaCppBackend(model, **options)
+    if not model.endswith(".gguf") and not Path(model).exists():
+        raise ValueError(f"--model {model!r} is neither a packaged model ({', '.join(MODELS)}) "
+                         "nor a .gguf file")
+    return LlamaCppBackend(model_path=model, **options)
+
+
+def _transformers(args: argparse.Namespace, options: dict[str, object]) -> Backend:
+    if not args.model:
+        raise ValueError("--backend transformers needs --model (a Hugging Face id or a local path)")
+    from prp.oracles import TransformersBackend
+
+    return TransformersBackend(args.model, **options)
+
+
+def _openai(args: argparse.Namespace, options: dict[str, object]) -> Backend:
+    from prp.oracles import OpenAIBackend
+
+    return OpenAIBackend(model=args.model, base_url=args.base_url, api_key=args.api_key, **options)
+
+
+_BUILDERS: dict[str, Callable[[argparse.Namespace, dict[str, object]], Backend]] = {
+    "llama.cpp": _llama, "transformers": _transformers, "openai": _openai}

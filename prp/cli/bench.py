@@ -1,0 +1,380 @@
+"""``prp bench``: effectiveness and cost of every sorter x batch size on a TREC DL dataset.
+
+For each (sorter, batch size) it reranks the first ``--queries`` queries of ``--data`` (the
+first-stage top ``--depth``) with the judge of ``--backend`` and reports nDCG@10 and MRR@10
+(RR with rel >= 2, ir-measures), the per-query means of the cost ledger, the latency model's
+``predicted_seconds`` and the measured wall seconds per query. Rules:
+
+* **Counts are standalone.** Every run starts with an empty in-memory cache of its own, so its
+  ``inferences`` are what that sorter x B costs alone, whatever ran before it
+  (``virtual_inferences``: the same schedule with no cache at all).
+* **Replay.** ``--cache-dir`` is a persistent judgment store shared by all runs (and with
+  ``prp rerank --cache-dir``: same keys). A prompt it holds is replayed, not judged, so each
+  run only pays for pairs no earlier run judged: ``physical_inferences`` / ``physical_prompts``
+  are what reached the backend. A replayed prompt is charged estimated prompt tokens (the text
+  estimate, scaled by the reported/estimated ratio of the prompts judged so far), so the
+  predictions hardly depend on what was replayed (for simulated judges: not at all).
+* **Time.** ``measured_seconds`` is the run's wall time per query on this machine (replayed
+  prompts cost almost nothing, so under replay it measures only the physical work);
+  ``predicted_seconds`` the ledger's under ``--latency`` for the standalone schedule, and
+  ``physical_predicted_seconds`` the latency model for the physical batches only.
+
+Writes into ``--out``: ``report.md`` (command line, settings, the table), ``results.json``
+(settings and every row) and, with matplotlib, ``frontier.png`` (nDCG@10 against inferences per
+query: the cost/quality frontier) and ``inferences_vs_batch.png``. Exit 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cost.model import DEFAULT_LATENCY, TEMPLATE_TOKENS, LatencyModel, estimate_tokens
+from prp.cache import Cache, MemoryCache, make_cache, prompt_key
+from prp.cli import backends
+from prp.data import load_dataset
+from prp.evaluate import mean_measure
+from prp.oracles import ScoresOracle
+from prp.oracles.base import Backend
+from prp.reranker import RankRequest, Reranker
+from prp.spec import split_specs
+from prp.types import BatchResult, Prompt
+
+MEASURES = {"ndcg@10": "nDCG@10", "mrr@10": "RR(rel=2)@10"}
+LEDGER = ("comparisons", "unique_comparisons", "cache_hits", "prompts", "inferences",
+          "virtual_inferences", "rounds", "prompt_tokens", "unparsed", "predicted_seconds")
+COLUMNS = (("sorter", "sorter"), ("B", "batch_size"), ("cmp", "comparisons"), ("prompts", "prompts"),
+           ("infer", "inferences"), ("v.infer", "virtual_inferences"), ("phys.infer", "physical_inferences"),
+           ("rounds", "rounds"), ("pred_s", "predicted_seconds"), ("meas_s", "measured_seconds"),
+           ("ndcg@10", "ndcg@10"), ("mrr@10", "mrr@10"))
+
+
+class ReplayJudge:
+    """A backend that answers from ``store`` what it holds and sends only the rest to ``inner``.
+
+    One call to ``inner`` is one physical inference. Judged answers that parsed are stored.
+    """
+
+    def __init__(self, inner: Backend, store: Cache, latency: LatencyModel = DEFAULT_LATENCY) -> None:
+        self.inner, self.store, self.latency = inner, store, latency
+        self.name, self.keys_by = inner.name, inner.keys_by
+        self.inferences = self.prompts = 0
+        self.predicted_seconds = 0.0
+        self._tokens = self._estimated = 0.0  # reported and estimated tokens of judged prompts
+
+    @staticmethod
+    def estimate(p: Prompt) -> int:
+        return (TEMPLATE_TOKENS + estimate_tokens(p.query) + estimate_tokens(p.first, 128)
+                + estimate_tokens(p.second, 128))
+
+    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
+        keys = [prompt_key(self.name, self.keys_by, p) for p in prompts]
+        answers = [self.store.get(key) for key in keys]
+        missing = [i for i, answer in enumerate(answers) if answer is None]
+        tokens = completion = 0
+        if missing:
+            result = await self.inner.judge([prompts[i] for i in missing])
+            self._record([prompts[i] for i in missing], result)
+            tokens, completion = result.prompt_tokens, result.completion_tokens
+            for i, judgment in zip(missing, result.judgments, strict=True):
+                answers[i] = judgment
+                if judgment.parsed:
+                    self.store.set(keys[i], judgment)
+        judged = set(missing)
+        replayed = [p for i, p in enumerate(prompts) if i not in judged]
+        tokens += round(self._ratio() * sum(self.estimate(p) for p in replayed))
+        return BatchResult(answers, tokens, completion)  # type: ignore[arg-type]
+
+    def _record(self, sent: list[Prompt], result: BatchResult) -> None:
+        self.inferences += 1
+        self.prompts += len(sent)
+        self.predicted_seconds += self.latency.batch_seconds(len(sent), result.prompt_tokens)
+        if result.prompt_tokens:
+            self._tokens += result.prompt_tokens
+            self._estimated += sum(self.estimate(p) for p in sent)
+
+    def _ratio(self) -> float:
+        """Reported tokens per estimated token over everything judged so far (1 before any)."""
+        return self._tokens / self._estimated if self._estimated else 1.0
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _in_flight(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("bench", help="nDCG, MRR and cost of sorters x batch sizes, with plots",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="directory with bm25-top100.json and qrels.txt")
+    p.add_argument("--queries", type=int, default=None, help="only the first N queries")
+    p.add_argument("--depth", type=int, default=100, help="candidates per query (first-stage top)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--sorters", default="heapsort,quicksort,quicksort:pivot=median-of-three,mergesort",
+                   help="comma-separated specs: 'heapsort,quicksort:pivot=random,seed=1'")
+    p.add_argument("--batch-sizes", type=_ints, default=[1, 4, 8, 16])
+    p.add_argument("--orders", default="both", choices=["both", "one", "random"])
+    p.add_argument("--aggregate", default="auto", choices=["auto", "margin", "consistent"])
+    p.add_argument("--in-flight", type=_in_flight, default=1, help="queries scheduled together, or 'all'")
+    p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
+    p.add_argument("--seed", type=int, default=0, help="seed for orders=random")
+    p.add_argument("--cache-dir", default=None,
+                   help="persistent judgment store shared by every run (replay: pay each pair once)")
+    p.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY,
+                   help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
+    p.add_argument("--out", default="bench-report", help="report directory (created)")
+    backends.add_backend_args(p)
+    p.set_defaults(run=run, bench_parser=p)
+
+
+def _check(args: argparse.Namespace) -> None:
+    for flag, value in (("--k", args.k), ("--depth", args.depth), ("--concurrency", args.concurrency)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if args.queries is not None and args.queries < 1:
+        raise ValueError(f"--queries must be >= 1, got {args.queries}")
+    if args.in_flight is not None and args.in_flight < 1:
+        raise ValueError(f"--in-flight must be >= 1 or 'all', got {args.in_flight}")
+    if not args.batch_sizes or min(args.batch_sizes) < 1:
+        raise ValueError(f"--batch-sizes must be integers >= 1, got {args.batch_sizes}")
+    if not split_specs(args.sorters):
+        raise ValueError("--sorters names no sorter")
+    for spec in split_specs(args.sorters):  # fail before loading data or a model
+        Reranker(ScoresOracle({}), sorter=spec, k=args.k)
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    requests, qrels = load_dataset(args.data, args.depth)
+    requests = requests[: args.queries]
+    if args.backend in backends.SIMULATED and not args.qrels:
+        args.qrels = str(Path(args.data) / "qrels.txt")  # the judge reads the dataset's qrels
+    store = make_cache(args.cache_dir) if args.cache_dir else None
+    try:
+        rows = bench_all(requests, qrels, backends.make_backend(args), store, args)
+    finally:
+        if hasattr(store, "close"):
+            store.close()
+    baseline = {name: round(mean_measure(m, {r.qid: list(r.doc_ids) for r in requests}, qrels), 4)
+                for name, m in MEASURES.items()}
+    table = format_table(rows)
+    print(table)
+    write_report(Path(args.out), args, rows, baseline)
+    return 0
+
+
+def bench_all(requests: list[RankRequest], qrels: dict, judge: Backend, store: Cache | None,
+              args: argparse.Namespace) -> list[dict]:
+    """Every sorter x B, in order, reporting progress on stderr."""
+    rows = []
+    for sorter in split_specs(args.sorters):
+        for batch_size in args.batch_sizes:
+            rows.append(bench_one(requests, qrels, judge, store, sorter=sorter,
+                                  batch_size=batch_size, args=args))
+            print(f"prp bench: {sorter} B={batch_size}: {rows[-1]['inferences']:.1f} inferences/query,"
+                  f" nDCG@10 {rows[-1]['ndcg@10']:.3f}", file=sys.stderr, flush=True)
+    return rows
+
+
+def bench_one(requests: list[RankRequest], qrels: dict, judge: Backend, store: Cache | None, *,
+              sorter: str, batch_size: int, args: argparse.Namespace) -> dict:
+    """One sorter x B over every request: a row of per-query means and metrics."""
+    replay = ReplayJudge(judge, store if store is not None else MemoryCache(), args.latency)
+    reranker = Reranker(replay, sorter=sorter, k=args.k, batch_size=batch_size, orders=args.orders,
+                        aggregate=args.aggregate, cache=None, in_flight=args.in_flight,
+                        concurrency=args.concurrency, seed=args.seed, latency=args.latency)
+    results = reranker.rank_many(requests)
+    means, queries = reranker.last_cost.per_query(), len(requests)
+    rankings = {r.qid: r.doc_ids for r in results}
+    row: dict = {"sorter": sorter, "batch_size": batch_size, "queries": queries}
+    row.update({name: round(means[name], 4) for name in LEDGER})
+    row.update({"physical_inferences": round(replay.inferences / queries, 4),
+                "physical_prompts": round(replay.prompts / queries, 4),
+                "physical_predicted_seconds": round(replay.predicted_seconds / queries, 4),
+                "measured_seconds": round(means["wall_seconds"], 6)})
+    row.update({name: round(mean_measure(m, rankings, qrels), 4) for name, m in MEASURES.items()})
+    return row
+
+
+# --- output ---------------------------------------------------------------------------------
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
+    return str(value)
+
+
+def _cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    return [h for h, _ in COLUMNS], [[_cell(row[key]) for _, key in COLUMNS] for row in rows]
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows as aligned text columns (what ``prp bench`` prints)."""
+    heads, cells = _cells(rows)
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(heads)]
+    lines = [heads, *cells]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(line, widths, strict=True))) for line in lines)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    heads, cells = _cells(rows)
+    lines = ["| " + " | ".join(heads) + " |", "|---|" + "---:|" * (len(heads) - 1)]
+    return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """An equivalent ``prp bench`` command with every option explicit."""
+    words = ["prp", "bench"]
+    for action in args.bench_parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest == "in_flight" and value is None:
+            value = "all"
+        if not action.option_strings or action.dest == "help" or value in (None, ""):
+            continue
+        flag = action.option_strings[-1]
+        if action.dest == "base_url":  # repeatable
+            words += [w for url in value for w in (flag, url)]
+        elif isinstance(value, LatencyModel):
+            words += [flag, f"{value.alpha},{value.beta},{value.gamma}"]
+        else:
+            words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return shlex.join(words)
+
+
+def settings(args: argparse.Namespace) -> dict:
+    latency = args.latency
+    return {"data": str(args.data), "queries": args.queries, "depth": args.depth, "k": args.k,
+            "sorters": split_specs(args.sorters), "batch_sizes": args.batch_sizes,
+            "orders": args.orders, "aggregate": args.aggregate,
+            "in_flight": "all" if args.in_flight is None else args.in_flight,
+            "concurrency": args.concurrency, "seed": args.seed, "cache_dir": args.cache_dir,
+            "judge": backends.backend_label(args),
+            "latency": {"alpha": latency.alpha, "beta": latency.beta, "gamma": latency.gamma}}
+
+
+def write_report(out: Path, args: argparse.Namespace, rows: list[dict], baseline: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"command": command_line(args), "settings": settings(args), "baseline": baseline}
+    (out / "results.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n", encoding="utf-8")
+    plots = write_plots(out, rows, baseline)
+    lines = ["# prp bench", "", "```", meta["command"], "```", "", "## Settings", ""]
+    lines += [f"* {key}: {value}" for key, value in meta["settings"].items()]
+    lines += [f"* first-stage order: nDCG@10 {baseline['ndcg@10']:.4f}, MRR@10 {baseline['mrr@10']:.4f}",
+              "", "## Runs (per-query means)", "", markdown_table(rows), "",
+              "`infer`: inferences of the run alone (its own cache); `v.infer`: the same with no cache;"
+              " `phys.infer`: what reached the judge (the rest was replayed from `--cache-dir`);"
+              " `pred_s`: the latency model; `meas_s`: wall seconds per query on this machine.", ""]
+    lines += [f"![{name}]({name})" for name in plots] or ["(plots skipped: matplotlib is not installed)"]
+    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# --- plots ----------------------------------------------------------------------------------
+
+def _figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _wide(values: list[float]) -> bool:
+    """Worth a log axis: all positive and spanning more than a factor of 20."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 20
+
+
+def write_plots(out: Path, rows: list[dict], baseline: dict) -> list[str]:
+    """``frontier.png`` and ``inferences_vs_batch.png``; [] when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("prp bench: matplotlib is not installed: no plots", file=sys.stderr)
+        return []
+    plot_frontier(out / "frontier.png", rows, baseline)
+    plot_batches(out / "inferences_vs_batch.png", rows)
+    return ["frontier.png", "inferences_vs_batch.png"]
+
+
+def _sorters(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(row["sorter"] for row in rows))
+
+
+def pareto(rows: list[dict]) -> list[dict]:
+    """Rows no other row beats on both fewer inferences and higher nDCG@10, by inferences."""
+    best, front = -1.0, []
+    for row in sorted(rows, key=lambda r: (r["inferences"], -r["ndcg@10"])):
+        if row["ndcg@10"] > best:
+            front.append(row)
+            best = row["ndcg@10"]
+    return front
+
+
+def plot_frontier(path: Path, rows: list[dict], baseline: dict) -> None:
+    """nDCG@10 against inferences per query: a point per sorter x B (colour and marker: sorter,
+    label: B), the dashed frontier of rows nothing beats on both, first-stage nDCG in the title."""
+    fig, ax = _figure()
+    styles = {s: (f"C{i % 10}", "osD^vP*Xh<>"[i % 11]) for i, s in enumerate(_sorters(rows))}
+    points: dict[tuple[str, float, float], list[int]] = {}  # equal points share one label
+    for row in rows:
+        points.setdefault((row["sorter"], row["inferences"], row["ndcg@10"]), []).append(row["batch_size"])
+    for i, ((sorter, x, y), sizes) in enumerate(sorted(points.items(), key=lambda kv: kv[0][1:])):
+        colour, marker = styles[sorter]
+        ax.scatter(x, y, color=colour, marker=marker, zorder=3)
+        ax.annotate("B=" + ",".join(map(str, sizes)), (x, y), textcoords="offset points", color=colour,
+                    xytext=(4, 3 + 7 * (i % 2)), fontsize=7)  # staggered: neighbours do not overlap
+    front = pareto(rows)
+    xs = [r["inferences"] for r in front] + [max(r["inferences"] for r in rows)]
+    ys = [r["ndcg@10"] for r in front] + [front[-1]["ndcg@10"]]
+    ax.plot(xs, ys, color="grey", linestyle="--", drawstyle="steps-post", label="frontier", zorder=2)
+    for sorter, (colour, marker) in styles.items():
+        ax.scatter([], [], color=colour, marker=marker, label=sorter)
+    if _wide([r["inferences"] for r in rows]):
+        ax.set_xscale("log")
+    low, high = min(r["ndcg@10"] for r in rows), max(r["ndcg@10"] for r in rows)
+    pad = max(0.01, (high - low) * 0.15)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set(xlabel="inferences per query", ylabel="nDCG@10",
+           title=f"Cost / quality frontier (first-stage nDCG@10 {baseline['ndcg@10']:.3f})")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def plot_batches(path: Path, rows: list[dict]) -> None:
+    fig, ax = _figure()
+    for sorter in _sorters(rows):
+        mine = sorted((r for r in rows if r["sorter"] == sorter), key=lambda r: r["batch_size"])
+        ax.plot([r["batch_size"] for r in mine], [r["inferences"] for r in mine], marker="o", label=sorter)
+    sizes = sorted({r["batch_size"] for r in rows})
+    if sizes[-1] / sizes[0] >= 8:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, labels=[str(b) for b in sizes])
+    ax.set_xticks([], minor=True)
+    if _wide([r["inferences"] for r in rows]):
+        ax.set_yscale("log")
+    ax.set(xlabel="batch size B (prompts per inference)", ylabel="inferences per query",
+           title="Inferences against batch size")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)

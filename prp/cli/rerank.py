@@ -1,0 +1,402 @@
+"""``prp rerank``: rerank the first-stage results of many queries with a pairwise judge.
+
+Input, one of:
+  --run RUN --topics TOPICS.tsv --docs DOCS.jsonl
+        a TREC run, 'qid<TAB>query' lines and '{"docid", "text"}' JSON lines
+  --input CANDIDATES.jsonl
+        '{"qid", "query", "candidates": [{"docid", "text", "score"?}]}' per line, candidates in
+        first-stage order (by score, descending and stable, when every candidate has one)
+  --input bm25-top100.json
+        the retrieve_results JSON list (a file starting with '[')
+
+Rules:
+  * The first --depth candidates of each query are reranked for the top --k; the output holds
+    every candidate once: the reranked ones, then those beyond --depth in first-stage order.
+    Ranks run 1..n and scores n..1.
+  * --output-format trec writes 'qid Q0 docid rank score prp' lines; jsonl writes
+    '{"qid", "query", "cut", "ranking": [{"docid", "rank", "score"}]}' per query. The file
+    appears only once complete (written beside it, then renamed): a failed run leaves none.
+  * Queries are ranked --in-flight at a time (default all): the prompts of a group share
+    batches; the next group starts when the group ends.
+  * --max-inferences is a budget for the whole run. When it is spent every unfinished query
+    keeps the best ranking reached so far: the output is still written, its cut queries are
+    marked ("cut": true in jsonl, named on stderr), and the exit code is 4.
+  * --dry-run predicts the cost (comparisons, prompts, inferences, rounds, seconds under the
+    --latency model) with the cost planner, a simulated judge on synthetic candidate lists of
+    the same sizes, without building the backend: no model is loaded and nothing is written.
+  * --cache-dir keeps every judgment on disk: a rerun pays only for what was not judged yet.
+  * A progress bar (queries done, inferences, prompts, cache hits) goes to stderr when it is a
+    terminal, unless --quiet. The summary goes to stdout (stderr when the run does), as text
+    or, with --format json, one JSON object.
+
+Exit codes: 0 ok; 2 bad input (missing or malformed files, unknown docids or queries, duplicate
+docids, bad options, a backend that is not installed); 3 backend failure after its retries
+(judgments already made stay in --cache-dir; no output is written); 4 budget exhausted (output
+written, some queries cut).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from cost.ledger import Ledger
+from cost.model import DEFAULT_LATENCY, LatencyModel
+from prp.aggregate import AGGREGATES, ORDERS
+from prp.cache import Cache, make_cache
+from prp.cli.backends import add_backend_args, backend_label, make_backend
+from prp.data import atomic_output, check_output_path, load_candidates, load_run_candidates, trec_run_lines
+from prp.oracles.base import Backend, BackendError
+from prp.reranker import RankRequest, Reranker
+from prp.result import RankedResult
+from prp.types import BatchResult, Prompt
+
+PREDICTED = ("comparisons", "prompts", "inferences", "rounds", "predicted_seconds")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query of the input: the candidates to rerank and the docids beyond ``--depth``."""
+
+    head: RankRequest
+    tail: tuple[str, ...]
+
+    @property
+    def qid(self) -> str:
+        return str(self.head.qid)
+
+
+def _in_flight(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("rerank", help="rerank first-stage results with a pairwise judge",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("input")
+    src.add_argument("--input", help="candidates JSONL, or a retrieve_results JSON list")
+    src.add_argument("--run", dest="run_path", metavar="RUN",
+                     help="TREC run of the first stage (with --topics and --docs)")
+    src.add_argument("--topics", help="qid<TAB>query file (with --run)")
+    src.add_argument("--docs", help='JSONL of {"docid", "text"} (with --run)')
+    src.add_argument("--queries", type=int, default=None, metavar="N", help="only the first N queries")
+    out = p.add_argument_group("output")
+    out.add_argument("--output", help="the reranked run: a path, or - for stdout (required unless --dry-run)")
+    out.add_argument("--output-format", choices=["trec", "jsonl"], default="trec")
+    out.add_argument("--format", choices=["text", "json"], default="text", help="the summary's format")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--dry-run", action="store_true", help="predict the cost; call no judge, write nothing")
+    rk = p.add_argument_group("ranking")
+    rk.add_argument("--sorter", default="quicksort",
+                    help="name, spec (quicksort:pivot=median-of-three) or auto (the planner's pick)")
+    rk.add_argument("--k", type=int, default=10, help="top documents to order (default 10)")
+    rk.add_argument("--depth", type=int, default=100, help="candidates reranked per query (default 100)")
+    rk.add_argument("--batch-size", type=int, default=8, help="most prompts per inference (default 8)")
+    rk.add_argument("--orders", choices=ORDERS, default="both")
+    rk.add_argument("--aggregate", choices=AGGREGATES, default="auto")
+    rk.add_argument("--cache-dir", default=None, help="persistent judgment cache (default: in memory)")
+    rk.add_argument("--in-flight", type=_in_flight, default=None, metavar="N|all",
+                    help="queries ranked together (default all)")
+    rk.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
+    rk.add_argument("--max-inferences", type=int, default=None, metavar="N", help="budget for the whole run")
+    rk.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY, metavar="A,B,G",
+                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
+    add_backend_args(p)
+    p.set_defaults(run=run)
+
+
+# --- checking and loading -----------------------------------------------------------------------
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("k", "depth", "batch_size", "concurrency", "queries", "in_flight"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.max_inferences is not None and args.max_inferences < 0:
+        raise ValueError(f"--max-inferences must be >= 0, got {args.max_inferences}")
+    if args.dry_run:
+        return
+    if args.output is None:
+        raise ValueError("--output is required (a path, or - for stdout)")
+    if args.output == "-" and args.format == "json":
+        raise ValueError("--format json prints the summary on stdout: write the run to a file "
+                         "(--output PATH), not to stdout")
+    check_output_path(args.output)
+
+
+def load_input(args: argparse.Namespace) -> list[RankRequest]:
+    """The queries of whichever input layout ``args`` name (exactly one)."""
+    paired = (args.run_path, args.topics, args.docs)
+    if args.input and any(paired):
+        raise ValueError("give --input, or --run with --topics and --docs, not both")
+    if args.input:
+        return load_candidates(args.input)
+    if not all(paired):
+        if not any(paired):
+            raise ValueError("no input: give --input FILE, or --run RUN --topics TOPICS --docs DOCS")
+        raise ValueError("--run, --topics and --docs go together (missing: " + ", ".join(
+            flag for flag, value in zip(("--run", "--topics", "--docs"), paired, strict=True)
+            if not value) + ")")
+    return load_run_candidates(args.run_path, args.topics, args.docs)
+
+
+def split_depth(requests: Sequence[RankRequest], depth: int) -> list[Query]:
+    """Each request cut at ``depth``: the head to rerank, the tail's docids to append."""
+    queries = []
+    for req in requests:
+        ids = list(req.doc_ids or [])
+        head = RankRequest(req.query, list(req.docs)[:depth], ids[:depth], req.qid)
+        queries.append(Query(head, tuple(ids[depth:])))
+    return queries
+
+
+class _NoJudge:
+    """A stand-in backend that only lets a Reranker check its settings: it never judges."""
+
+    name, keys_by = "none", "id"
+
+    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:  # pragma: no cover
+        raise RuntimeError("no judge: settings check only")
+
+
+def _reranker(args: argparse.Namespace, backend: Backend, cache: object, budget: int | None) -> Reranker:
+    return Reranker(backend, sorter=args.sorter, k=args.k, batch_size=args.batch_size,
+                    orders=args.orders, aggregate=args.aggregate, cache=cache, in_flight=None,
+                    concurrency=args.concurrency, latency=args.latency, max_inferences=budget)
+
+
+# --- progress -------------------------------------------------------------------------------------
+
+class Progress:
+    """Counts inferences and prompts as they are paid, queries and cache hits as they finish,
+    and shows them on a tqdm bar (when enabled and tqdm is installed)."""
+
+    REFRESH_SECONDS = 0.2  # redraw at most this often between queries done
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.inferences = self.prompts = self.cache_hits = 0
+        self.bar, self._drawn = None, 0.0
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # pragma: no cover - tqdm is optional
+                return
+            self.bar = tqdm(total=total, unit="query", file=sys.stderr, dynamic_ncols=True)
+            self._show()
+
+    def judged(self, prompts: int) -> None:
+        self.inferences += 1
+        self.prompts += prompts
+        if time.monotonic() - self._drawn >= self.REFRESH_SECONDS:
+            self._show()
+
+    def finished(self, results: Sequence[RankedResult]) -> None:
+        self.cache_hits += sum(r.cost.cache_hits for r in results)
+        if self.bar is not None:
+            self._show()
+            self.bar.update(len(results))
+
+    def _show(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(inferences=self.inferences, prompts=self.prompts,
+                                 cache_hits=self.cache_hits, refresh=True)
+            self._drawn = time.monotonic()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class ProgressBackend:
+    """Delegates to a backend and reports every inference to a :class:`Progress`."""
+
+    def __init__(self, inner: Backend, progress: Progress) -> None:
+        self.inner, self.progress = inner, progress
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def keys_by(self) -> str:
+        return self.inner.keys_by
+
+    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
+        result = await self.inner.judge(prompts)
+        self.progress.judged(len(prompts))
+        return result
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(self.inner, attr)
+
+
+# --- running --------------------------------------------------------------------------------------
+
+def _groups(queries: Sequence[Query], size: int | None) -> Iterator[Sequence[Query]]:
+    step = size or max(len(queries), 1)
+    for start in range(0, len(queries), step):
+        yield queries[start: start + step]
+
+
+def rerank(args: argparse.Namespace, queries: Sequence[Query], backend: Backend, cache: Cache | None,
+           progress: Progress) -> list[RankedResult]:
+    """Rank every query, ``--in-flight`` at a time, within the run's inference budget."""
+    judge = ProgressBackend(backend, progress)
+    results: list[RankedResult] = []
+    for group in _groups(queries, args.in_flight):
+        budget = None if args.max_inferences is None else max(0, args.max_inferences - progress.inferences)
+        done = _reranker(args, judge, cache, budget).rank_many([q.head for q in group])
+        results.extend(done)
+        progress.finished(done)
+    return results
+
+
+def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult]) -> None:
+    with atomic_output(args.output) as fh:
+        for query, result in zip(queries, results, strict=True):
+            ids = result.doc_ids + list(query.tail)
+            if args.output_format == "trec":
+                fh.writelines(trec_run_lines(query.qid, ids))
+                continue
+            ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
+            fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
+                                 "ranking": ranking}) + "\n")
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    return {"backend": backend_label(args), "sorter": args.sorter, "k": args.k, "depth": args.depth,
+            "batch_size": args.batch_size, "orders": args.orders, "aggregate": args.aggregate,
+            "in_flight": "all" if args.in_flight is None else args.in_flight,
+            "concurrency": args.concurrency, "max_inferences": args.max_inferences,
+            "cache_dir": args.cache_dir}
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    queries = split_depth(load_input(args)[: args.queries], args.depth)
+    checker = _reranker(args, _NoJudge(), False, args.max_inferences)  # bad settings fail here
+    if args.dry_run:
+        return dry_run(args, queries, checker)
+    cache = make_cache(args.cache_dir)
+    try:
+        backend = make_backend(args)
+        started = time.perf_counter()
+        results = _rerank_reporting(args, queries, backend, cache)
+        seconds = time.perf_counter() - started
+    finally:
+        close = getattr(cache, "close", None)
+        if callable(close):
+            close()
+    write_output(args, queries, results)
+    return _report(args, queries, results, seconds)
+
+
+def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], backend: Backend,
+                      cache: Cache | None) -> list[RankedResult]:
+    """:func:`rerank` under a progress bar; a backend failure says what was kept."""
+    progress = Progress(len(queries), enabled=not args.quiet and sys.stderr.isatty())
+    try:
+        return rerank(args, queries, backend, cache, progress)
+    except BackendError as exc:
+        where = f" at {args.cache_dir}" if args.cache_dir else " in memory only (lost)"
+        raise BackendError(f"{exc}; no output written; judgments made so far were cached{where}") from exc
+    finally:
+        progress.close()
+
+
+def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
+            seconds: float) -> int:
+    from prp.cli import EXIT_BUDGET, EXIT_OK
+
+    ledger = Ledger.total([r.cost for r in results])
+    ledger.wall_seconds = seconds
+    cut = [r.qid for r in results if r.cut]
+    summary = {"queries": len(results), "cut_queries": len(cut), "cut_qids": cut,
+               "candidates": sum(len(q.head.docs) + len(q.tail) for q in queries),
+               "reranked_candidates": sum(len(q.head.docs) for q in queries),
+               "cost": ledger.to_dict(), "per_query": ledger.per_query(), "output": args.output,
+               "output_format": args.output_format, "seconds": seconds, "settings": _settings(args)}
+    stream = sys.stderr if args.output == "-" else sys.stdout
+    if args.format == "json":
+        print(json.dumps(summary), file=stream)
+    else:
+        print(_summary_text(summary, ledger), file=stream)
+    if cut:
+        print(f"prp rerank: the budget of {args.max_inferences} inferences ran out: {len(cut)} of "
+              f"{len(results)} queries cut (best ranking so far written; {', '.join(cut[:10])}"
+              f"{', ...' if len(cut) > 10 else ''})", file=sys.stderr)
+        return EXIT_BUDGET
+    return EXIT_OK
+
+
+def _summary_text(summary: dict, ledger: Ledger) -> str:
+    s = summary["settings"]
+    means = summary["per_query"]
+    return "\n".join([
+        f"reranked {summary['queries']} queries ({summary['cut_queries']} cut) with {s['backend']}, "
+        f"{s['sorter']} k={s['k']} depth={s['depth']} B={s['batch_size']} orders={s['orders']} "
+        f"in {summary['seconds']:.1f} s",
+        f"total: {ledger.comparisons} comparisons, {ledger.prompts} prompts, {ledger.inferences:g} "
+        f"inferences, {ledger.cache_hits} cache hits, {ledger.unparsed} unparsed, "
+        f"predicted {ledger.predicted_seconds:.1f} s",
+        "per query: " + ", ".join(f"{means[name]:.2f} {name.replace('_', ' ')}" for name in PREDICTED),
+        f"output: {summary['output']} ({summary['output_format']})",
+    ])
+
+
+# --- dry run ---------------------------------------------------------------------------------------
+
+def predict_cost(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> dict:
+    """The planner's predicted cost of ranking ``queries``: one prediction per candidate count
+    (queries of fewer than 2 candidates need no comparison and cost nothing)."""
+    from cost.planner import predict
+
+    sizes = Counter(len(q.head.docs) for q in queries)
+    groups, totals = [], dict.fromkeys(PREDICTED, 0.0)
+    for n, count in sorted(sizes.items()):
+        row: dict = {"n": n, "queries": count, "sorter": checker.sorter_for(n)}
+        if n >= 2:
+            p = predict(row["sorter"], n, args.k, args.batch_size, orders=args.orders,
+                        latency=args.latency, queries=min(count, args.in_flight or count),
+                        in_flight=None, concurrency=args.concurrency)
+            row.update({name: getattr(p, name) for name in PREDICTED})
+        else:
+            row.update(dict.fromkeys(PREDICTED, 0.0))
+        for name in PREDICTED:
+            totals[name] += row[name] * count
+        groups.append(row)
+    per_query = {name: totals[name] / max(len(queries), 1) for name in PREDICTED}
+    return {"dry_run": True, "queries": len(queries), "groups": groups, "total": totals,
+            "per_query": per_query, "settings": _settings(args)}
+
+
+def dry_run(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> int:
+    report = predict_cost(args, queries, checker)
+    if args.format == "json":
+        print(json.dumps(report))
+        return 0
+    lines = [f"dry run: {report['queries']} queries; no judge called (predicted by the cost planner "
+             "with a simulated judge, no cache hits counted)"]
+    for g in report["groups"]:
+        lines.append(f"  n={g['n']}: {g['queries']} queries, {g['sorter']}: per query "
+                     + _figures(g))
+    lines.append("total: " + _figures(report["total"]))
+    lines.append("per query: " + _figures(report["per_query"]))
+    print("\n".join(lines))
+    return 0
+
+
+def _figures(row: dict) -> str:
+    return (f"{row['comparisons']:.1f} comparisons, {row['prompts']:.1f} prompts, "
+            f"{row['inferences']:.1f} inferences, {row['rounds']:.1f} rounds, "
+            f"{row['predicted_seconds']:.1f} s")
