@@ -36,6 +36,7 @@ from pathlib import Path
 from cost.model import DEFAULT_LATENCY, TEMPLATE_TOKENS, LatencyModel, estimate_tokens
 from prp.cache import Cache, MemoryCache, make_cache, prompt_key
 from prp.cli import backends
+from prp.cli.argtypes import comma_ints, in_flight_or_all
 from prp.data import load_dataset
 from prp.evaluate import mean_measure
 from prp.oracles import ScoresOracle
@@ -102,22 +103,6 @@ class ReplayJudge:
         return self._tokens / self._estimated if self._estimated else 1.0
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _in_flight(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
-
-
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("bench", help="nDCG, MRR and cost of sorters x batch sizes, with plots",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,10 +112,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--sorters", default="heapsort,quicksort,quicksort:pivot=median-of-three,mergesort",
                    help="comma-separated specs: 'heapsort,quicksort:pivot=random,seed=1'")
-    p.add_argument("--batch-sizes", type=_ints, default=[1, 4, 8, 16])
+    p.add_argument("--batch-sizes", type=comma_ints, default=[1, 4, 8, 16])
     p.add_argument("--orders", default="both", choices=["both", "one", "random"])
     p.add_argument("--aggregate", default="auto", choices=["auto", "margin", "consistent"])
-    p.add_argument("--in-flight", type=_in_flight, default=1, help="queries scheduled together, or 'all'")
+    p.add_argument("--in-flight", type=in_flight_or_all, default=1,
+                   help="queries scheduled together, or 'all'")
     p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     p.add_argument("--seed", type=int, default=0, help="seed for orders=random")
     p.add_argument("--cache-dir", default=None,

@@ -14,18 +14,10 @@ import textwrap
 
 from cost.model import DEFAULT_LATENCY, LatencyModel
 from cost.planner import DEFAULT_JUDGE, OBJECTIVES, Prediction, default_sorters, explain, plan
+from prp.cli.argtypes import in_flight_or_all
 from prp.spec import split_specs
 
 HEADS = ("#", "sorter", "comparisons", "prompts", "inferences", "rounds", "seconds", "ndcg@10")
-
-
-def _in_flight(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -38,7 +30,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
     p.add_argument("--objective", default="inferences", choices=OBJECTIVES)
     p.add_argument("--orders", default="both", choices=["both", "one", "random"])
-    p.add_argument("--in-flight", type=_in_flight, default=1, help="queries scheduled together, or 'all'")
+    p.add_argument("--in-flight", type=in_flight_or_all, default=1,
+                   help="queries scheduled together, or 'all'")
     p.add_argument("--queries", type=int, default=1, help="synthetic queries per trial")
     p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     p.add_argument("--trials", type=int, default=5, help="seeds averaged over")

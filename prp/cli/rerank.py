@@ -49,6 +49,7 @@ from cost.ledger import Ledger
 from cost.model import DEFAULT_LATENCY, LatencyModel
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import Cache, make_cache
+from prp.cli.argtypes import in_flight_or_all
 from prp.cli.backends import add_backend_args, backend_label, make_backend
 from prp.data import atomic_output, check_output_path, load_candidates, load_run_candidates, trec_run_lines
 from prp.oracles.base import Backend, BackendError
@@ -69,15 +70,6 @@ class Query:
     @property
     def qid(self) -> str:
         return str(self.head.qid)
-
-
-def _in_flight(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -105,7 +97,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--orders", choices=ORDERS, default="both")
     rk.add_argument("--aggregate", choices=AGGREGATES, default="auto")
     rk.add_argument("--cache-dir", default=None, help="persistent judgment cache (default: in memory)")
-    rk.add_argument("--in-flight", type=_in_flight, default=None, metavar="N|all",
+    rk.add_argument("--in-flight", type=in_flight_or_all, default=None, metavar="N|all",
                     help="queries ranked together (default all)")
     rk.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     rk.add_argument("--max-inferences", type=int, default=None, metavar="N", help="budget for the whole run")

@@ -10,6 +10,7 @@ import argparse
 import json
 
 from cost.model import DEFAULT_LATENCY, LatencyModel
+from prp.cli.argtypes import comma_ints, in_flight_or_all
 from prp.data import load_dataset
 from prp.evaluate import mean_measure
 from prp.oracles import make_simulated_oracle
@@ -20,22 +21,6 @@ COLUMNS = ("comparisons", "unique_comparisons", "cache_hits", "prompts", "infere
            "virtual_prompts", "virtual_inferences", "predicted_seconds")
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _in_flight(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
-
-
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("simulate", help="rank sorters by cost with a simulated judge",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,11 +29,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=int, default=100, help="candidates per query (first-stage top)")
     p.add_argument("--sorters", default="heapsort,bubblesort,quicksort,mergesort,allpair",
                    help="comma-separated, with options: 'heapsort,quicksort:pivot=random,seed=1'")
-    p.add_argument("--batch-sizes", type=_ints, default=[1, 2, 4, 8, 16, 64])
+    p.add_argument("--batch-sizes", type=comma_ints, default=[1, 2, 4, 8, 16, 64])
     p.add_argument("--orders", default="both", choices=["both", "one", "random"])
     p.add_argument("--aggregate", default="auto", choices=["auto", "margin", "consistent"])
     p.add_argument("--oracle", default="perfect", help="perfect | noisy:scale=1,bias=1.5,noise=1.0,seed=0")
-    p.add_argument("--in-flight", type=_in_flight, default=1, help="queries scheduled together, or 'all'")
+    p.add_argument("--in-flight", type=in_flight_or_all, default=1,
+                   help="queries scheduled together, or 'all'")
     p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     p.add_argument("--cache", default="off,on", help="off, on, or off,on")
     p.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY,
