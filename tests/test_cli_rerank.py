@@ -365,7 +365,9 @@ def test_unknown_backend_lists_the_known_ones(capsys, small):
 
 def test_missing_extra_names_it(capsys, monkeypatch, small, tmp_path):
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
-    code, _, err = rerank(capsys, *layout_args(small, "jsonl"), "--model", "/some/model.gguf",
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    code, _, err = rerank(capsys, *layout_args(small, "jsonl"), "--model", str(model),
                           "--output", str(tmp_path / "out.run"))
     assert code == 2 and "prp[llama]" in err and "not available" in err, err
 

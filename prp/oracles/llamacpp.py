@@ -55,6 +55,8 @@ class LlamaCppBackend(LLMBackend):
                  seed: int = 0, **llm_kwargs) -> None:
         if (model is None) == (model_path is None):
             raise ValueError("give a packaged model name or a model_path, not both or neither")
+        if model_path is not None and not Path(model_path).is_file():
+            raise FileNotFoundError(f"no GGUF model at {model_path}")
         llama_cpp = _import_llama()
         if model is not None:
             from prp.models import MODELS
@@ -62,8 +64,6 @@ class LlamaCppBackend(LLMBackend):
             path, weights = packaged_path(model), MODELS[model].sha256
         else:
             path = Path(model_path)
-            if not path.is_file():
-                raise FileNotFoundError(f"no GGUF model at {path}")
             weights = file_sha256(path)
         self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False,
                                    n_threads=n_threads or os.cpu_count(), logits_all=False)
