@@ -32,10 +32,15 @@ class DataError(ValueError):
     """An input file is missing or malformed."""
 
 
-def _lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such file: {path}")
+    return path
+
+
+def _lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    path = _existing(path)
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if line.strip():
@@ -64,15 +69,7 @@ def _run_rows(path: str | Path) -> Iterator[tuple[int, str, str, int, float]]:
             raise DataError(f"{path}:{number}: expected 'qid Q0 docid rank score tag'") from exc
 
 
-def load_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
-    """``{qid: [(docid, score), ...]}`` from a TREC run, each list in rank order."""
-    rows: dict[str, list[tuple[int, str, float]]] = {}
-    for _, qid, docid, rank, score in _run_rows(path):
-        rows.setdefault(qid, []).append((rank, docid, score))
-    return {qid: [(d, s) for _, d, s in sorted(r)] for qid, r in rows.items()}
-
-
-def load_run_strict(path: str | Path) -> dict[str, list[tuple[str, float, int]]]:
+def load_run(path: str | Path) -> dict[str, list[tuple[str, float, int]]]:
     """``{qid: [(docid, score, line), ...]}`` in rank order (ties: file order), queries in file
     order; a docid listed twice for one query is a DataError."""
     rows: dict[str, list[tuple[int, int, str, float]]] = {}
@@ -88,9 +85,7 @@ def load_run_strict(path: str | Path) -> dict[str, list[tuple[str, float, int]]]
 
 def load_retrieve_results(path: str | Path, depth: int | None = None) -> list[RankRequest]:
     """Queries and their candidates (first ``depth``) from a ``bm25-top100.json`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
+    path = _existing(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         requests = []
@@ -116,9 +111,7 @@ def load_dataset(directory: str | Path, depth: int | None = None
 
 def _json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed object)`` for every non-blank line of a JSONL file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
+    path = _existing(path)
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
@@ -148,9 +141,7 @@ def _field_text(obj: dict, key: str, where: str) -> str:
 
 def load_topics(path: str | Path) -> dict[str, str]:
     """``{qid: query}`` from a ``qid<TAB>query`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
+    path = _existing(path)
     topics: dict[str, str] = {}
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
@@ -183,7 +174,7 @@ def load_run_candidates(run: str | Path, topics: str | Path, docs: str | Path) -
     and passages from ``docs`` (JSONL); candidates in rank order."""
     queries, texts = load_topics(topics), load_docs(docs)
     requests = []
-    for qid, rows in load_run_strict(run).items():
+    for qid, rows in load_run(run).items():
         if qid not in queries:
             raise DataError(f"{run}:{rows[0][2]}: query {qid!r} has no text in {topics}")
         for docid, _, number in rows:
@@ -250,9 +241,7 @@ def _check_unique(path: str | Path, requests: list[RankRequest]) -> None:
 def load_candidates(path: str | Path) -> list[RankRequest]:
     """Queries and candidates from a candidates JSONL file or a retrieve_results JSON list
     (told apart by the first character: ``[`` is the JSON list)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
+    path = _existing(path)
     with path.open(encoding="utf-8") as fh:
         head = fh.read(4096).lstrip()
     if head.startswith("["):

@@ -20,6 +20,16 @@ def dl19_dir() -> Path:
     return DL19
 
 
+def packaged_llama(name: str):
+    """A llama.cpp judge on packaged model ``name``; the test skips if the model is not installed."""
+    from prp.models import ModelError
+    from prp.oracles.llamacpp import LlamaCppBackend
+    try:
+        return LlamaCppBackend(name)
+    except ModelError as exc:
+        pytest.skip(str(exc))
+
+
 class CountingOracle:
     """Wraps a backend and records every batch it is sent (the ground truth for inferences)."""
 

@@ -7,6 +7,7 @@ import hashlib
 import math
 
 import pytest
+from conftest import packaged_llama
 
 from prp import Reranker
 from prp.cache import MemoryCache
@@ -18,11 +19,7 @@ llama_cpp = pytest.importorskip("llama_cpp")
 
 @pytest.fixture(scope="module")
 def backend():
-    from prp.oracles.llamacpp import LlamaCppBackend
-    try:
-        return LlamaCppBackend("smollm2-135m")
-    except ModelError as exc:
-        pytest.skip(str(exc))
+    return packaged_llama("smollm2-135m")
 
 
 DOCS = ["Fleas are small insects that live on dogs and cats and feed on blood.",

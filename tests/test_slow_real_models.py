@@ -10,10 +10,10 @@ import asyncio
 import math
 
 import pytest
+from conftest import packaged_llama
 
 from prp import Reranker
 from prp.data import load_dataset
-from prp.models import ModelError
 from prp.types import Prompt
 
 pytestmark = pytest.mark.slow
@@ -22,11 +22,7 @@ pytest.importorskip("llama_cpp")
 
 @pytest.fixture(scope="module")
 def qwen():
-    from prp.oracles.llamacpp import LlamaCppBackend
-    try:
-        return LlamaCppBackend("qwen2.5-coder-0.5b")
-    except ModelError as exc:
-        pytest.skip(str(exc))
+    return packaged_llama("qwen2.5-coder-0.5b")
 
 
 def test_judges_dl19_pairs_with_margins(qwen, dl19_dir):

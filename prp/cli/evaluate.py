@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 
-from prp.data import load_qrels, load_run_strict
+from prp.data import load_qrels, load_run
 from prp.evaluate import evaluate_run
 
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rel < 1:
         raise ValueError(f"--rel must be >= 1, got {args.rel}")
     scored = {qid: {docid: score for docid, score, _ in rows}
-              for qid, rows in load_run_strict(args.run_file).items()}
+              for qid, rows in load_run(args.run_file).items()}
     qrels = load_qrels(args.qrels)
     _warn_coverage(scored, qrels, args)
     names = measures(args.k, args.rel)
