@@ -37,6 +37,7 @@ from cost.model import DEFAULT_LATENCY, TEMPLATE_TOKENS, LatencyModel, estimate_
 from prp.cache import Cache, MemoryCache, make_cache, prompt_key
 from prp.cli import backends
 from prp.cli.argtypes import comma_ints, in_flight_or_all
+from prp.cli.tables import aligned, cell
 from prp.data import load_dataset
 from prp.evaluate import mean_measure
 from prp.oracles import ScoresOracle
@@ -199,25 +200,14 @@ def bench_one(requests: list[RankRequest], qrels: dict, judge: Backend, store: C
 
 # --- output ---------------------------------------------------------------------------------
 
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
-    return str(value)
-
-
 def _cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    return [h for h, _ in COLUMNS], [[_cell(row[key]) for _, key in COLUMNS] for row in rows]
+    return [h for h, _ in COLUMNS], [[cell(row[key]) for _, key in COLUMNS] for row in rows]
 
 
 def format_table(rows: list[dict]) -> str:
     """The rows as aligned text columns (what ``prp bench`` prints)."""
     heads, cells = _cells(rows)
-    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(heads)]
-    lines = [heads, *cells]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(line, widths, strict=True))) for line in lines)
+    return aligned([heads, *cells])
 
 
 def markdown_table(rows: list[dict]) -> str:

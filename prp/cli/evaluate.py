@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 
+from prp.cli.tables import aligned
 from prp.data import load_qrels, load_run
 from prp.evaluate import evaluate_run
 
@@ -80,9 +81,4 @@ def format_table(names: list[str], per_query: dict[str, dict[str, float]], means
                  with_queries: bool) -> str:
     rows = [[qid, *(f"{per_query[qid][n]:.4f}" for n in names)] for qid in per_query] if with_queries else []
     rows.append([f"mean ({len(per_query)})", *(f"{means[n]:.4f}" for n in names)])
-    heads = ["query", *names]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                         strict=True)))
-             for row in [heads, *rows]]
-    return "\n".join(lines)
+    return aligned([["query", *names], *rows])

@@ -15,6 +15,7 @@ import textwrap
 from cost.model import DEFAULT_LATENCY, LatencyModel
 from cost.planner import DEFAULT_JUDGE, OBJECTIVES, Prediction, default_sorters, explain, plan
 from prp.cli.argtypes import in_flight_or_all
+from prp.cli.tables import aligned
 from prp.spec import split_specs
 
 HEADS = ("#", "sorter", "comparisons", "prompts", "inferences", "rounds", "seconds", "ndcg@10")
@@ -76,10 +77,4 @@ def format_table(predictions: list[Prediction]) -> str:
     rows = [[str(rank), p.sorter, f"{p.comparisons:.1f}", f"{p.prompts:.1f}", f"{p.inferences:.1f}",
              f"{p.rounds:.1f}", f"{p.predicted_seconds:.2f}", f"{p.ndcg10:.3f}"]
             for rank, p in enumerate(predictions, start=1)]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADS)]
-    return "\n".join(_line(cells, widths) for cells in [list(HEADS), *rows])
-
-
-def _line(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(c.ljust(w) if i == 1 else c.rjust(w)
-                     for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+    return aligned([list(HEADS), *rows], left=(1,))

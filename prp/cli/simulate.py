@@ -11,6 +11,7 @@ import json
 
 from cost.model import DEFAULT_LATENCY, LatencyModel
 from prp.cli.argtypes import comma_ints, in_flight_or_all
+from prp.cli.tables import aligned, cell
 from prp.data import load_dataset
 from prp.evaluate import mean_measure
 from prp.oracles import make_simulated_oracle
@@ -101,17 +102,5 @@ def format_table(rows: list[dict]) -> str:
              "rounds", "pred_s", "ndcg@10"]
     keys = ["sorter", "batch_size", "cache", "comparisons", "unique_comparisons", "cache_hits",
             "prompts", "inferences", "virtual_inferences", "rounds", "predicted_seconds", "ndcg@10"]
-    cells = [[_cell(row[key]) for key in keys] for row in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(heads)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells]
-    return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
-    return str(value)
+    return aligned([heads, *([cell(row[key]) for key in keys] for row in rows)], left=())
 
