@@ -10,7 +10,8 @@ comparisons. One *step* takes the current round of every query in flight and:
 3. packs pending prompts, in a deterministic order, into batches of at most ``batch_size``
    (prompts of different queries share batches) and sends each batch to the backend as one
    inference, at most ``concurrency`` at a time; each answer is cached as soon as its batch
-   returns, so a later failure loses nothing already judged;
+   returns, so a later failure loses nothing already judged; once a batch has failed for good
+   the step's other batches are cancelled and the failure is raised at once;
 4. aggregates each comparison's answers into an outcome and resumes every sorter.
 
 Queries enter as others finish, ``in_flight`` at a time. The schedule depends only on the
@@ -220,11 +221,18 @@ async def _send_all(batches: list[list[Key]], step: _Step, backend: Backend,
         async with gate:
             return await _send(batch, step, backend, cache)
 
-    results = await asyncio.gather(*(gated(b) for b in batches), return_exceptions=True)
-    for result in results:  # every batch has finished (and been cached) before we raise
-        if isinstance(result, BaseException):
-            raise result
-    return results  # type: ignore[return-value]
+    # Fail fast: once a batch has failed for good, cancel the others (what finished is cached).
+    tasks = [asyncio.ensure_future(gated(b)) for b in batches]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()  # a no-op on the finished ones
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    return [task.result() for task in tasks]
 
 
 async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | None) -> BatchResult:

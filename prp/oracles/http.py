@@ -2,38 +2,50 @@
 
 Rules:
 
-* **One ``judge`` call is one inference.** With ``endpoint="completions"`` and
-  ``batch_requests=True`` a batch goes out as one ``/v1/completions`` request whose ``prompt`` is
-  the list of rendered prompts (a batch of one is sent as a plain string). A server that refuses
-  lists - a 400/422, a 500 before any list has succeeded (llama-cpp-python's server asserts on
-  lists), or the wrong number of choices - gets the batch again as concurrent single-prompt
-  requests; if lists never worked on this backend it gets single prompts for good
-  (``lists_supported`` becomes False). ``endpoint="chat"`` always sends one request per prompt.
-* **Margins** come from the next token's top log-probabilities (" A" vs " B"). A choice without
-  them is read from its text (a preference with no margin); unreadable text gives an unparsed
-  judgment (``parsed=False``), never a silent preference. Unparsed judgments are never cached.
-* **Retried** (at most ``max_retries`` times, exponential backoff with full jitter, capped at
-  30 s, or the server's ``Retry-After``, capped too): 408, 429, 5xx, timeouts, connection errors and
-  200 responses whose body is not a JSON object with a list of choices. Other 4xx fail at once.
-  A 200 whose choices lack logprobs is not retried. When retries run out, ``BackendError`` names
-  the URL, the last status or exception and the number of attempts; a failed batch returns
-  nothing, so nothing of it is cached.
-* **Round-robin**: each HTTP request, retries included, goes to the next base URL of the pool.
+* **One prompt reads as in process.** Passages and query are cut to their budgets by the
+  model's own tokenizer: by default the server's (``tokenizer="server"``: ``/tokenize`` on
+  llama.cpp's server and vLLM, ``/extras/tokenize`` on llama-cpp-python's), or a local one
+  given by name (a packaged model, a ``.gguf`` file, a Hugging Face tokenizer), or about 4
+  characters a token with ``tokenizer="chars"`` (the cache name then says ``p~``). With
+  ``chat=True`` (the default when the local tokenizer has a chat template, as in process) the
+  instruction is wrapped in the model's chat template here and sent as a completion ending in
+  the answer prefix: the very text the in-process llama.cpp judge evaluates. ``endpoint="chat"``
+  lets the server apply its template instead (the answer is then generated, not prefilled).
+* **One ``judge`` call is one inference.** With ``batch_requests=True`` a batch goes out as one
+  ``/v1/completions`` request whose ``prompt`` is the list of rendered prompts (a batch of one
+  as a plain string). A list answered 400/422 or with the wrong number of choices means the
+  server does not take lists; a 500 on a list (before any list has worked) may mean the same
+  (llama-cpp-python's server asserts) or be a passing fault: that batch is re-sent as
+  concurrent single prompts, and lists go off only after :data:`LIST_STRIKES` such answers in a
+  row. While off they are tried again after :data:`REPROBE_AFTER` batches (doubling while
+  refused): a list that works switches them back on. ``endpoint="chat"`` sends one request per
+  prompt.
+* **Margins** come from the next token's top log-probabilities (" A" vs " B"); see
+  :mod:`prp.oracles.openai_wire`. Unparsed judgments are never cached (the engine's rule).
+* **Retries and the pool.** Base URLs form a health-aware pool (:mod:`prp.oracles.pool`): each
+  request goes to the endpoint with the least expected wait; a failed one leaves rotation with
+  backoff and is probed back in, so a retry goes to a healthy endpoint, and waits only when
+  none is. Retried: 408, 429 (``Retry-After`` honoured, capped), 5xx, timeouts, connection
+  errors and 200s whose body is not a JSON object with a list of choices; other 4xx fail at
+  once; a 200 whose choices lack logprobs is not retried. A request unanswered for the pool's
+  hedge delay is copied to another healthy endpoint (the first answer wins; the slow endpoint
+  counts a failure). Each call sends at most ``max_retries + 1`` requests, copies included;
+  then ``BackendError`` names the URL, the last error and the attempts, and the failed batch
+  returns nothing, so nothing of it is cached.
 * At most ``max_requests_in_flight`` requests are open at once, started at most ``rate_limit``
-  per second (evenly spaced, no bursts). ``requests_made`` and ``retries`` count them.
+  per second. :meth:`OpenAIBackend.stats` reports the real HTTP requests (judging and
+  tokenizer), retries, hedges and per-endpoint requests and failures.
+* **Determinism.** A server need not answer one prompt the same way twice (llama.cpp's server
+  batches requests together, which changes the floating-point sums); the engine's cache makes
+  a rerun repeatable once a prompt has been judged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import itertools
-import json
-import math
 import os
 import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -41,27 +53,37 @@ from asyncio_throttle import Throttler
 
 from prp.oracles.base import BackendError
 from prp.oracles.llm import LLMBackend
-from prp.prompts import (
-    PRP_TEMPLATE,
-    Template,
-    Tokenizer,
-    judgment_from_scores,
-    parse_answer,
-    scores_from_top_logprobs,
+from prp.oracles.openai_wire import (
+    chat_judgment,
+    completion_judgment,
+    json_object,
+    retry_after,
+    snippet,
+    usage,
+    with_choices,
 )
-from prp.types import BatchResult, Judgment, Prompt
+from prp.oracles.pool import MAX_SLEEP, Endpoint, Pool
+from prp.oracles.tokenizers import ServerTokenizer, local_tokenizer
+from prp.prompts import PRP_TEMPLATE, Template, Tokenizer
+from prp.types import BatchResult, Prompt
+
+__all__ = ["MAX_SLEEP", "OpenAIBackend", "retry_after"]
 
 ENV_MODEL = ("PRP_OPENAI_MODEL",)
 ENV_BASE_URL = ("PRP_OPENAI_BASE_URL", "OPENAI_BASE_URL")
 ENV_API_KEY = ("PRP_OPENAI_API_KEY", "OPENAI_API_KEY")
 ENDPOINTS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
-MAX_SLEEP = 30.0  # seconds: cap of a backoff or a Retry-After
 CHAT_MAX_TOKENS = 4  # room for "Passage A" or "**A**" before the letter
-LIST_REFUSALS = frozenset({400, 422, 500})  # 500 only until a list request has succeeded
+LIST_REFUSALS = frozenset({400, 422})  # a list answered so: this server takes no lists
+LIST_STRIKES = 2  # lists answered 500 in a row (before any worked) that turn lists off
+REPROBE_AFTER = 8  # batches sent as single prompts before a list is tried again (then doubling)
+REPROBE_MAX = 512
+HEDGE_RECHECK = 0.25  # seconds between looks at an unanswered request that could be hedged
+TOKENIZER_CHOICES = ("server", "chars")
 
 
 class _Refused(BackendError):
-    """A non-retryable answer (a 4xx, or a status the caller treats as a list refusal)."""
+    """A non-retryable answer (a 4xx the caller did not ask to see)."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -85,6 +107,25 @@ class _LoopState:
             yield
         finally:
             await client.aclose()
+
+
+class _Flight:
+    """One HTTP request of a call: where it went, when, and its task."""
+
+    __slots__ = ("ep", "start", "task")
+
+    def __init__(self) -> None:
+        self.ep: Endpoint | None = None
+        self.start: float | None = None  # None until it is sent
+        self.task: asyncio.Task[_Outcome]
+
+
+class _Outcome:
+    __slots__ = ("url", "status", "body", "error")
+
+    def __init__(self, url: str, status: int = 0, body: dict[str, Any] | None = None,
+                 error: str | None = None) -> None:
+        self.url, self.status, self.body, self.error = url, status, body, error
 
 
 def _env(names: Sequence[str]) -> str | None:
@@ -113,80 +154,21 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """The ``Retry-After`` header in seconds (a number or an HTTP date), if any."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
-    return text[:200] + ("..." if len(text) > 200 else "")
-
-
-def _completion_judgment(choice: dict[str, Any]) -> Judgment:
-    """A /v1/completions choice -> judgment: top logprobs of the first token, else its text."""
-    logprobs = choice.get("logprobs")
-    tops = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
-    if isinstance(tops, list) and tops and isinstance(tops[0], dict):
-        judgment = judgment_from_scores(*scores_from_top_logprobs(tops[0]))
-        if judgment.parsed:
-            return judgment
-    return parse_answer(str(choice.get("text") or ""))
-
-
-def _as_mapping(entries: list[Any]) -> dict[str, float]:
-    """Chat logprob entries ({"token", "logprob"}) -> token -> best logprob."""
-    top: dict[str, float] = {}
-    for entry in entries:
-        token, logprob = (entry.get("token"), entry.get("logprob")) if isinstance(entry, dict) else ("", "")
-        if isinstance(token, str) and isinstance(logprob, (int, float)):
-            top[token] = max(float(logprob), top.get(token, -math.inf))
-    return top
-
-
-async def _all(coroutines: Sequence[Awaitable[BatchResult]]) -> BatchResult:
-    """Run requests together, merge their results; on a failure cancel the rest, then raise."""
+async def _all(coroutines: Sequence[Awaitable[Any]]) -> list[Any]:
+    """Run coroutines together, results in order; on a failure cancel the rest, then raise."""
     tasks = [asyncio.ensure_future(c) for c in coroutines]
     try:
-        results = await asyncio.gather(*tasks)
+        return list(await asyncio.gather(*tasks))
     except BaseException:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _merged(results: Sequence[BatchResult]) -> BatchResult:
     return BatchResult([j for r in results for j in r.judgments], sum(r.prompt_tokens for r in results),
                        sum(r.completion_tokens for r in results))
-
-
-def _chat_judgment(choice: dict[str, Any]) -> Judgment:
-    """A chat choice -> judgment: the first generated "A"/"B" token's top logprobs, else text."""
-    logprobs = choice.get("logprobs")
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    for item in content if isinstance(content, list) else []:
-        if isinstance(item, dict) and str(item.get("token", "")).strip() in ("A", "B"):
-            alternatives = item.get("top_logprobs")
-            entries = [item, *(alternatives if isinstance(alternatives, list) else [])]
-            return judgment_from_scores(*scores_from_top_logprobs(_as_mapping(entries)))
-    message = choice.get("message")
-    return parse_answer(str(message.get("content") or "") if isinstance(message, dict) else "")
-
-
-def _usage(body: dict[str, Any]) -> tuple[int, int]:
-    usage = body.get("usage")
-    usage = usage if isinstance(usage, dict) else {}
-    counts = [usage.get(key) for key in ("prompt_tokens", "completion_tokens")]
-    prompt, completion = (int(n) if isinstance(n, (int, float)) else 0 for n in counts)
-    return prompt, completion
 
 
 class OpenAIBackend(LLMBackend):
@@ -198,10 +180,11 @@ class OpenAIBackend(LLMBackend):
                  api_key: str | None = None, endpoint: str = "completions", top_logprobs: int = 20,
                  batch_requests: bool = True, max_requests_in_flight: int = 8,
                  rate_limit: float | None = None, timeout: float = 60.0, max_retries: int = 4,
-                 backoff: float = 0.5, tokenizer: Tokenizer | None = None,
-                 template: Template = PRP_TEMPLATE, passage_tokens: int | None = 128,
-                 query_tokens: int | None = 64, transport: httpx.AsyncBaseTransport | None = None,
-                 seed: int | None = None) -> None:
+                 backoff: float = 0.5, tokenizer: Tokenizer | str | None = "server",
+                 chat: bool | None = None, template: Template = PRP_TEMPLATE,
+                 passage_tokens: int | None = 128, query_tokens: int | None = 64,
+                 hedge_factor: float = 4.0, hedge_min: float = 0.5,
+                 transport: httpx.AsyncBaseTransport | None = None, seed: int | None = None) -> None:
         model = model if model is not None else _env(ENV_MODEL)
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty string, got {model!r} "
@@ -213,26 +196,94 @@ class OpenAIBackend(LLMBackend):
                    f"{label} must be an integer >= {low}, got {value!r}")
         _check(rate_limit is None or (isinstance(rate_limit, (int, float)) and rate_limit > 0),
                f"rate_limit must be > 0 requests per second or None, got {rate_limit!r}")
-        _check(isinstance(timeout, (int, float)) and timeout > 0, f"timeout must be > 0, got {timeout!r}")
-        _check(isinstance(backoff, (int, float)) and backoff >= 0, f"backoff must be >= 0, got {backoff!r}")
+        for label, value in (("timeout", timeout), ("hedge_factor", hedge_factor)):
+            _check(isinstance(value, (int, float)) and value > 0, f"{label} must be > 0, got {value!r}")
+        for label, value in (("backoff", backoff), ("hedge_min", hedge_min)):
+            _check(isinstance(value, (int, float)) and value >= 0, f"{label} must be >= 0, got {value!r}")
+        _check(chat in (None, True, False), f"chat must be true, false or unset, got {chat!r}")
+        local, server_side = self._tokenizer(tokenizer)
         super().__init__(model, template=template, passage_tokens=passage_tokens,
-                         query_tokens=query_tokens, chat=endpoint == "chat")
+                         query_tokens=query_tokens, chat=self._chat_mode(endpoint, chat, local))
         self.model = model
         self.base_urls = _base_urls(base_url)
         self.api_key = api_key if api_key is not None else _env(ENV_API_KEY)
         self.endpoint, self.top_logprobs = endpoint, top_logprobs
         self.batch_requests, self.max_requests_in_flight = batch_requests, max_requests_in_flight
         self.timeout, self.max_retries, self.backoff = float(timeout), max_retries, float(backoff)
-        self.tokenizer = tokenizer
+        self.tokenizer = local
+        self.server_tokenizer = ServerTokenizer(model, self._post_json) if server_side else None
         self.transport = transport
         period = None if rate_limit is None else 1.0 / rate_limit
         self.throttler = None if period is None else Throttler(1, period, min(0.01, period / 4))
-        self.rng = random.Random(seed)
+        self.pool = Pool(self.base_urls, backoff=self.backoff, hedge_factor=float(hedge_factor),
+                         hedge_min=float(hedge_min), rng=random.Random(seed))
         self.lists_supported: bool | None = None  # None: no list request answered yet
-        self.requests_made = 0
+        self._list_strikes = 0
+        self._single_batches = 0  # multi-prompt batches sent as single prompts since lists went off
+        self._reprobe_after = REPROBE_AFTER
+        self.requests_made = 0  # judging requests (completions, chat), copies and retries included
         self.retries = 0
-        self._turn = itertools.count()
+        self.hedges = 0
         self._state: _LoopState | None = None
+
+    @staticmethod
+    def _tokenizer(tokenizer: Tokenizer | str | None) -> tuple[Any, bool]:
+        """(local tokenizer or None, truncate with the server's?)"""
+        if tokenizer == "server":
+            return None, True
+        if tokenizer is None or tokenizer == "chars":
+            return None, False
+        if isinstance(tokenizer, str):
+            return local_tokenizer(tokenizer), False
+        _check(callable(getattr(tokenizer, "encode", None)) and callable(getattr(tokenizer, "decode", None)),
+               f"tokenizer must be one of {', '.join(TOKENIZER_CHOICES)}, a model name or path, or an "
+               f"object with encode and decode, got {tokenizer!r}")
+        return tokenizer, False
+
+    @staticmethod
+    def _chat_mode(endpoint: str, chat: bool | None, local: Any) -> bool:
+        if endpoint == "chat":
+            _check(chat is not False, "endpoint='chat' always uses the server's chat template: "
+                                      "use endpoint='completions' for plain prompts")
+            return True
+        has_template = bool(getattr(local, "chat_template", None)) and callable(getattr(local, "chat", None))
+        if chat and not has_template:
+            raise ValueError("chat=True renders the model's chat template here, so it needs a local "
+                             "tokenizer that has one (tokenizer=<packaged model, .gguf file or Hugging "
+                             "Face id>); or use endpoint='chat' to let the server apply it")
+        return has_template if chat is None else chat
+
+    # -- identity and rendering -------------------------------------------------------------
+
+    @property
+    def prompt_format(self) -> str:
+        return "chat-api" if self.endpoint == "chat" else super().prompt_format
+
+    @property
+    def exact_truncation(self) -> bool:
+        return self.tokenizer is not None or self.server_tokenizer is not None
+
+    def instruction(self, prompt: Prompt) -> str:
+        cut = self.server_tokenizer
+        if cut is None:
+            return super().instruction(prompt)
+        return self.template.render(cut.truncated(prompt.query, self.query_tokens),
+                                    cut.truncated(prompt.first, self.passage_tokens),
+                                    cut.truncated(prompt.second, self.passage_tokens))
+
+    def render(self, prompt: Prompt) -> str:
+        """The completion prompt: the chat template's text (as in process), or plain."""
+        if self.chat and self.endpoint == "completions":
+            return self.tokenizer.chat(self.instruction(prompt)) + self.template.answer_prefix
+        return super().render(prompt)
+
+    async def _prepare(self, prompts: Sequence[Prompt]) -> None:
+        """Ask the server's tokenizer for every truncation these prompts need."""
+        if self.server_tokenizer is None:
+            return
+        q, p = self.query_tokens, self.passage_tokens
+        wanted = [w for x in prompts for w in ((x.query, q), (x.first, p), (x.second, p))]
+        await self.server_tokenizer.prepare(wanted, _all)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -241,7 +292,7 @@ class OpenAIBackend(LLMBackend):
         loop = asyncio.get_running_loop()
         if self._state is None or self._state.loop is not loop:
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            limit = self.max_requests_in_flight
+            limit = self.max_requests_in_flight + len(self.base_urls)  # room for hedges
             client = httpx.AsyncClient(transport=self.transport, headers=headers,
                                        timeout=httpx.Timeout(self.timeout),
                                        limits=httpx.Limits(max_connections=limit,
@@ -256,101 +307,181 @@ class OpenAIBackend(LLMBackend):
         if state is not None and state.loop is asyncio.get_running_loop():
             await state.keeper.aclose()
 
-    def _sleep_for(self, attempt: int, response: httpx.Response | None) -> float:
-        hint = None if response is None else _retry_after(response)
-        if hint is not None:
-            return min(hint, MAX_SLEEP)
-        return self.rng.uniform(0.0, min(MAX_SLEEP, self.backoff * 2 ** attempt))
+    def stats(self) -> dict[str, Any]:
+        """HTTP requests made (judging and tokenizer), retries, hedges, list mode, per endpoint."""
+        tokenizer = 0 if self.server_tokenizer is None else self.server_tokenizer.requests
+        lists = {None: "untried", True: "on", False: "off"}[self.lists_supported]
+        return {"requests": self.requests_made + tokenizer, "judge_requests": self.requests_made,
+                "tokenizer_requests": tokenizer, "retries": self.retries, "hedges": self.hedges,
+                "lists": lists if self.endpoint == "completions" and self.batch_requests else "unused",
+                "endpoints": self.pool.stats()}
 
-    async def _send(self, url: str, payload: dict[str, Any]) -> httpx.Response:
+    async def _fly(self, flight: _Flight, path: str, payload: dict[str, Any], refuse: frozenset[int],
+                   valid: Callable[[dict[str, Any]], bool], ep: Endpoint | None) -> _Outcome:
+        """Send one request (to ``ep``, or to the pool's choice) and record how it went."""
         state = await self._loop_state()
+        pool = self.pool
         async with state.gate:
             if self.throttler is not None:
                 await self.throttler.acquire()
-            self.requests_made += 1
-            return await state.client.post(url, json=payload)
-
-    async def _post(self, payload: dict[str, Any], refuse: frozenset[int] = frozenset()) -> dict[str, Any]:
-        """POST ``payload`` with retries; the JSON body. Statuses in ``refuse`` raise _Refused."""
-        path = ENDPOINTS[self.endpoint]
-        attempts = self.max_retries + 1
-        for attempt in range(attempts):
-            url = self.base_urls[next(self._turn) % len(self.base_urls)] + path
-            response = None
+            ep = ep if ep is not None else await pool.acquire()
+            start = pool.started(ep)
+            flight.ep, flight.start = ep, start
+            if path in ENDPOINTS.values():
+                self.requests_made += 1
+            url = ep.url + path
             try:
-                response = await self._send(url, payload)
+                response = await state.client.post(url, json=payload)
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            else:
-                status = response.status_code
-                if status in refuse or (400 <= status < 500 and status not in (408, 429)):
-                    raise _Refused(f"{url} answered HTTP {status}: {_snippet(response)}", status)
-                if status == 200:
-                    body = self._json(response)
-                    if body is not None:
-                        return body
-                    last = f"HTTP 200 with a malformed body: {_snippet(response)}"
-                else:
-                    last = f"HTTP {status}: {_snippet(response)}"
-            if attempt + 1 < attempts:
-                self.retries += 1
-                await asyncio.sleep(self._sleep_for(attempt, response))
-        raise BackendError(f"{url} failed after {attempts} attempt(s); last error: {last}")
+                error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                pool.failed(ep, start, error)
+                return _Outcome(url, error=error)
+            except BaseException:
+                pool.cancelled(ep, start)
+                raise
+        status = response.status_code
+        if status in refuse or (400 <= status < 500 and status not in (408, 429)):
+            pool.answered(ep, start)  # the server is up; the request was wrong for it
+            if status in refuse:
+                return _Outcome(url, status, json_object(response))
+            raise _Refused(f"{url} answered HTTP {status}: {snippet(response)}", status)
+        if status == 200:
+            body = json_object(response)
+            if body is not None and valid(body):
+                pool.succeeded(ep, start)
+                return _Outcome(url, 200, body)
+            error = f"HTTP 200 with a malformed body: {snippet(response)}"
+        else:
+            error = f"HTTP {status}: {snippet(response)}"
+        pool.failed(ep, start, error, retry_after(response))
+        return _Outcome(url, error=error)
 
-    @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any] | None:
-        """The body if it is an object with a non-empty list of choice objects, else None."""
+    def _launch(self, path: str, payload: dict[str, Any], refuse: frozenset[int],
+                valid: Callable[[dict[str, Any]], bool], ep: Endpoint | None = None) -> _Flight:
+        flight = _Flight()
+        flight.task = asyncio.ensure_future(self._fly(flight, path, payload, refuse, valid, ep))
+        return flight
+
+    def _hedge_due(self, flight: _Flight) -> tuple[bool, float]:
+        """(copy it now?, seconds until the next look) for the only request of a call."""
+        delay = self.pool.hedge_delay()
+        if flight.start is None or delay is None:
+            return False, HEDGE_RECHECK
+        left = flight.start + delay - self.pool.clock()
+        return left <= 0, max(left, 0.0) or HEDGE_RECHECK
+
+    async def _request(self, path: str, payload: dict[str, Any], refuse: frozenset[int] = frozenset(),
+                       valid: Callable[[dict[str, Any]], bool] = lambda b: with_choices(b) is not None
+                       ) -> _Outcome:
+        """POST with retries through the pool, hedging a request that hangs (module docstring).
+        The answer: a valid 200, or a status in ``refuse``; raises BackendError when spent."""
+        budget = self.max_retries + 1
+        flights: list[_Flight] = []
+        sent, last, last_url = 0, "no answer", path
         try:
-            body = json.loads(response.content)
-        except ValueError:
-            return None
-        choices = body.get("choices") if isinstance(body, dict) else None
-        ok = isinstance(choices, list) and choices and all(isinstance(c, dict) for c in choices)
-        return body if ok else None
+            while True:
+                if not flights:
+                    if sent >= budget:
+                        raise BackendError(self._spent(last_url, sent, last))
+                    self.retries += sent > 0
+                    flights.append(self._launch(path, payload, refuse, valid))
+                    sent += 1
+                wait = None
+                if len(flights) == 1 and sent < budget and len(self.pool.endpoints) > 1:
+                    due, wait = self._hedge_due(flights[0])
+                    other = self.pool.pick(exclude=[flights[0].ep]) if due else None
+                    if other is not None:
+                        flights.append(self._launch(path, payload, refuse, valid, other))
+                        sent += 1
+                        self.hedges += 1
+                        wait = None
+                done, _ = await asyncio.wait([f.task for f in flights], timeout=wait,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for index, flight in enumerate(list(flights)):
+                    if flight.task not in done:
+                        continue
+                    flights.remove(flight)
+                    outcome = flight.task.result()  # a _Refused propagates
+                    if outcome.error is None:
+                        for slower in flights[:index]:  # sent earlier, still unanswered: lost to a copy
+                            if slower.ep is not None and slower.start is not None:
+                                self.pool.failed(slower.ep, slower.start, "no answer before a copy's",
+                                                 lost_hedge=True)
+                        return outcome
+                    last, last_url = outcome.error, outcome.url
+        finally:
+            for flight in flights:
+                flight.task.cancel()
+            if flights:
+                await asyncio.gather(*(f.task for f in flights), return_exceptions=True)
+
+    def _spent(self, url: str, attempts: int, last: str) -> str:
+        message = f"{url} failed after {attempts} attempt(s); last error: {last}"
+        if len(self.pool.endpoints) > 1:
+            message += "; endpoints: " + ", ".join(
+                f"{e['url']} {e['state']} ({e['requests']} requests, {e['failures']} failures)"
+                for e in self.pool.stats())
+        return message
+
+    async def _post_json(self, path: str, payload: dict[str, Any], refuse: frozenset[int]
+                         ) -> tuple[int, dict[str, Any] | None]:
+        """For the server's tokenizer: (status, body) of a JSON object answer."""
+        outcome = await self._request(path, payload, refuse, valid=lambda body: True)
+        return outcome.status, outcome.body
 
     # -- judging ----------------------------------------------------------------------------
 
     async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
         if not prompts:
             return BatchResult([])
+        await self._prepare(prompts)
         if self.endpoint == "chat":
-            return await _all([self._chat(p) for p in prompts])
+            return _merged(await _all([self._chat(p) for p in prompts]))
         texts = [self.render(p) for p in prompts]
-        if len(texts) > 1 and self.batch_requests and self.lists_supported is not False:
-            try:
+        if len(texts) > 1 and self.batch_requests:
+            if self.lists_supported is not False or self._single_batches >= self._reprobe_after:
                 result = await self._completions_list(texts)
-            except _Refused as exc:
-                if exc.status not in LIST_REFUSALS:
-                    raise
-                result = None
-            if result is not None:
-                self.lists_supported = True
-                return result
-        result = await _all([self._completion(t) for t in texts])
-        if len(texts) > 1 and self.batch_requests and self.lists_supported is None:
-            self.lists_supported = False  # refused, and single prompts work: remember it
-        return result
+                if result is not None:
+                    return result
+            if self.lists_supported is False:
+                self._single_batches += 1
+        return _merged(await _all([self._completion(t) for t in texts]))
 
     def _payload(self, prompt: str | list[str]) -> dict[str, Any]:
         return {"model": self.model, "prompt": prompt, "max_tokens": 1, "temperature": 0,
                 "logprobs": self.top_logprobs}
 
     async def _completions_list(self, texts: list[str]) -> BatchResult | None:
-        """One request for the whole batch; None if the server answered with the wrong choices."""
-        refuse = LIST_REFUSALS - ({500} if self.lists_supported else set())
-        body = await self._post(self._payload(texts), refuse)
-        by_index = {c.get("index"): c for c in body["choices"]}
-        if len(body["choices"]) != len(texts) or set(by_index) != set(range(len(texts))):
-            return None
-        return BatchResult([_completion_judgment(by_index[i]) for i in range(len(texts))], *_usage(body))
+        """One request for the whole batch; None if the server did not take the list."""
+        refuse = LIST_REFUSALS | (frozenset() if self.lists_supported else {500})
+        outcome = await self._request(ENDPOINTS["completions"], self._payload(texts), refuse)
+        if outcome.status == 200:
+            body = outcome.body or {}
+            by_index = {c.get("index"): c for c in body["choices"]}
+            if len(body["choices"]) == len(texts) and set(by_index) == set(range(len(texts))):
+                self.lists_supported, self._list_strikes = True, 0
+                self._reprobe_after = REPROBE_AFTER
+                return BatchResult([completion_judgment(by_index[i]) for i in range(len(texts))],
+                                   *usage(body))
+        self._list_refused(explicit=outcome.status != 500)
+        return None
+
+    def _list_refused(self, explicit: bool) -> None:
+        if self.lists_supported is False:  # a re-probe: still refused, wait twice as long
+            self._single_batches = 0
+            self._reprobe_after = min(2 * self._reprobe_after, REPROBE_MAX)
+            return
+        self._list_strikes = LIST_STRIKES if explicit else self._list_strikes + 1
+        if self._list_strikes >= LIST_STRIKES:
+            self.lists_supported, self._single_batches = False, 0
 
     async def _completion(self, text: str) -> BatchResult:
-        body = await self._post(self._payload(text))
-        return BatchResult([_completion_judgment(body["choices"][0])], *_usage(body))
+        body = (await self._request(ENDPOINTS["completions"], self._payload(text))).body or {}
+        return BatchResult([completion_judgment(body["choices"][0])], *usage(body))
 
     async def _chat(self, prompt: Prompt) -> BatchResult:
         payload = {"model": self.model, "temperature": 0, "max_tokens": CHAT_MAX_TOKENS,
                    "messages": [{"role": "user", "content": self.instruction(prompt)}],
                    "logprobs": True, "top_logprobs": min(self.top_logprobs, 20)}
-        body = await self._post(payload)
-        return BatchResult([_chat_judgment(body["choices"][0])], *_usage(body))
+        body = (await self._request(ENDPOINTS["chat"], payload)).body or {}
+        return BatchResult([chat_judgment(body["choices"][0])], *usage(body))

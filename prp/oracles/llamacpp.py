@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from prp.oracles.llm import LLMBackend, file_sha256
+from prp.oracles.tokenizers import GGUFTokenizer
 from prp.prompts import judgment_from_scores
 from prp.types import BatchResult, Judgment, Prompt
 
@@ -28,17 +29,6 @@ def _import_llama():
     except ImportError as exc:
         raise ImportError("the llama.cpp backend needs: pip install 'prp[llama]'") from exc
     return llama_cpp
-
-
-class _Tokenizer:
-    def __init__(self, llm) -> None:
-        self.llm = llm
-
-    def encode(self, text: str) -> list[int]:
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-
-    def decode(self, ids: list[int]) -> str:
-        return self.llm.detokenize(ids).decode("utf-8", errors="ignore")
 
 
 class LlamaCppBackend(LLMBackend):
@@ -72,8 +62,7 @@ class LlamaCppBackend(LLMBackend):
                          chat=bool(template) if chat is None else chat, **llm_kwargs)
         if self.chat and not template:
             raise ValueError(f"{path.name} has no chat template; use chat=False")
-        self._chat_template = template
-        self.tokenizer = _Tokenizer(self.llm)
+        self.tokenizer = GGUFTokenizer(self.llm)
         self._answer_ids = {side: self._single_tokens(side) for side in ("A", "B")}
         self._lock = asyncio.Lock()
         self.evaluated_tokens = 0  # tokens actually run through the model (prefix reuse excluded)
@@ -91,14 +80,7 @@ class LlamaCppBackend(LLMBackend):
     def render(self, prompt: Prompt) -> str:
         if not self.chat:
             return super().render(prompt)
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        llm = self.llm
-        formatter = Jinja2ChatFormatter(
-            self._chat_template, eos_token=llm.detokenize([llm.token_eos()]).decode(errors="ignore"),
-            bos_token=llm.detokenize([llm.token_bos()]).decode(errors="ignore"))
-        text = formatter(messages=[{"role": "user", "content": self.instruction(prompt)}]).prompt
-        return text + self.template.answer_prefix
+        return self.tokenizer.chat(self.instruction(prompt)) + self.template.answer_prefix
 
     async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
         texts = [self.render(p) for p in prompts]

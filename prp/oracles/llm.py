@@ -51,12 +51,21 @@ class LLMBackend:
         self.tokenizer: Tokenizer | None = None
 
     @property
+    def prompt_format(self) -> str:
+        """How the instruction reaches the model: "plain", or "chat" (its chat template)."""
+        return "chat" if self.chat else "plain"
+
+    @property
+    def exact_truncation(self) -> bool:
+        """True when budgets count the model's tokens (False: a character estimate)."""
+        return self.tokenizer is not None
+
+    @property
     def name(self) -> str:
         weights = (self.weights_hash or "-")[:16]
-        fmt = "chat" if self.chat else "plain"
-        approx = "~" if self.tokenizer is None else ""  # truncated by a character estimate
+        approx = "" if self.exact_truncation else "~"  # "~": truncated by a character estimate
         return (f"{self.kind}:{self.model_id}#{weights}:{self.template.id}:"
-                f"p{approx}{self.passage_tokens}:q{approx}{self.query_tokens}:{fmt}")
+                f"p{approx}{self.passage_tokens}:q{approx}{self.query_tokens}:{self.prompt_format}")
 
     def instruction(self, prompt: Prompt) -> str:
         """The template filled with the truncated query and passages."""

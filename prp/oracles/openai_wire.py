@@ -1,0 +1,99 @@
+"""Reading what an OpenAI-compatible server answers: bodies, choices, usage, Retry-After.
+
+Rules: a judgment comes from the next token's top log-probabilities (" A" vs " B"); a choice
+without them is read from its text (a preference with no margin); unreadable text gives an
+unparsed judgment (``parsed=False``), never a silent preference. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import time
+from typing import Any
+
+import httpx
+
+from prp.prompts import judgment_from_scores, parse_answer, scores_from_top_logprobs
+from prp.types import Judgment
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The ``Retry-After`` header in seconds (a number or an HTTP date), if any."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def snippet(response: httpx.Response) -> str:
+    """The start of a response body, on one line, for error messages."""
+    text = " ".join(response.text.split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The body if it is a JSON object, else None."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def with_choices(body: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``body`` if it holds a non-empty list of choice objects, else None."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    ok = isinstance(choices, list) and choices and all(isinstance(c, dict) for c in choices)
+    return body if ok else None
+
+
+def completion_judgment(choice: dict[str, Any]) -> Judgment:
+    """A /v1/completions choice -> judgment: top logprobs of the first token, else its text."""
+    logprobs = choice.get("logprobs")
+    tops = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
+    if isinstance(tops, list) and tops and isinstance(tops[0], dict):
+        judgment = judgment_from_scores(*scores_from_top_logprobs(tops[0]))
+        if judgment.parsed:
+            return judgment
+    return parse_answer(str(choice.get("text") or ""))
+
+
+def _as_mapping(entries: list[Any]) -> dict[str, float]:
+    """Chat logprob entries ({"token", "logprob"}) -> token -> best logprob."""
+    top: dict[str, float] = {}
+    for entry in entries:
+        token, logprob = (entry.get("token"), entry.get("logprob")) if isinstance(entry, dict) else ("", "")
+        if isinstance(token, str) and isinstance(logprob, (int, float)):
+            top[token] = max(float(logprob), top.get(token, -math.inf))
+    return top
+
+
+def chat_judgment(choice: dict[str, Any]) -> Judgment:
+    """A chat choice -> judgment: the first generated "A"/"B" token's top logprobs, else text."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    for item in content if isinstance(content, list) else []:
+        if isinstance(item, dict) and str(item.get("token", "")).strip() in ("A", "B"):
+            alternatives = item.get("top_logprobs")
+            entries = [item, *(alternatives if isinstance(alternatives, list) else [])]
+            return judgment_from_scores(*scores_from_top_logprobs(_as_mapping(entries)))
+    message = choice.get("message")
+    return parse_answer(str(message.get("content") or "") if isinstance(message, dict) else "")
+
+
+def usage(body: dict[str, Any]) -> tuple[int, int]:
+    """(prompt tokens, completion tokens) of a body's ``usage``, 0 where missing."""
+    found = body.get("usage")
+    found = found if isinstance(found, dict) else {}
+    counts = [found.get(key) for key in ("prompt_tokens", "completion_tokens")]
+    prompt, completion = (int(n) if isinstance(n, (int, float)) else 0 for n in counts)
+    return prompt, completion
