@@ -214,6 +214,7 @@ class FaultServer:
 
             def setup(self) -> None:
                 super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms stalls
                 outer.connections.add(self.connection)
 
             def finish(self) -> None:
@@ -320,3 +321,83 @@ def refused_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+class Flapper:
+    """Stops and restarts a :class:`FaultServer` every ``period`` seconds (up first), in a thread."""
+
+    def __init__(self, server: FaultServer, period: float) -> None:
+        self.server, self.period = server, period
+        self.done = threading.Event()
+        self.flips = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.done.wait(self.period):
+            if self.server.server is None:
+                self.server.start()
+            else:
+                self.server.stop()
+            self.flips += 1
+
+    def __enter__(self) -> Flapper:
+        self.server.start()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+        self.server.stop()
+
+
+class Endpoints:
+    """A pool of loopback endpoints of the given kinds, as a context manager.
+
+    Kinds: ``ok`` (a :class:`FakeJudge` that answers), ``dead`` (a refused port), ``hang``
+    (accepts, never answers), ``flap`` (a judge whose server is up and down by turns every
+    ``flap_period`` seconds), ``faulty`` (a judge drawing random faults at ``fault_rate`` from
+    ``fault_mix``). ``urls`` in the order given; ``judges`` are the endpoints' judges (ok, flap,
+    faulty), to count what reached them.
+    """
+
+    def __init__(self, kinds: list[str], relevance: dict[str, float], *, delay: float = 0.0,
+                 flap_period: float = 0.2, fault_rate: float = 0.2, fault_mix: list[Reply] | None = None,
+                 slow_seconds: float = 1.0, seed: int = 0) -> None:
+        self.kinds, self.relevance, self.delay = kinds, relevance, delay
+        self.flap_period, self.fault_rate, self.seed = flap_period, fault_rate, seed
+        self.fault_mix = fault_mix or [status(500), status(503), DROP, MALFORMED, SLOW]
+        self.slow_seconds = slow_seconds
+        self.urls: list[str] = []
+        self.judges: list[FakeJudge] = []
+        self.servers: list[FaultServer] = []
+        self._open: list[Any] = []
+
+    def __enter__(self) -> Endpoints:
+        for n, kind in enumerate(self.kinds):
+            if kind == "dead":
+                self.urls.append(refused_url())
+                continue
+            if kind == "hang":
+                hang = HangServer().__enter__()
+                self._open.append(hang)
+                self.urls.append(hang.url)
+                continue
+            rate = self.fault_rate if kind == "faulty" else 0.0
+            judge = FakeJudge(self.relevance, delay=self.delay, fault_rate=rate, fault_mix=self.fault_mix,
+                              seed=self.seed + n)
+            server = FaultServer(judge, slow_seconds=self.slow_seconds)
+            keeper: Any = Flapper(server, self.flap_period) if kind == "flap" else server
+            keeper.__enter__()
+            self._open.append(keeper)
+            self.judges.append(judge)
+            self.servers.append(server)
+            self.urls.append(server.url)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for keeper in reversed(self._open):
+            keeper.__exit__(None, None, None)
+
+    def judge_requests(self) -> int:
+        return sum(len(j.requests) for j in self.judges)

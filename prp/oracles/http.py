@@ -29,7 +29,8 @@ Rules:
   errors and 200s whose body is not a JSON object with a list of choices; other 4xx fail at
   once; a 200 whose choices lack logprobs is not retried. A request unanswered for the pool's
   hedge delay is copied to another healthy endpoint (the first answer wins; the slow endpoint
-  counts a failure). Each call sends at most ``max_retries + 1`` requests, copies included;
+  counts a failure); before any endpoint has answered, that delay is a sixth of ``timeout``.
+  Each call sends at most ``max_retries + 1`` requests, copies included;
   then ``BackendError`` names the URL, the last error and the attempts, and the failed batch
   returns nothing, so nothing of it is cached.
 * At most ``max_requests_in_flight`` requests are open at once, started at most ``rate_limit``
@@ -216,7 +217,8 @@ class OpenAIBackend(LLMBackend):
         period = None if rate_limit is None else 1.0 / rate_limit
         self.throttler = None if period is None else Throttler(1, period, min(0.01, period / 4))
         self.pool = Pool(self.base_urls, backoff=self.backoff, hedge_factor=float(hedge_factor),
-                         hedge_min=float(hedge_min), rng=random.Random(seed))
+                         hedge_min=float(hedge_min), cold_hedge=max(float(hedge_min), self.timeout / 6),
+                         rng=random.Random(seed))
         self.lists_supported: bool | None = None  # None: no list request answered yet
         self._list_strikes = 0
         self._single_batches = 0  # multi-prompt batches sent as single prompts since lists went off
@@ -348,7 +350,10 @@ class OpenAIBackend(LLMBackend):
         if status == 200:
             body = json_object(response)
             if body is not None and valid(body):
-                pool.succeeded(ep, start)
+                if path in ENDPOINTS.values():
+                    pool.succeeded(ep, start)
+                else:  # a tokenizer call: far quicker than a judgment, so no latency is learnt
+                    pool.answered(ep, start)
                 return _Outcome(url, 200, body)
             error = f"HTTP 200 with a malformed body: {snippet(response)}"
         else:

@@ -19,7 +19,8 @@ Rules:
   to come back (polling every :data:`POLL` seconds); waiting costs no attempt.
 * **Hedging.** :meth:`Pool.hedge_delay` is how long a request may stay unanswered before the caller
   sends a copy to another endpoint: ``hedge_factor`` times the slowest answering endpoint's
-  latency, at least ``hedge_min`` seconds; None until some endpoint has answered.
+  latency, at least ``hedge_min`` seconds; ``cold_hedge`` seconds until some endpoint has
+  answered (None: never).
 * Everything here is counted per endpoint (:meth:`Pool.stats`); nothing here does I/O.
 """
 
@@ -78,12 +79,13 @@ class Pool:
     """Health-aware choice among base URLs (see the module docstring)."""
 
     def __init__(self, urls: Iterable[str], *, backoff: float = 0.5, hedge_factor: float = 4.0,
-                 hedge_min: float = 0.5, rng: random.Random | None = None,
+                 hedge_min: float = 0.5, cold_hedge: float | None = None, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.endpoints = [Endpoint(url, i) for i, url in enumerate(urls)]
         if not self.endpoints:
             raise ValueError("an endpoint pool needs at least one URL")
         self.backoff, self.hedge_factor, self.hedge_min = backoff, hedge_factor, hedge_min
+        self.cold_hedge = cold_hedge
         self.rng = rng or random.Random()
         self.clock = clock
         self._turn = itertools.count()
@@ -119,7 +121,7 @@ class Pool:
         """Seconds after which an unanswered request may be copied to another endpoint."""
         seen = [e.latency for e in self.endpoints if e.latency is not None]
         if not seen:
-            return None
+            return self.cold_hedge
         return max(self.hedge_min, self.hedge_factor * max(seen))
 
     # -- recording --------------------------------------------------------------------------

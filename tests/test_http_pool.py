@@ -1,0 +1,238 @@
+"""The HTTP backend's endpoint pool under faults, on loopback servers (tests/http_fault_server.py).
+
+Every run ranks the same synthetic queries through three endpoints. The fault-free run over
+three healthy endpoints is the reference: each faulty pool must give the same rankings, with a
+bounded number of requests. (Wall-time ratios are measured by bench/pool_faults.py, not here.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+
+httpx = pytest.importorskip("httpx", reason="the HTTP backend needs prp[http] (httpx)")
+pytest.importorskip("asyncio_throttle", reason="the HTTP backend needs prp[http] (asyncio-throttle)")
+
+from conftest import expected_order  # noqa: E402
+from http_fault_server import (  # noqa: E402
+    DROP,
+    Endpoints,
+    FakeJudge,
+    FaultServer,
+    HangServer,
+    refused_url,
+    status,
+)
+
+from prp import BackendError, Prompt, Reranker  # noqa: E402
+from prp.cache import MemoryCache  # noqa: E402
+from prp.oracles.http import OpenAIBackend  # noqa: E402
+from prp.oracles.pool import Pool  # noqa: E402
+
+QUERIES, DOCS, K, B, CONCURRENCY = 6, 16, 4, 4, 4
+DELAY = 0.01  # seconds each answer takes
+
+
+def _data(seed: int = 0):
+    rng = random.Random(seed)
+    relevance, requests = {}, []
+    for q in range(QUERIES):
+        ids = [f"q{q}d{i}" for i in range(DOCS)]
+        for d in ids:
+            relevance[d] = rng.random()
+        requests.append({"query": f"query {q}", "docs": [f"doc {d} text {i}" for i, d in enumerate(ids)],
+                         "doc_ids": ids, "qid": f"q{q}"})
+    return relevance, requests
+
+
+RELEVANCE, REQUESTS = _data()
+EXPECTED = [expected_order(r["doc_ids"], RELEVANCE, K) for r in REQUESTS]
+
+
+def _backend(urls: list[str], **kw) -> OpenAIBackend:
+    kw = {"timeout": 10.0, "backoff": 0.05, "hedge_min": 0.1, "seed": 0, "tokenizer": "chars", **kw}
+    return OpenAIBackend("fake-model", urls, **kw)
+
+
+def _rank(backend: OpenAIBackend, cache: MemoryCache | None = None):
+    reranker = Reranker(backend, sorter="quicksort", k=K, batch_size=B, concurrency=CONCURRENCY,
+                        cache=cache if cache is not None else MemoryCache())
+    results = reranker.rank_many(REQUESTS)
+    return [r.doc_ids for r in results], results
+
+
+@pytest.fixture(scope="module")
+def fault_free():
+    with Endpoints(["ok", "ok", "ok"], RELEVANCE, delay=DELAY) as pool:
+        backend = _backend(pool.urls)
+        rankings, results = _rank(backend)
+    assert rankings == EXPECTED
+    return rankings, backend.requests_made, sum(r.cost.inferences for r in results)
+
+
+def test_fault_free_pool(fault_free):
+    rankings, requests, inferences = fault_free
+    assert requests == inferences  # one request per inference, no retry, no copy
+
+
+@pytest.mark.parametrize("bad", ["dead", "hang", "flap"])
+def test_one_bad_endpoint_in_three(fault_free, bad):
+    with Endpoints(["ok", bad, "ok"], RELEVANCE, delay=DELAY, flap_period=0.15) as pool:
+        backend = _backend(pool.urls)
+        rankings, _ = _rank(backend)
+    assert rankings == fault_free[0]
+    stats = backend.stats()
+    bad_endpoint = stats["endpoints"][1]
+    good = [stats["endpoints"][0], stats["endpoints"][2]]
+    assert all(e["failures"] == 0 for e in good)
+    extra = backend.requests_made - fault_free[1]  # failed requests and copies
+    assert extra == bad_endpoint["failures"] + (stats["hedges"] - bad_endpoint["hedges_lost"])
+    assert extra <= 0.35 * fault_free[1] + 5, stats  # bounded: the bad endpoint is mostly skipped
+    if bad == "hang":
+        assert stats["hedges"] >= 1 and bad_endpoint["hedges_lost"] >= 1
+    else:
+        assert bad_endpoint["failures"] >= 1
+    assert bad_endpoint["requests"] < min(e["requests"] for e in good)
+
+
+def test_dead_hanging_and_flapping_together(fault_free):
+    with Endpoints(["dead", "hang", "flap", "ok"], RELEVANCE, delay=DELAY, flap_period=0.15) as pool:
+        backend = _backend(pool.urls)
+        rankings, _ = _rank(backend)
+    assert rankings == fault_free[0]
+    assert backend.requests_made <= 1.6 * fault_free[1] + 10, backend.stats()
+
+
+def test_a_dead_pool_fails_fast_at_concurrency_4():
+    """Every endpoint refused: the first batch to spend its attempts ends the step at once."""
+    backend = _backend([refused_url(), refused_url()], max_retries=4)
+    started = time.perf_counter()
+    with pytest.raises(BackendError, match="failed after 5 attempt") as err:
+        _rank(backend)
+    assert time.perf_counter() - started < 10  # not every batch retried to exhaustion, in turn
+    assert "endpoints:" in str(err.value) and "down" in str(err.value)
+    assert backend.requests_made <= 5 * CONCURRENCY  # at most one batch's budget per gate slot
+
+
+def test_fast_failure_keeps_what_finished():
+    """One batch fails for good while others are on a slow server: the step raises at once,
+    the finished batches are cached and a rerun pays only for the rest."""
+    judge = FakeJudge(RELEVANCE, [status(401, body='{"error": "bad key"}')], delay=0.0)
+    with FaultServer(judge) as server:
+        backend = _backend([server.url], max_requests_in_flight=1)
+        cache = MemoryCache()
+        with pytest.raises(BackendError, match="HTTP 401"):
+            _rank(backend, cache)
+        sent = len(judge.requests)  # the one refused, and perhaps one sent as its answer came in
+        assert sent <= 2 and len(cache) in (0, B * (sent - 1))  # the others were cancelled unsent
+        rankings, _ = _rank(backend, cache)
+    assert rankings == EXPECTED
+
+
+def test_a_hanging_endpoint_does_not_hold_a_batch_for_the_timeout():
+    judge = FakeJudge(RELEVANCE)
+    with HangServer() as hang, FaultServer(judge) as ok:
+        backend = _backend([hang.url, ok.url], timeout=30.0)  # a cold hedge after 30 / 6 = 5 s
+        prompts = [Prompt("q", "query", a, f"doc {a}", b, f"doc {b}")
+                   for a, b in [("q0d0", "q0d1"), ("q0d2", "q0d3")]]
+        started = time.perf_counter()
+        for _ in range(4):
+            asyncio.run(backend.judge(prompts))
+        assert time.perf_counter() - started < 15  # far below one 30 s timeout per hang
+    hung = backend.stats()["endpoints"][0]
+    assert hung["successes"] == 0 and hung["state"] != "healthy"
+
+
+def test_capacity_spreads_the_load():
+    """A server twice as slow carries fewer of the requests in flight."""
+    fast, slow = FakeJudge(RELEVANCE, delay=0.02), FakeJudge(RELEVANCE, delay=0.08)
+    with FaultServer(fast) as one, FaultServer(slow) as two:
+        backend = _backend([one.url, two.url], batch_requests=False, max_requests_in_flight=6,
+                           hedge_factor=100.0)
+        prompts = [Prompt("q", "query", f"q0d{i}", f"doc q0d{i}", f"q0d{i + 1}", f"doc q0d{i + 1}")
+                   for i in range(15)]
+        for _ in range(4):
+            asyncio.run(backend.judge(prompts))
+    assert len(fast.requests) + len(slow.requests) == 60
+    assert len(fast.requests) > 1.5 * len(slow.requests)
+
+
+def test_transient_drop_retries_elsewhere_without_waiting():
+    judge_a, judge_b = FakeJudge(RELEVANCE, [DROP]), FakeJudge(RELEVANCE)
+    with FaultServer(judge_a) as one, FaultServer(judge_b) as two:
+        backend = _backend([one.url, two.url], backoff=5.0)  # a retry on the same server would wait
+        prompt = Prompt("q", "query", "q0d0", "doc q0d0", "q0d1", "doc q0d1")
+        started = time.perf_counter()
+        asyncio.run(backend.judge([prompt]))
+        assert time.perf_counter() - started < 2.5
+    assert (len(judge_a.requests), len(judge_b.requests)) == (1, 1) and backend.retries == 1
+
+
+# -- the pool alone ---------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pool_backoff_probe_and_recovery():
+    clock = Clock()
+    pool = Pool(["a", "b"], backoff=1.0, rng=random.Random(0), clock=clock)
+    a, b = pool.endpoints
+    start = pool.started(a)
+    pool.failed(a, start, "refused")
+    assert a.state(clock.now) in ("down", "probing") and pool.pick() is b
+    clock.now = a.down_until + 0.01  # backoff over: one probe at a time
+    assert a.available(clock.now)
+    probe = pool.started(a)
+    assert not a.available(clock.now)  # a second probe waits for the first
+    first_pause = a.down_until - a.down_since
+    pool.failed(a, probe, "refused again")
+    assert a.streak == 2 and a.down_until - a.down_since <= 2.0 and first_pause <= 1.0
+    clock.now = a.down_until + 0.01
+    probe = pool.started(a)
+    clock.now += 0.2
+    pool.succeeded(a, probe)
+    assert a.state(clock.now) == "healthy" and a.streak == 0 and a.latency == pytest.approx(0.2)
+
+
+def test_failures_of_requests_already_in_flight_do_not_lengthen_the_backoff():
+    clock = Clock()
+    pool = Pool(["a"], backoff=1.0, rng=random.Random(1), clock=clock)
+    (a,) = pool.endpoints
+    starts = [pool.started(a) for _ in range(4)]
+    clock.now += 0.1
+    for start in starts:
+        pool.failed(a, start, "refused")
+    assert a.streak == 1 and a.failures == 4
+
+
+def test_retry_after_sets_the_pause():
+    clock = Clock()
+    pool = Pool(["a"], clock=clock)
+    (a,) = pool.endpoints
+    pool.failed(a, pool.started(a), "HTTP 429", retry_after=2.5)
+    assert a.down_until - clock.now == pytest.approx(2.5)
+    assert pool.pause(3, retry_after=99) == 30.0
+
+
+def test_hedge_delay_follows_the_slowest_answering_endpoint():
+    clock = Clock()
+    pool = Pool(["a", "b"], hedge_factor=4.0, hedge_min=0.5, clock=clock)
+    a, b = pool.endpoints
+    assert pool.hedge_delay() is None  # nothing answered yet, and no cold hedge set
+    assert Pool(["a"], cold_hedge=3.0).hedge_delay() == 3.0
+    start = pool.started(a)
+    clock.now += 0.3
+    pool.succeeded(a, start)
+    assert pool.hedge_delay() == pytest.approx(1.2)
+    start = pool.started(b)
+    clock.now += 0.01
+    pool.succeeded(b, start)
+    assert pool.hedge_delay() == pytest.approx(1.2)
