@@ -56,7 +56,8 @@ class FakeJudge:
     def __init__(self, relevance: dict[str, float], faults: list[Reply] | None = None, *,
                  refuse_lists: int | str | None = None, refuse_lists_times: int | None = None,
                  delay: float = 0.0, tokenizer: str | None = "llama.cpp", tokenize_prefix: tuple = (),
-                 fault_rate: float = 0.0, fault_mix: list[Reply] | None = None, seed: int = 0) -> None:
+                 fault_rate: float = 0.0, fault_mix: list[Reply] | None = None, seed: int = 0,
+                 record: bool = True) -> None:
         self.relevance = relevance
         self.faults = list(faults or [])
         self.refuse_lists = refuse_lists  # a status for list prompts, or "first-only"
@@ -66,8 +67,10 @@ class FakeJudge:
         self.tokenize_prefix = list(tokenize_prefix)  # tokens added to every text (a BOS)
         self.fault_rate, self.fault_mix = fault_rate, list(fault_mix or [])
         self.rng = random.Random(seed)
+        self.record = record  # keep every request (False: count them only, for long runs)
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.tokenizer_requests: list[tuple[str, dict[str, Any]]] = []
+        self.judge_count = self.tokenizer_count = 0
         self.random_faults = 0
         self.in_flight = self.peak = 0
         self.lock = threading.Lock()
@@ -104,7 +107,9 @@ class FakeJudge:
 
     def tokenize(self, path: str, payload: dict[str, Any]) -> Reply:
         """The byte tokenizer, in the dialect asked for; 404 on the other paths."""
-        self.tokenizer_requests.append((path, payload))
+        self.tokenizer_count += 1
+        if self.record:
+            self.tokenizer_requests.append((path, payload))
         paths = {"llama.cpp": ("/tokenize", "/detokenize", "content", "content"),
                  "llama-cpp-python": ("/extras/tokenize", "/extras/detokenize", "input", "text")}
         tokenize, detokenize, field_in, field_out = paths.get(self.tokenizer or "", ("", "", "", ""))
@@ -153,7 +158,9 @@ class FakeJudge:
             with self.lock:
                 return self.tokenize(path, payload)
         with self.lock:
-            self.requests.append((path, headers, payload))
+            self.judge_count += 1
+            if self.record:
+                self.requests.append((path, headers, payload))
             scripted = self.faults.pop(0) if self.faults else OK
             if scripted is OK and self.fault_rate and self.rng.random() < self.fault_rate:
                 scripted = self.rng.choice(self.fault_mix)
@@ -363,11 +370,11 @@ class Endpoints:
 
     def __init__(self, kinds: list[str], relevance: dict[str, float], *, delay: float = 0.0,
                  flap_period: float = 0.2, fault_rate: float = 0.2, fault_mix: list[Reply] | None = None,
-                 slow_seconds: float = 1.0, seed: int = 0) -> None:
+                 slow_seconds: float = 1.0, seed: int = 0, record: bool = True) -> None:
         self.kinds, self.relevance, self.delay = kinds, relevance, delay
         self.flap_period, self.fault_rate, self.seed = flap_period, fault_rate, seed
         self.fault_mix = fault_mix or [status(500), status(503), DROP, MALFORMED, SLOW]
-        self.slow_seconds = slow_seconds
+        self.slow_seconds, self.record = slow_seconds, record
         self.urls: list[str] = []
         self.judges: list[FakeJudge] = []
         self.servers: list[FaultServer] = []
@@ -385,7 +392,7 @@ class Endpoints:
                 continue
             rate = self.fault_rate if kind == "faulty" else 0.0
             judge = FakeJudge(self.relevance, delay=self.delay, fault_rate=rate, fault_mix=self.fault_mix,
-                              seed=self.seed + n)
+                              seed=self.seed + n, record=self.record)
             server = FaultServer(judge, slow_seconds=self.slow_seconds)
             keeper: Any = Flapper(server, self.flap_period) if kind == "flap" else server
             keeper.__enter__()
@@ -400,4 +407,4 @@ class Endpoints:
             keeper.__exit__(None, None, None)
 
     def judge_requests(self) -> int:
-        return sum(len(j.requests) for j in self.judges)
+        return sum(j.judge_count for j in self.judges)

@@ -8,6 +8,7 @@ bounded number of requests. (Wall-time ratios are measured by bench/pool_faults.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 
@@ -236,3 +237,34 @@ def test_hedge_delay_follows_the_slowest_answering_endpoint():
     clock.now += 0.01
     pool.succeeded(b, start)
     assert pool.hedge_delay() == pytest.approx(1.2)
+
+
+# -- what the command line shows ----------------------------------------------------------------
+
+def test_cli_summary_shows_http_requests_and_endpoints(tmp_path, capsys):
+    from prp.cli import main
+
+    path = tmp_path / "candidates.jsonl"
+    with path.open("w") as fh:
+        for r in REQUESTS[:2]:
+            cands = [{"docid": d, "text": t} for d, t in zip(r["doc_ids"], r["docs"], strict=True)]
+            fh.write(json.dumps({"qid": r["qid"], "query": r["query"], "candidates": cands}) + "\n")
+    with Endpoints(["ok", "dead"], RELEVANCE) as pool:
+        argv = ["rerank", "--input", str(path), "--output", str(tmp_path / "out.trec"), "--backend", "openai",
+                "--model", "fake", "--k", str(K), "--batch-size", str(B), "--quiet",
+                "--oracle-options", "backoff=0.05,seed=0"]
+        for url in pool.urls:
+            argv += ["--base-url", url]
+        assert main(argv) == 0
+        text = capsys.readouterr().out
+        assert main(argv + ["--format", "json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+    http = summary["http"]
+    inferences = summary["cost"]["inferences"]
+    assert http["judge_requests"] >= inferences and http["tokenizer_requests"] > 0
+    dead = http["endpoints"][1]
+    assert dead["failures"] == dead["requests"] >= 1 and http["endpoints"][0]["failures"] == 0
+    first_run = text.splitlines()
+    line = next(x for x in first_run if x.startswith("http: "))
+    assert "requests (" in line and "judging" in line and "tokenizer" in line
+    assert any(pool.urls[1] in x and "failures" in x for x in first_run)

@@ -290,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
         if callable(close):
             close()
     write_output(args, queries, results)
-    return _report(args, queries, results, seconds)
+    stats = getattr(backend, "stats", None)  # the HTTP backend's real requests and endpoints
+    return _report(args, queries, results, seconds, stats() if callable(stats) else None)
 
 
 def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], backend: Backend,
@@ -307,7 +308,7 @@ def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], backen
 
 
 def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
-            seconds: float) -> int:
+            seconds: float, http: dict | None = None) -> int:
     from prp.cli import EXIT_BUDGET, EXIT_OK
 
     ledger = Ledger.total([r.cost for r in results])
@@ -318,6 +319,8 @@ def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequenc
                "reranked_candidates": sum(len(q.head.docs) for q in queries),
                "cost": ledger.to_dict(), "per_query": ledger.per_query(), "output": args.output,
                "output_format": args.output_format, "seconds": seconds, "settings": _settings(args)}
+    if http is not None:
+        summary["http"] = http
     stream = sys.stderr if args.output == "-" else sys.stdout
     if args.format == "json":
         print(json.dumps(summary), file=stream)
@@ -342,8 +345,21 @@ def _summary_text(summary: dict, ledger: Ledger) -> str:
         f"inferences, {ledger.cache_hits} cache hits, {ledger.unparsed} unparsed, "
         f"predicted {ledger.predicted_seconds:.1f} s",
         "per query: " + ", ".join(f"{means[name]:.2f} {name.replace('_', ' ')}" for name in PREDICTED),
+        *_http_lines(summary.get("http")),
         f"output: {summary['output']} ({summary['output_format']})",
     ])
+
+
+def _http_lines(http: dict | None) -> list[str]:
+    """The HTTP backend's real requests, beside the inferences, and each endpoint's share."""
+    if not http:
+        return []
+    lines = [f"http: {http['requests']} requests ({http['judge_requests']} judging, "
+             f"{http['tokenizer_requests']} tokenizer; {http['retries']} retries, {http['hedges']} "
+             f"hedged copies; prompt lists {http['lists']})"]
+    for e in http["endpoints"] if len(http["endpoints"]) > 1 or http["retries"] else []:
+        lines.append(f"  {e['url']}: {e['requests']} requests, {e['failures']} failures, {e['state']}")
+    return lines
 
 
 # --- dry run ---------------------------------------------------------------------------------------
