@@ -104,7 +104,8 @@ class Server:
     def __enter__(self) -> Server:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                         stdin=subprocess.DEVNULL,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -163,8 +164,9 @@ def main() -> None:
 
     requests = load_retrieve_results(Path(args.data) / "bm25-top100.json", args.depth)[: args.queries]
     path = model_path(args.model)
-    report = {"command": "python " + " ".join(sys.argv), "model": args.model, "queries": [r.qid for r in requests],
-              "depth": args.depth, "sorter": args.sorter, "threads": args.threads, "configs": {}}
+    report = {"command": "python " + " ".join(sys.argv), "model": args.model,
+              "queries": [r.qid for r in requests], "depth": args.depth, "sorter": args.sorter,
+              "threads": args.threads, "configs": {}}
 
     inproc = LlamaCppBackend(args.model, n_threads=args.threads)
     reference = rank(inproc, requests, args)

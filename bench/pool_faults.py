@@ -72,7 +72,8 @@ def main() -> None:
     lines = [f"command: python bench/pool_faults.py {' '.join(sys.argv[1:])}".rstrip(),
              f"{args.queries} queries x depth {args.depth}, quicksort k=10 B=8, concurrency 4, answers take "
              f"{args.delay} s, client timeout 60 s; median of {args.repeats} runs",
-             f"{'pool':<24} {'wall s':>7} {'ratio':>6} {'requests':>9} {'retries':>8} {'hedges':>7}  rankings"]
+             f"{'pool':<24} {'wall s':>7} {'ratio':>6} {'requests':>9} {'retries':>8} {'hedges':>7}"
+             "  rankings"]
     reference, base = None, None
     for name, kinds in POOLS.items():
         runs = [run(kinds, relevance, requests, args) for _ in range(args.repeats)]

@@ -102,7 +102,8 @@ def main() -> int:
     ap.add_argument("--depth", type=int, default=50)
     ap.add_argument("--endpoints", type=int, default=3)
     ap.add_argument("--fault-rate", type=float, default=0.2)
-    ap.add_argument("--outage", type=float, default=0.25, help="share of the fault-free time one endpoint is down")
+    ap.add_argument("--outage", type=float, default=0.25,
+                    help="share of the fault-free time one endpoint is down")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=2.0, help="client timeout, seconds")
     ap.add_argument("--max-retries", type=int, default=6)
@@ -180,8 +181,9 @@ def main() -> int:
         say(f"wrong rankings: {wrong} of {len(results)}; lost judgments: {lost} (paid {paid}, cached "
             f"{len(cache)}, unparsed {unparsed}); rerun over the cache: {rerun_paid} prompts paid, "
             f"{rerun_wrong} rankings differ")
-        say(f"RSS: {samples[0][1]:.0f} MB at start, {base:.0f} MB after warm-up, max {max(after or [base]):.0f}"
-            f" MB after it, {samples[-1][1]:.0f} MB at the end: growth {growth:+.1f} MB "
+        say(f"RSS: {samples[0][1]:.0f} MB at start, {base:.0f} MB after warm-up, "
+            f"max {max(after or [base]):.0f} MB after it, {samples[-1][1]:.0f} MB at the end: "
+            f"growth {growth:+.1f} MB "
             f"({len(samples)} samples)")
         ok = wrong == 0 and lost == 0 and unparsed == 0 and rerun_paid == 0 and rerun_wrong == 0 \
             and growth < args.rss_slack

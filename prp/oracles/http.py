@@ -224,6 +224,7 @@ class OpenAIBackend(LLMBackend):
         self._single_batches = 0  # multi-prompt batches sent as single prompts since lists went off
         self._reprobe_after = REPROBE_AFTER
         self.requests_made = 0  # judging requests (completions, chat), copies and retries included
+        self.tokenizer_requests = 0  # requests to the server's tokenizer, retries included
         self.retries = 0
         self.hedges = 0
         self._state: _LoopState | None = None
@@ -311,10 +312,10 @@ class OpenAIBackend(LLMBackend):
 
     def stats(self) -> dict[str, Any]:
         """HTTP requests made (judging and tokenizer), retries, hedges, list mode, per endpoint."""
-        tokenizer = 0 if self.server_tokenizer is None else self.server_tokenizer.requests
         lists = {None: "untried", True: "on", False: "off"}[self.lists_supported]
-        return {"requests": self.requests_made + tokenizer, "judge_requests": self.requests_made,
-                "tokenizer_requests": tokenizer, "retries": self.retries, "hedges": self.hedges,
+        return {"requests": self.requests_made + self.tokenizer_requests,
+                "judge_requests": self.requests_made, "tokenizer_requests": self.tokenizer_requests,
+                "retries": self.retries, "hedges": self.hedges,
                 "lists": lists if self.endpoint == "completions" and self.batch_requests else "unused",
                 "endpoints": self.pool.stats()}
 
@@ -331,6 +332,8 @@ class OpenAIBackend(LLMBackend):
             flight.ep, flight.start = ep, start
             if path in ENDPOINTS.values():
                 self.requests_made += 1
+            else:
+                self.tokenizer_requests += 1
             url = ep.url + path
             try:
                 response = await state.client.post(url, json=payload)

@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from prp.oracles.base import BackendError
+
 
 class LocalTokenizer(Protocol):
     def encode(self, text: str) -> list[int]: ...
@@ -144,7 +146,7 @@ DIALECTS = (
 )
 
 
-class TokenizerUnavailable(ValueError):
+class TokenizerUnavailable(BackendError):
     """The server has no tokenizer endpoint, or answered it with something unreadable."""
 
 
@@ -156,11 +158,9 @@ class ServerTokenizer:
         self.dialect: _Dialect | None = None
         self.prefix: list[int] = []  # what the server adds to every text
         self.memo: OrderedDict[tuple[str, int], str] = OrderedDict()
-        self.requests = 0
 
     async def _call(self, path: str, payload: dict[str, Any], refuse: frozenset[int] = frozenset()
                     ) -> tuple[int, dict[str, Any] | None]:
-        self.requests += 1
         return await self.post(path, payload, refuse)
 
     async def _detect(self) -> None:
@@ -204,22 +204,24 @@ class ServerTokenizer:
 
     async def prepare(self, wanted: Iterable[tuple[str, int | None]],
                       gather: Callable[[list[Awaitable[str]]], Awaitable[list[str]]]) -> None:
-        """Truncate every (text, budget) not yet known, together (``gather`` runs the coroutines)."""
-        todo = list(dict.fromkeys((t, b) for t, b in wanted if b is not None and (t, b) not in self.memo))
-        if not todo:
-            return
-        if self.dialect is None:
-            await self._detect()
-        cut = await gather([self._truncate(text, budget) for text, budget in todo])
-        for key, value in zip(todo, cut, strict=True):
-            self.memo[key] = value
-        while len(self.memo) > self.max_entries:
+        """Truncate every (text, budget) not yet known, together (``gather`` runs the coroutines).
+
+        On return every wanted truncation is in the memo (kept even past ``max_entries`` while
+        wanted): the caller renders at once, with no await in between."""
+        keys = list(dict.fromkeys((t, b) for t, b in wanted if b is not None))
+        while todo := [k for k in keys if k not in self.memo]:  # again if another call evicted some
+            if self.dialect is None:
+                await self._detect()
+            cut = await gather([self._truncate(text, budget) for text, budget in todo])
+            self.memo.update(zip(todo, cut, strict=True))
+        for key in keys:
+            self.memo.move_to_end(key)
+        keep = set(keys)
+        while len(self.memo) > self.max_entries and next(iter(self.memo)) not in keep:
             self.memo.popitem(last=False)
 
     def truncated(self, text: str, budget: int | None) -> str:
         """A truncation :meth:`prepare` made (call it first for every text of a batch)."""
         if budget is None:
             return text
-        key = (text, budget)
-        self.memo.move_to_end(key)
-        return self.memo[key]
+        return self.memo[(text, budget)]
