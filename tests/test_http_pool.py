@@ -268,3 +268,22 @@ def test_cli_summary_shows_http_requests_and_endpoints(tmp_path, capsys):
     line = next(x for x in first_run if x.startswith("http: "))
     assert "requests (" in line and "judging" in line and "tokenizer" in line
     assert any(pool.urls[1] in x and "failures" in x for x in first_run)
+
+
+def test_an_endpoint_that_comes_back_is_probed_back_in():
+    judges = [FakeJudge(RELEVANCE), FakeJudge(RELEVANCE)]
+    prompt = Prompt("q", "query", "q0d0", "doc q0d0", "q0d1", "doc q0d1")
+    with FaultServer(judges[0]) as one, FaultServer(judges[1]) as two:
+        backend = _backend([one.url, two.url], backoff=0.05, batch_requests=False,
+                           max_requests_in_flight=2)
+        one.stop()
+        for _ in range(5):
+            asyncio.run(backend.judge([prompt] * 4))
+        gone = backend.stats()["endpoints"][0]
+        assert gone["failures"] >= 1 and gone["successes"] == 0 and gone["state"] != "healthy"
+        one.start()
+        time.sleep(max(0.0, backend.pool.endpoints[0].down_until - time.monotonic()) + 0.05)  # backoff over
+        for _ in range(5):
+            asyncio.run(backend.judge([prompt] * 4))
+    back = backend.stats()["endpoints"][0]
+    assert back["state"] == "healthy" and back["successes"] >= 1 and len(judges[0].requests) >= 1

@@ -7,14 +7,15 @@
 * ``llama.cpp`` (default): ``--model`` is a packaged GGUF name (default
   ``qwen2.5-coder-1.5b``; see :mod:`prp.models`) or a path to a ``.gguf`` file.
 * ``transformers``: ``--model`` is a Hugging Face id or a local directory (required).
-* ``openai``: an OpenAI-compatible server; ``--model``, ``--base-url`` (repeatable: used
-  round-robin) and ``--api-key`` default to the environment (``PRP_OPENAI_*``, ``OPENAI_*``).
+* ``openai``: an OpenAI-compatible server; ``--model``, ``--base-url`` (repeatable: a pool that
+  routes around failing endpoints) and ``--api-key`` default to the environment
+  (``PRP_OPENAI_*``, ``OPENAI_*``).
 
 For the LLM backends ``--oracle-options key=value,...`` are passed to the backend's constructor
-(e.g. ``n_threads=2`` for llama.cpp, ``device=cpu`` for transformers, ``endpoint=chat`` for
-openai). Building a backend loads its model: commands that only predict must not call
-:func:`make_backend`. A missing extra or packaged model raises :class:`BackendUnavailable` (a
-ValueError, so the CLI exits 2) whose message says what to install.
+(e.g. ``n_threads=2`` for llama.cpp, ``device=cpu`` for transformers, ``endpoint=chat`` or
+``tokenizer=qwen2.5-coder-0.5b`` for openai). Building a backend loads its model: commands that
+only predict must not call :func:`make_backend`. A missing extra or packaged model raises
+:class:`BackendUnavailable` (a ValueError, so the CLI exits 2) whose message says what to install.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def add_backend_args(parser: argparse.ArgumentParser) -> None:
                             f"{DEFAULT_LLAMA_MODEL}) or a .gguf path; transformers: HF id or path; "
                             "openai: the served model name")
     group.add_argument("--base-url", action="append", default=None, metavar="URL",
-                       help="openai: server base URL (repeat for a round-robin pool)")
+                       help="openai: server base URL (repeat for a pool of endpoints)")
     group.add_argument("--api-key", default=None, help="openai: API key (default: from the environment)")
     group.add_argument("--qrels", default=None, help="perfect/noisy: TREC qrels the judge reads")
     group.add_argument("--oracle-options", default="", metavar="KEY=VALUE,...",
