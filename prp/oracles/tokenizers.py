@@ -56,7 +56,10 @@ class GGUFTokenizer:
             import llama_cpp
         except ImportError as exc:
             raise ImportError("a GGUF tokenizer needs llama.cpp: pip install 'prp[llama]'") from exc
-        return cls(llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False))
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=False):  # llama.cpp warns that a vocabulary has no context
+            return cls(llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False, n_ctx=8))
 
     def encode(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
