@@ -104,8 +104,8 @@ def test_transient_fault_is_retried(baseline, fault):
 @pytest.mark.parametrize("fault", [SLOW, DROP], ids=["timeout", "dropped-connection"])
 def test_socket_fault_is_retried(baseline, fault):
     judge = FakeJudge(REL, [OK, fault, fault])
-    with FaultServer(judge, slow_seconds=0.5) as server:
-        backend = make(url=server.url, timeout=0.1)
+    with FaultServer(judge, slow_seconds=2.0) as server:  # a timeout that a loaded machine keeps
+        backend = make(url=server.url, timeout=0.6, tokenizer="chars")
         result = rank(backend)
     assert ids(result) == EXPECTED
     assert backend.retries == 2 and backend.requests_made == baseline[1] + 2
@@ -136,8 +136,8 @@ def test_status_that_never_recovers_raises_and_caches_nothing_of_the_failed_batc
 @pytest.mark.parametrize("fault, word", [(SLOW, "ReadTimeout"), (DROP, "RemoteProtocolError")])
 def test_socket_fault_that_never_recovers(baseline, fault, word):
     judge = FakeJudge(REL, [OK] + [fault] * 3)
-    with FaultServer(judge, slow_seconds=0.5) as server:
-        backend = make(url=server.url, timeout=0.1, max_retries=2)
+    with FaultServer(judge, slow_seconds=2.0) as server:
+        backend = make(url=server.url, timeout=0.6, max_retries=2, tokenizer="chars")
         _fails_then_recovers(backend, judge, server.url, word, baseline)
 
 
