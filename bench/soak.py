@@ -185,6 +185,8 @@ def main() -> int:
             f"max {max(after or [base]):.0f} MB after it, {samples[-1][1]:.0f} MB at the end: "
             f"growth {growth:+.1f} MB "
             f"({len(samples)} samples)")
+        quarters = [min(samples, key=lambda x, q=q: abs(x[0] - q * seconds)) for q in (0.25, 0.5, 0.75, 1.0)]
+        say("RSS by time: " + ", ".join(f"{t:.0f} s {mb:.0f} MB" for t, mb in quarters))
         ok = wrong == 0 and lost == 0 and unparsed == 0 and rerun_paid == 0 and rerun_wrong == 0 \
             and growth < args.rss_slack
         say("PASS" if ok else "FAIL")

@@ -104,3 +104,17 @@ def test_the_memo_is_bounded():
     assert len(memo) == 4  # the 4 texts of the batch are kept while it renders
     asyncio.run(backend.judge([Prompt("q", "new query", "a", "doc a new", "b", "doc b new")]))
     assert len(memo) == 3 and ("new query", 64) in memo and ("doc a new", 10) in memo
+
+
+def test_concurrent_calls_ask_for_a_text_once():
+    judge = FakeJudge(REL, delay=0.01)
+    with FaultServer(judge) as server:
+        backend = OpenAIBackend("m", server.url, passage_tokens=30)
+
+        async def together():
+            return await asyncio.gather(*(backend.judge(_prompts()) for _ in range(4)))
+
+        results = asyncio.run(together())
+    assert all(r.judgments == results[0].judgments for r in results)
+    asked = [p["content"] for path, p in judge.tokenizer_requests if path == "/tokenize" and p["content"]]
+    assert sorted(asked) == sorted({"a query " * 10, "short", LONG, OTHER})  # each text once

@@ -22,6 +22,7 @@ partial character, as the in-process decoder does.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -161,6 +162,8 @@ class ServerTokenizer:
         self.dialect: _Dialect | None = None
         self.prefix: list[int] = []  # what the server adds to every text
         self.memo: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._asked: dict[tuple[str, int], asyncio.Future[None]] = {}  # in flight, by this loop
 
     async def _call(self, path: str, payload: dict[str, Any], refuse: frozenset[int] = frozenset()
                     ) -> tuple[int, dict[str, Any] | None]:
@@ -207,16 +210,31 @@ class ServerTokenizer:
 
     async def prepare(self, wanted: Iterable[tuple[str, int | None]],
                       gather: Callable[[list[Awaitable[str]]], Awaitable[list[str]]]) -> None:
-        """Truncate every (text, budget) not yet known, together (``gather`` runs the coroutines).
+        """Truncate every (text, budget) not yet known, together (``gather`` runs the coroutines);
+        a truncation another call is already asking for is awaited, not asked again.
 
         On return every wanted truncation is in the memo (kept even past ``max_entries`` while
         wanted): the caller renders at once, with no await in between."""
         keys = list(dict.fromkeys((t, b) for t, b in wanted if b is not None))
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._asked = loop, {}
         while todo := [k for k in keys if k not in self.memo]:  # again if another call evicted some
             if self.dialect is None:
                 await self._detect()
-            cut = await gather([self._truncate(text, budget) for text, budget in todo])
-            self.memo.update(zip(todo, cut, strict=True))
+            mine = [k for k in todo if k not in self._asked]
+            theirs = [self._asked[k] for k in todo if k in self._asked]
+            done = {k: loop.create_future() for k in mine}
+            self._asked.update(done)
+            try:
+                cut = await gather([self._truncate(text, budget) for text, budget in mine]) if mine else []
+                self.memo.update(zip(mine, cut, strict=True))
+            finally:
+                for key, future in done.items():
+                    self._asked.pop(key, None)
+                    future.set_result(None)  # the waiters look in the memo (and retry on a failure)
+            if theirs:
+                await asyncio.wait(theirs)  # never cancels the other call's futures
         for key in keys:
             self.memo.move_to_end(key)
         keep = set(keys)
