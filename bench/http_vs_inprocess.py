@@ -7,7 +7,9 @@ Reranks the first ``--queries`` DL19 queries (BM25 top ``--depth``, k = depth, o
 :class:`~prp.oracles.llamacpp.LlamaCppBackend`, then with :class:`~prp.oracles.http.OpenAIBackend`
 against ``python -m llama_cpp.server --model <the same file> --logits_all true --n_threads N``
 started here on 127.0.0.1, one configuration after the other (never both at once: the figures
-are not skewed by two models sharing the cores). HTTP configurations (``--configs``):
+are not skewed by two models sharing the cores). The HTTP backend sends single prompts one by one
+in the order the in-process judge evaluates them, so the server's KV-cache reuse splits each
+prompt as in process. HTTP configurations (``--configs``):
 
 * ``local-chat``: ``tokenizer=<the packaged model>``: truncation and chat template rendered here
   from the GGUF's vocabulary, sent as a completion ending in the answer prefix (the default way
@@ -29,6 +31,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -175,7 +178,7 @@ def main() -> None:
     print(f"in process: {len(reference[1].margins)} prompts in {reference[2]:.0f} s", flush=True)
     del inproc
 
-    log = Path(args.out or "/tmp/x").with_suffix(".server.log")
+    log = Path(tempfile.gettempdir()) / f"http-vs-inprocess-{os.getpid()}.server.log"
     with Server(path, args.threads, log) as server:
         for name in filter(None, args.configs.split(",")):
             backend = OpenAIBackend(args.model, server.url, timeout=300.0, **CONFIGS[name](args.model))
@@ -189,8 +192,8 @@ def main() -> None:
                   f"same preference {row['same_preference']}/{row['prompts_compared']}, "
                   f"{row['http']['requests']} HTTP requests, {row['seconds']:.0f} s", flush=True)
             asyncio.run(backend.aclose())
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+            if args.out:  # after each configuration: a long run keeps what it measured
+                Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     log.unlink(missing_ok=True)
 
 

@@ -327,7 +327,7 @@ def test_rate_limit_spaces_requests():
 def test_requests_in_flight_are_capped():
     judge = FakeJudge(REL, delay=0.05)
     with FaultServer(judge) as server:
-        backend = make(url=server.url, batch_requests=False, max_requests_in_flight=3)
+        backend = make(url=server.url, batch_requests=False, max_requests_in_flight=3, parallel_singles=True)
         result = asyncio.run(backend.judge(prompts(10)))
     assert 2 <= judge.peak <= 3 and len(result.judgments) == 10  # 3 at most, and really concurrent
     assert result.prompt_tokens == sum(len(backend.render(p)) // 4 for p in prompts(10))
@@ -367,3 +367,16 @@ def test_one_client_per_event_loop_and_aclose():
     asyncio.run(twice())
     asyncio.run(backend.judge(prompts(2)))  # a fresh loop gets a fresh client
     assert backend.requests_made == 3
+
+
+def test_single_prompts_go_out_one_by_one_in_text_order():
+    """As the in-process judge evaluates them, so a llama.cpp server reuses the same KV prefixes."""
+    judge = FakeJudge(REL, delay=0.01)
+    with FaultServer(judge) as server:
+        backend = make(url=server.url, batch_requests=False, tokenizer="chars")
+        batch = prompts(6)[::-1]
+        result = asyncio.run(backend.judge(batch))
+    sent = [p["prompt"] for _, _, p in judge.requests]
+    assert sent == sorted(backend.render(p) for p in batch) and judge.peak == 1
+    expected = [("A" if REL[p.first_id] > REL[p.second_id] else "B") for p in batch]
+    assert [j.preferred for j in result.judgments] == expected  # back in the prompts' order

@@ -152,7 +152,7 @@ def test_capacity_spreads_the_load():
     fast, slow = FakeJudge(RELEVANCE, delay=0.02), FakeJudge(RELEVANCE, delay=0.08)
     with FaultServer(fast) as one, FaultServer(slow) as two:
         backend = _backend([one.url, two.url], batch_requests=False, max_requests_in_flight=6,
-                           hedge_factor=100.0)
+                           hedge_factor=100.0, parallel_singles=True)
         prompts = [Prompt("q", "query", f"q0d{i}", f"doc q0d{i}", f"q0d{i + 1}", f"doc q0d{i + 1}")
                    for i in range(15)]
         for _ in range(4):

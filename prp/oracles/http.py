@@ -19,7 +19,10 @@ Rules:
   concurrent single prompts, and lists go off only after :data:`LIST_STRIKES` such answers in a
   row. While off they are tried again after :data:`REPROBE_AFTER` batches (doubling while
   refused): a list that works switches them back on. ``endpoint="chat"`` sends one request per
-  prompt.
+  prompt. Single prompts of a batch go out one after another, sorted by text: the order in which
+  the in-process llama.cpp judge evaluates them, so that a llama.cpp server, which keeps the KV
+  cache of its last prompt, splits each prompt between cached prefix and new tokens as in process
+  and gives the same margins (``parallel_singles=True`` sends them all at once instead).
 * **Margins** come from the next token's top log-probabilities (" A" vs " B"); see
   :mod:`prp.oracles.openai_wire`. Unparsed judgments are never cached (the engine's rule).
 * **Retries and the pool.** Base URLs form a health-aware pool (:mod:`prp.oracles.pool`): each
@@ -184,7 +187,7 @@ class OpenAIBackend(LLMBackend):
                  backoff: float = 0.5, tokenizer: Tokenizer | str | None = "server",
                  chat: bool | None = None, template: Template = PRP_TEMPLATE,
                  passage_tokens: int | None = 128, query_tokens: int | None = 64,
-                 hedge_factor: float = 4.0, hedge_min: float = 0.5,
+                 hedge_factor: float = 4.0, hedge_min: float = 0.5, parallel_singles: bool = False,
                  transport: httpx.AsyncBaseTransport | None = None, seed: int | None = None) -> None:
         model = model if model is not None else _env(ENV_MODEL)
         if not isinstance(model, str) or not model.strip():
@@ -210,6 +213,7 @@ class OpenAIBackend(LLMBackend):
         self.api_key = api_key if api_key is not None else _env(ENV_API_KEY)
         self.endpoint, self.top_logprobs = endpoint, top_logprobs
         self.batch_requests, self.max_requests_in_flight = batch_requests, max_requests_in_flight
+        self.parallel_singles = parallel_singles
         self.timeout, self.max_retries, self.backoff = float(timeout), max_retries, float(backoff)
         self.tokenizer = local
         self.server_tokenizer = ServerTokenizer(model, self._post_json) if server_side else None
@@ -444,7 +448,7 @@ class OpenAIBackend(LLMBackend):
             return BatchResult([])
         await self._prepare(prompts)
         if self.endpoint == "chat":
-            return _merged(await _all([self._chat(p) for p in prompts]))
+            return await self._singles([self.instruction(p) for p in prompts], self._chat)
         texts = [self.render(p) for p in prompts]
         if len(texts) > 1 and self.batch_requests:
             if self.lists_supported is not False or self._single_batches >= self._reprobe_after:
@@ -453,7 +457,17 @@ class OpenAIBackend(LLMBackend):
                     return result
             if self.lists_supported is False:
                 self._single_batches += 1
-        return _merged(await _all([self._completion(t) for t in texts]))
+        return await self._singles(texts, self._completion)
+
+    async def _singles(self, texts: list[str], send: Callable[[str], Awaitable[BatchResult]]) -> BatchResult:
+        """One request per prompt: in text order, one after another (or all at once); results
+        in the prompts' order."""
+        if self.parallel_singles:
+            return _merged(await _all([send(t) for t in texts]))
+        results: list[BatchResult | None] = [None] * len(texts)
+        for index in sorted(range(len(texts)), key=lambda i: texts[i]):
+            results[index] = await send(texts[index])
+        return _merged(results)  # type: ignore[arg-type]
 
     def _payload(self, prompt: str | list[str]) -> dict[str, Any]:
         return {"model": self.model, "prompt": prompt, "max_tokens": 1, "temperature": 0,
@@ -487,9 +501,9 @@ class OpenAIBackend(LLMBackend):
         body = (await self._request(ENDPOINTS["completions"], self._payload(text))).body or {}
         return BatchResult([completion_judgment(body["choices"][0])], *usage(body))
 
-    async def _chat(self, prompt: Prompt) -> BatchResult:
+    async def _chat(self, instruction: str) -> BatchResult:
         payload = {"model": self.model, "temperature": 0, "max_tokens": CHAT_MAX_TOKENS,
-                   "messages": [{"role": "user", "content": self.instruction(prompt)}],
+                   "messages": [{"role": "user", "content": instruction}],
                    "logprobs": True, "top_logprobs": min(self.top_logprobs, 20)}
         body = (await self._request(ENDPOINTS["chat"], payload)).body or {}
         return BatchResult([chat_judgment(body["choices"][0])], *usage(body))

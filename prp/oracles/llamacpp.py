@@ -1,11 +1,13 @@
 """The embedded judge: a GGUF model run in-process by llama.cpp (``llama-cpp-python``).
 
 Rules: the model is loaded once; one ``judge`` call (one inference) evaluates its prompts one
-after another on the CPU - llama.cpp's Python API runs one sequence at a time - in the order
-that lets consecutive prompts share the longest token prefix, so the shared query (and, under
-``orders="both"``, a shared first passage) is not evaluated twice. Judgments come from the
-next-token logits of "A" and "B" after the answer prefix. Calls are serialised by a lock and run
-in a worker thread, so the event loop stays free.
+after another on the CPU - llama.cpp's Python API runs one sequence at a time - sorted by their
+text, so that consecutive prompts share the longest prefix and the shared query (and, under
+``orders="both"``, a shared first passage) is not evaluated twice. (Where a sequence is split
+between cached prefix and new tokens changes the logits in their second decimal: the HTTP
+backend sends a llama.cpp server single prompts in this same order to get the same margins.)
+Judgments come from the next-token logits of "A" and "B" after the answer prefix. Calls are
+serialised by a lock and run in a worker thread, so the event loop stays free.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class LlamaCppBackend(LLMBackend):
                 raise ValueError(f"a prompt of {len(tokens)} tokens does not fit n_ctx={llm.n_ctx()}; "
                                  "lower passage_tokens or raise n_ctx")
         judgments: list[Judgment | None] = [None] * len(texts)
-        for index in sorted(range(len(texts)), key=lambda i: tokenized[i]):  # neighbours share prefixes
+        for index in sorted(range(len(texts)), key=lambda i: texts[i]):  # neighbours share prefixes
             logits = self._next_logits(tokenized[index])
             judgments[index] = judgment_from_scores(
                 *(float(max(logits[t] for t in self._answer_ids[s])) for s in ("A", "B")))
