@@ -211,3 +211,21 @@ def test_local_tokenizer_renders_what_llama_cpp_renders():
     prompt = Prompt("q", LONG, "a", LONG, "b", LONG[30:])
     assert remote.render(prompt) == inproc.render(prompt)
     assert remote.render(prompt).endswith("<|im_start|>assistant\nPassage")
+
+
+def test_same_margins_as_in_process(server_url):
+    """The model served over HTTP judges as in process: same rendered text (chat template and
+    truncation from the GGUF's vocabulary), single prompts in the in-process order, so the server
+    reuses the same KV prefixes. A primer batch first puts both sides in the same cache state."""
+    from prp.oracles.llamacpp import LlamaCppBackend
+
+    path = str(_model_file())
+    inproc = LlamaCppBackend(model_path=path, n_ctx=2048, n_threads=1)
+    remote = _backend(server_url, tokenizer=path)
+    primer = [Prompt("q", QUERY, IDS[4], DOCS[4], IDS[5], DOCS[5])]
+    pairs = [(0, 1), (1, 0), (2, 3), (3, 2)]
+    batch = [Prompt("q", QUERY, IDS[a], DOCS[a], IDS[b], DOCS[b]) for a, b in pairs]
+    local = [asyncio.run(inproc.judge(p)).judgments for p in (primer, batch)][1]
+    served = [asyncio.run(remote.judge(p)).judgments for p in (primer, batch)][1]
+    assert [j.preferred for j in served] == [j.preferred for j in local]
+    assert [j.margin for j in served] == pytest.approx([j.margin for j in local], abs=2e-3)
