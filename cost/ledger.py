@@ -19,6 +19,7 @@ _SUMMED = (
     "comparisons",
     "unique_comparisons",
     "cache_hits",
+    "inferred",
     "prompts",
     "inferences",
     "rounds",
@@ -39,6 +40,7 @@ class Ledger:
     comparisons: int = 0  # asked by the sorter, duplicates within a round included
     unique_comparisons: int = 0  # after (a, b) / (b, a) de-duplication within a round
     cache_hits: int = 0  # unique comparisons answered with no prompt at all
+    inferred: int = 0  # unique comparisons answered by transitivity from decided ones (no prompt)
     prompts: int = 0  # prompts sent to the backend
     inferences: float = 0.0  # backend calls (a query's share when batches are shared)
     rounds: int = 0

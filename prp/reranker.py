@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from cost.ledger import Ledger
 from cost.model import DEFAULT_LATENCY, LatencyModel
 from prp import scheduler
-from prp.aggregate import AGGREGATES, ORDERS, check_choice
+from prp.aggregate import AGGREGATES, ORDERS, check_choice, check_debias
 from prp.cache import make_cache
 from prp.oracles.base import Backend
 from prp.result import RankedDoc, RankedResult
 from prp.spec import parse_spec
-from sorters import make_sorter
+from sorters import get_sorter, make_sorter, sorter_options
 
 AUTO = "auto"  # sorter name: let the cost planner pick per query (see Reranker.sorter_for)
 
@@ -83,13 +83,21 @@ class Reranker:
     model used for ``predicted_seconds``; ``max_inferences`` a budget for each ``rank``/
     ``rank_many`` call: when it is spent the sorters stop, every result holds the best ranking
     reached so far and has ``cut=True``, and everything judged stays in the cache.
+
+    ``budget`` caps the prompts of each query (cache hits included, so a ranking never depends on
+    the cache): a ranker that plans to a budget (``active``) receives it, in comparisons, before
+    it starts; any other is cut when its next round would go past it. ``debias`` (``"off"``,
+    ``"auto"`` or a number) removes the judge's first-shown bias from margins before they are
+    aggregated (see :mod:`prp.aggregate`); ``infer`` answers a comparison that the query's decided
+    outcomes already imply by transitivity, with no prompt (ledger: ``inferred``).
     """
 
     def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
                  orders: str = "both", aggregate: str = "auto", tie_band: float = 0.0,
                  cache: object = None, in_flight: int | None = None, concurrency: int = 1,
                  seed: int = 0, latency: LatencyModel = DEFAULT_LATENCY,
-                 on_cache_error: str = "raise", max_inferences: int | None = None) -> None:
+                 on_cache_error: str = "raise", max_inferences: int | None = None,
+                 budget: int | None = None, debias: str | float = "off", infer: bool = False) -> None:
         for attr in ("name", "keys_by", "judge"):
             if not hasattr(oracle, attr):
                 raise TypeError(f"oracle must implement the Backend protocol (missing {attr!r})")
@@ -100,6 +108,10 @@ class Reranker:
         if max_inferences is not None and (not isinstance(max_inferences, int)
                                            or isinstance(max_inferences, bool) or max_inferences < 0):
             raise ValueError(f"max_inferences must be an integer >= 0 or None, got {max_inferences!r}")
+        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
+            raise ValueError(f"budget must be an integer >= 0 (prompts per query) or None, got {budget!r}")
+        if not isinstance(infer, bool):
+            raise ValueError(f"infer must be True or False, got {infer!r}")
         if tie_band < 0:
             raise ValueError(f"tie_band must be >= 0, got {tie_band}")
         self.sorter_spec = sorter
@@ -114,7 +126,7 @@ class Reranker:
             batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
             aggregate=check_choice("aggregate", aggregate, AGGREGATES), tie_band=tie_band,
             in_flight=in_flight, concurrency=concurrency, max_inferences=max_inferences, seed=seed,
-            latency=latency)
+            latency=latency, budget=budget, debias=check_debias(debias), infer=infer)
         self.cache = make_cache(cache, on_error=on_cache_error)
         self.last_cost: Ledger | None = None  # the whole last call (wall time of the run)
 
@@ -138,7 +150,7 @@ class Reranker:
     async def arank_many(self, requests: Iterable[RankRequest | dict]) -> list[RankedResult]:
         """Async :meth:`rank_many`; requests are RankRequests or dicts of their fields."""
         checked = [_validate(r if isinstance(r, RankRequest) else RankRequest(**r)) for r in requests]
-        jobs = [scheduler.Job(qid, query, ids, texts, self._sorter_factory(len(texts)))
+        jobs = [scheduler.Job(qid, query, ids, texts, *self._sorter_factory(len(texts)))
                 for qid, query, ids, texts in checked]
         started = time.perf_counter()
         await scheduler.run(jobs, self.oracle, self.cache, self.settings)
@@ -161,9 +173,15 @@ class Reranker:
         s = self.settings
         return choose(n, self.k, s.batch_size, orders=s.orders, latency=s.latency, objective="inferences")
 
-    def _sorter_factory(self, n: int) -> functools.partial:
+    def _sorter_factory(self, n: int) -> tuple[functools.partial, bool]:
+        """The query's sorter factory, and whether the sorter takes soft outcomes (margins)."""
         name, options = parse_spec(self.sorter_for(n))
-        return functools.partial(make_sorter, name, n, self.k, **options)
+        budget = self.settings.budget
+        if budget is not None and "budget" in sorter_options(name) and "budget" not in options:
+            per_comparison = 2 if self.settings.orders == "both" else 1
+            options["budget"] = budget // per_comparison  # the ranker plans in comparisons
+        soft = bool(getattr(get_sorter(name), "soft", False))
+        return functools.partial(make_sorter, name, n, self.k, **options), soft
 
     def _result(self, job: scheduler.Job) -> RankedResult:
         n = len(job.texts)

@@ -11,7 +11,15 @@ comparisons. One *step* takes the current round of every query in flight and:
    (prompts of different queries share batches) and sends each batch to the backend as one
    inference, at most ``concurrency`` at a time; each answer is cached as soon as its batch
    returns, so a later failure loses nothing already judged;
-4. aggregates each comparison's answers into an outcome and resumes every sorter.
+4. aggregates each comparison's answers into an outcome (margins debiased with the query's
+   own bias estimate, see :mod:`prp.aggregate`) and resumes every sorter.
+
+Per query, before step 2: with ``infer`` on, a comparison that the query's graph of decided
+outcomes already implies (a path a > ... > b, and none back) is answered from the graph with no
+prompt and counted as ``inferred``; with a ``budget`` (prompts per query), a round whose prompts
+would take the query past it is not asked: the query is cut (its sorter returns its best
+ranking so far). The budget counts every prompt the query's comparisons need, cache hits
+included, so a ranking never depends on what the cache held.
 
 Queries enter as others finish, ``in_flight`` at a time. The schedule depends only on the
 inputs (never on timing), so rankings and counts are deterministic. Rules kept here: the
@@ -29,7 +37,7 @@ from dataclasses import dataclass
 
 from cost.ledger import Ledger
 from cost.model import LatencyModel
-from prp.aggregate import FIXED_DIRECTIONS, directions, outcome
+from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, outcome
 from prp.cache import Cache, Key, digest
 from prp.oracles.base import Backend, BackendError
 from prp.types import BatchResult, Judgment, Prompt
@@ -47,21 +55,28 @@ class Settings:
     max_inferences: int | None
     seed: int
     latency: LatencyModel
+    budget: int | None = None  # prompts per query
+    debias: str | float = "off"
+    infer: bool = False
 
 
 class Job:
     """One query being ranked: its sorter, its keys and its ledger."""
 
     __slots__ = ("qid", "query", "ids", "texts", "factory", "sorter", "qkey", "keys", "ledger",
-                 "round", "order", "started", "cut")
+                 "round", "order", "started", "cut", "soft", "spent", "bias", "beats")
 
     def __init__(self, qid: str, query: str, ids: Sequence[str], texts: Sequence[str],
-                 factory: Callable[[], SorterGen]):
+                 factory: Callable[[], SorterGen], soft: bool = False):
         self.qid, self.query, self.ids, self.texts = qid, query, ids, texts
         self.factory = factory
+        self.soft = soft  # the sorter takes margins, not WIN / TIE / LOSS
         self.ledger = Ledger()
         self.order: list[int] | None = None
-        self.cut = False  # stopped by the budget before the sorter finished
+        self.cut = False  # stopped by a budget before the sorter finished
+        self.spent = 0  # prompts its comparisons needed so far (the per-query budget's count)
+        self.bias = BiasEstimate()
+        self.beats: dict[int, set[int]] = {}  # decided outcomes, winner -> losers (``infer``)
 
     def start(self, keys_by: str) -> None:
         """Admit the job: key its texts (or ids) and take the sorter's first round."""
@@ -103,16 +118,18 @@ class Job:
 class _Step:
     """The bookkeeping of one step (see the module docstring)."""
 
-    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed")
+    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed", "over")
 
     def __init__(self) -> None:
         self.known: dict[Key, Judgment] = {}  # answered by the cache, or judged in this step
         self.pending: dict[Key, Prompt] = {}  # to send, in first-asked order
         self.owner: dict[Key, Job] = {}  # who pays for each pending prompt
         self.virtual: dict[Job, int] = {}  # keys first met in this step, by first asker
-        # per job: its round, and each unique pair's (a shown first?, prompt key) answers
-        self.plans: list[tuple[Job, list[Pair], dict[Pair, list[tuple[bool, Key]]]]] = []
+        # per job: its round, each unique pair's (a shown first?, prompt key) answers, and the
+        # pairs its graph implied (pair -> outcome)
+        self.plans: list[tuple[Job, list[Pair], dict[Pair, list[tuple[bool, Key]]], dict[Pair, int]]] = []
         self.unparsed: set[Key] = set()
+        self.over: list[Job] = []  # jobs whose round does not fit their budget: cut after the step
 
 
 async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> None:
@@ -152,14 +169,49 @@ async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: S
     results = await _send_all(batches, step, backend, cache, s.concurrency)
     _charge(batches, results, step, s)
     known, aggregate, band = step.known, s.aggregate, s.tie_band
-    for job, round_, pairs in step.plans:
-        unique = {pair: outcome([(a_first, known[key]) for a_first, key in answers], aggregate, band)
-                  for pair, answers in pairs.items()}
+    coin = s.orders == "random"
+    for job, round_, pairs, implied in step.plans:
+        answered = {pair: [(a_first, known[key]) for a_first, key in answers]
+                    for pair, answers in pairs.items()}
+        if s.debias == "auto":
+            for pair, answers in answered.items():
+                job.bias.observe(pair, answers, coin)
+        bias = job.bias.value if s.debias == "auto" else 0.0 if s.debias == "off" else s.debias
+        unique = {pair: outcome(answers, aggregate, band, bias, job.soft)
+                  for pair, answers in answered.items()}
+        if s.infer and not job.soft:
+            for (a, b), result in unique.items():
+                if result:
+                    job.beats.setdefault(a if result > 0 else b, set()).add(b if result > 0 else a)
+        unique.update(implied)
         if step.unparsed:
             job.ledger.unparsed += sum(key in step.unparsed for answers in pairs.values()
                                        for _, key in answers)
         job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
+    for job in step.over:
+        job.stop()
     return len(batches)
+
+
+def _reaches(beats: dict[int, set[int]], start: int, goal: int) -> bool:
+    """True when the decided outcomes hold a path start > ... > goal."""
+    seen, stack = {start}, [start]
+    while stack:
+        for nxt in beats.get(stack.pop(), ()):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
+def _implied(beats: dict[int, set[int]], a: int, b: int) -> int | None:
+    """The outcome for a the graph implies (WIN / LOSS), or None when it implies none or both."""
+    if not beats:
+        return None
+    down, up = _reaches(beats, a, b), _reaches(beats, b, a)
+    return None if down == up else 1 if down else -1
 
 
 def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step:
@@ -167,21 +219,34 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
     step = _Step()
     known, pending, owner = step.known, step.pending, step.owner
     fixed = FIXED_DIRECTIONS.get(s.orders)
+    infer = s.infer
     for job in jobs:
         round_, keys, qkey = job.round, job.keys, job.qkey
         pairs: dict[tuple[int, int], list[tuple[bool, Key]]] = {}
-        hits = virtual = 0
+        implied: dict[Pair, int] = {}
         for i, j in round_:
             pair = (i, j) if i < j else (j, i)
-            if pair in pairs:
+            if pair in pairs or pair in implied:
                 continue
             a, b = pair
+            if infer and not job.soft:
+                result = _implied(job.beats, a, b)
+                if result is not None:
+                    implied[pair] = result
+                    continue
             ka, kb = keys[a], keys[b]
-            answers = pairs[pair] = []
+            pairs[pair] = [(a_first, (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka))
+                           for a_first in fixed or directions(s.orders, ka, kb, s.seed)]
+        cost = sum(map(len, pairs.values()))
+        if s.budget is not None and job.spent + cost > s.budget:
+            step.over.append(job)
+            continue
+        job.spent += cost
+        hits = virtual = 0
+        for pair, answers in pairs.items():
+            a, b = pair
             hit = True
-            for a_first in fixed or directions(s.orders, ka, kb, s.seed):
-                key = (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka)
-                answers.append((a_first, key))
+            for a_first, key in answers:
                 if key in known:
                     continue
                 if key in pending:
@@ -201,11 +266,12 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
         led = job.ledger
         led.rounds += 1
         led.comparisons += len(round_)
-        led.unique_comparisons += len(pairs)
+        led.unique_comparisons += len(pairs) + len(implied)
         led.cache_hits += hits
+        led.inferred += len(implied)
         led.virtual_prompts += virtual
         step.virtual[job] = virtual
-        step.plans.append((job, round_, pairs))
+        step.plans.append((job, round_, pairs, implied))
     return step
 
 

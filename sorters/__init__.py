@@ -23,6 +23,7 @@ from ._base import (
     drive,
     finish,
 )
+from .active import active
 from .allpair import allpair
 from .bubblesort import bubblesort
 from .heapsort import heapsort
@@ -39,6 +40,7 @@ __all__ = [
     "Pair",
     "Round",
     "SorterGen",
+    "active",
     "allpair",
     "before",
     "bubblesort",
@@ -59,6 +61,7 @@ SORTERS: dict[str, Callable[..., SorterGen]] = {
     "quicksort": quicksort,
     "mergesort": mergesort,
     "allpair": allpair,
+    "active": active,
 }
 
 
