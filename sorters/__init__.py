@@ -28,6 +28,7 @@ from .bubblesort import bubblesort
 from .heapsort import heapsort
 from .mergesort import mergesort
 from .quicksort import quicksort
+from .tournament import tournament
 
 __all__ = [
     "LOSS",
@@ -51,6 +52,7 @@ __all__ = [
     "mergesort",
     "quicksort",
     "sorter_options",
+    "tournament",
 ]
 
 SORTERS: dict[str, Callable[..., SorterGen]] = {
@@ -59,6 +61,7 @@ SORTERS: dict[str, Callable[..., SorterGen]] = {
     "quicksort": quicksort,
     "mergesort": mergesort,
     "allpair": allpair,
+    "tournament": tournament,
 }
 
 
