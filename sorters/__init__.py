@@ -29,6 +29,7 @@ from .bubblesort import bubblesort
 from .heapsort import heapsort
 from .mergesort import mergesort
 from .quicksort import quicksort
+from .tournament import tournament
 
 __all__ = [
     "LOSS",
@@ -53,6 +54,7 @@ __all__ = [
     "mergesort",
     "quicksort",
     "sorter_options",
+    "tournament",
 ]
 
 SORTERS: dict[str, Callable[..., SorterGen]] = {
@@ -61,6 +63,7 @@ SORTERS: dict[str, Callable[..., SorterGen]] = {
     "quicksort": quicksort,
     "mergesort": mergesort,
     "allpair": allpair,
+    "tournament": tournament,
     "active": active,
 }
 
