@@ -7,9 +7,11 @@ its id, for simulated judges that read ids), so the order of the two passages is
 key. Unparsed judgments are never stored.
 
 * :class:`MemoryCache` - an LRU-bounded dict; the default, alive as long as the Reranker. It
-  holds at most ``max_entries`` judgments (default :data:`DEFAULT_MAX_ENTRIES`, about 230 MB
-  at ~230 bytes an entry); past that the least recently used one is dropped (it would only be
-  paid again if asked again).
+  holds at most ``max_entries`` judgments (default :data:`DEFAULT_MAX_ENTRIES`: about 55 MB at
+  ~275 bytes an entry); past that the least recently used one is dropped (it is paid again only
+  if asked again). The default holds every prompt 256 queries in flight ask again (heapsort and
+  bubblesort re-ask pairs; quicksort never does). A run that must never pay twice across calls
+  wants a :class:`DiskCache` or a larger bound.
 * :class:`DiskCache` - persistent, through ``diskcache`` (SQLite underneath): several
   processes may share one directory; each write is its own transaction, so none is lost.
 """
@@ -48,7 +50,7 @@ class Cache(Protocol):
 
 
 #: The default bound of :class:`MemoryCache`, in judgments.
-DEFAULT_MAX_ENTRIES = 1_000_000
+DEFAULT_MAX_ENTRIES = 200_000
 
 
 class MemoryCache:

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -385,10 +386,14 @@ def trec_run_lines(qid: str, doc_ids: Iterable[str], tag: str = "prp") -> Iterat
 
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[TextIO]:
-    """A text stream for ``path`` (``"-"``: stdout). The file appears only when the block ends
-    without an exception: it is written to a temp file beside it, then renamed into place."""
+    """A text stream for ``path`` (``"-"``: stdout). The output appears only when the block ends
+    without an exception: it is written to a temp file beside ``path`` (or in the temp
+    directory, for stdout), then renamed into place (or copied to stdout)."""
     if str(path) == "-":
-        yield sys.stdout
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as fh:
+            yield fh
+            fh.seek(0)
+            shutil.copyfileobj(fh, sys.stdout)
         sys.stdout.flush()
         return
     target = Path(path)

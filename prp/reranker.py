@@ -23,6 +23,10 @@ from prp.spec import parse_spec
 from sorters import make_sorter
 
 AUTO = "auto"  # sorter name: let the cost planner pick per query (see Reranker.sorter_for)
+#: Queries scheduled together by default: enough to fill batches across queries (256 in flight
+#: pay 0.04 % more inferences than 2,000 at once, quicksort n=100 B=8), few enough to bound the
+#: engine's memory (~120 KB a query in flight; bench/memory.py, README "Reliability").
+DEFAULT_IN_FLIGHT = 256
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,12 @@ class Reranker:
     ``"auto"``: the cost planner's cheapest sorter for each query's shape; ``k``
     the number of top documents to order; ``batch_size`` (B) the most prompts per inference;
     ``orders`` ``both``/``one``/``random`` and ``aggregate`` ``auto``/``margin``/``consistent``
-    (see :mod:`prp.aggregate`); ``cache`` None (in memory, the default), False (none), a
-    directory (persistent; ``on_cache_error="warn"`` goes on without it if it cannot be used) or
-    a Cache; ``in_flight`` how many queries are scheduled together
-    (None: all); ``concurrency`` the most inferences in flight at once; ``latency`` the cost
-    model used for ``predicted_seconds``; ``max_inferences`` a budget for each ``rank``/
+    (see :mod:`prp.aggregate`); ``cache`` None (in memory, LRU-bounded: the default), False
+    (none), a directory (persistent; ``on_cache_error="warn"`` goes on without it if it cannot
+    be used) or a Cache; ``in_flight`` how many queries are scheduled together (default
+    :data:`DEFAULT_IN_FLIGHT`; None: all); ``concurrency`` the most inferences in flight at
+    once; ``seed`` an integer for ``orders="random"``; ``latency`` the cost model used for
+    ``predicted_seconds``; ``max_inferences`` a budget for each ``rank``/
     ``rank_many`` call: when it is spent the sorters stop, every result holds the best ranking
     reached so far and has ``cut=True``, and everything judged stays in the cache.
 
@@ -98,7 +103,7 @@ class Reranker:
 
     def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
                  orders: str = "both", aggregate: str = "auto", tie_band: float = 0.0,
-                 cache: object = None, in_flight: int | None = None, concurrency: int = 1,
+                 cache: object = None, in_flight: int | None = DEFAULT_IN_FLIGHT, concurrency: int = 1,
                  seed: int = 0, latency: LatencyModel = DEFAULT_LATENCY,
                  on_cache_error: str = "raise", max_inferences: int | None = None,
                  max_unparsed: float | None = None) -> None:

@@ -337,3 +337,27 @@ def test_an_interrupt_prints_one_line_keeps_the_cache_and_exits_130(capsys, tmp_
     code2, rest, _ = rerank(capsys, files, *base, "--cache-dir", str(cache))
     assert code == code2 == 0
     assert json.loads(rest)["cost"]["prompts"] == json.loads(full)["cost"]["prompts"] - kept
+
+
+# --- memory: groups written as they end, defaults bounded ---------------------------------------------
+
+def test_groups_are_written_as_they_end_yet_a_failed_run_writes_nothing(capsys, monkeypatch, tmp_path):
+    from conftest import CountingOracle
+
+    from prp.reranker import DEFAULT_IN_FLIGHT, Reranker
+
+    assert Reranker(PerfectOracle({})).settings.in_flight == DEFAULT_IN_FLIGHT == 256
+    files = write_inputs(tmp_path, queries=5, n=8)
+    whole, grouped = tmp_path / "whole.run", tmp_path / "grouped.run"
+    assert rerank(capsys, files, *input_args(files, "jsonl"), "--output", str(whole))[0] == 0
+    assert rerank(capsys, files, *input_args(files, "jsonl"), "--output", str(grouped),
+                  "--in-flight", "2")[0] == 0
+    assert grouped.read_text() == whole.read_text()
+    judge = CountingOracle(PerfectOracle(load_qrels(files["qrels.txt"])), fail_after=30)
+    monkeypatch.setattr(rerank_cli, "make_backend", lambda args: judge)
+    for output in ("-", str(grouped)):
+        code, out, err = rerank(capsys, files, *input_args(files, "jsonl"), "--output", output,
+                                "--in-flight", "1", "--batch-size", "1")
+        assert code == 3 and out == "" and "no output written" in err
+        judge.batches.clear()
+    assert grouped.read_text() == whole.read_text()  # the earlier file is untouched

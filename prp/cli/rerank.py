@@ -16,8 +16,10 @@ Rules:
   * --output-format trec writes 'qid Q0 docid rank score prp' lines; jsonl writes
     '{"qid", "query", "cut", "ranking": [{"docid", "rank", "score"}]}' per query. The file
     appears only once complete (written beside it, then renamed): a failed run leaves none.
-  * Queries are ranked --in-flight at a time (default all): the prompts of a group share
-    batches; the next group starts when the group ends.
+  * Queries are ranked --in-flight at a time (default 256): the prompts of a group share
+    batches; the next group starts when the group ends, and its output is written then (to a
+    temp file: the output still appears only once complete). Memory: the input, the in-memory
+    cache (bounded) and one group.
   * --max-inferences is a budget for the whole run. When it is spent every unfinished query
     keeps the best ranking reached so far: the output is still written, its cut queries are
     marked ("cut": true in jsonl, named on stderr), and the exit code is 4.
@@ -53,6 +55,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 from cost.ledger import Ledger
 from cost.model import DEFAULT_LATENCY, LatencyModel
@@ -70,7 +73,7 @@ from prp.data import (
 )
 from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
 from prp.oracles.base import Backend, BackendError
-from prp.reranker import RankRequest, Reranker
+from prp.reranker import DEFAULT_IN_FLIGHT, RankRequest, Reranker
 from prp.result import RankedResult
 from prp.types import BatchResult, Prompt
 
@@ -114,8 +117,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--orders", choices=ORDERS, default="both")
     rk.add_argument("--aggregate", choices=AGGREGATES, default="auto")
     rk.add_argument("--cache-dir", default=None, help="persistent judgment cache (default: in memory)")
-    rk.add_argument("--in-flight", type=in_flight_or_all, default=None, metavar="N|all",
-                    help="queries ranked together (default all)")
+    rk.add_argument("--in-flight", type=in_flight_or_all, default=DEFAULT_IN_FLIGHT, metavar="N|all",
+                    help=f"queries ranked together (default {DEFAULT_IN_FLIGHT})")
     rk.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     rk.add_argument("--max-inferences", type=int, default=None, metavar="N", help="budget for the whole run")
     rk.add_argument("--max-unparsed", type=float, default=None, metavar="FRACTION",
@@ -266,8 +269,10 @@ def _groups(queries: Sequence[Query], size: int | None) -> Iterator[Sequence[Que
 
 
 def rerank(args: argparse.Namespace, queries: Sequence[Query], backend: Backend, cache: Cache | None,
-           progress: Progress) -> list[RankedResult]:
-    """Rank every query, ``--in-flight`` at a time, within the run's inference budget."""
+           progress: Progress, out: TextIO) -> list[RankedResult]:
+    """Rank every query, ``--in-flight`` at a time, within the run's inference budget; write each
+    group to ``out`` as it ends. The results returned keep their ledger and ``cut`` flag, not
+    their ranked documents (memory stays bounded by the group, not the run)."""
     judge = ProgressBackend(backend, progress)
     results: list[RankedResult] = []
     for group in _groups(queries, args.in_flight):
@@ -278,6 +283,9 @@ def rerank(args: argparse.Namespace, queries: Sequence[Query], backend: Backend,
         results.extend(done)
         progress.finished(done)
         _check_unparsed(args, results)
+        write_output(args, group, done, out)
+        for result in done:
+            result.docs = []
     return results
 
 
@@ -291,16 +299,17 @@ def _check_unparsed(args: argparse.Namespace, results: Sequence[RankedResult]) -
                             f"--max-unparsed {args.max_unparsed:g}")
 
 
-def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult]) -> None:
-    with atomic_output(args.output) as fh:
-        for query, result in zip(queries, results, strict=True):
-            ids = result.doc_ids + list(query.tail)
-            if args.output_format == "trec":
-                fh.writelines(trec_run_lines(query.qid, ids))
-                continue
-            ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
-            fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
-                                 "ranking": ranking}) + "\n")
+def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
+                 fh: TextIO) -> None:
+    """The output lines of ``queries`` (reranked ``results``, then each tail) to ``fh``."""
+    for query, result in zip(queries, results, strict=True):
+        ids = result.doc_ids + list(query.tail)
+        if args.output_format == "trec":
+            fh.writelines(trec_run_lines(query.qid, ids))
+            continue
+        ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
+        fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
+                             "ranking": ranking}) + "\n")
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -321,24 +330,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend = make_backend(args)
         started = time.perf_counter()
-        results = _rerank_reporting(args, queries, backend, cache)
+        with atomic_output(args.output) as out:  # appears only if the run ends well
+            results = _rerank_reporting(args, queries, backend, cache, out)
         seconds = time.perf_counter() - started
     finally:
         close = getattr(cache, "close", None)
         if callable(close):
             close()
-    write_output(args, queries, results)
     return _report(args, queries, results, seconds)
 
 
 def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], backend: Backend,
-                      cache: Cache | None) -> list[RankedResult]:
-    """:func:`rerank` under a progress bar; a backend failure says what was kept."""
+                      cache: Cache | None, out: TextIO) -> list[RankedResult]:
+    """:func:`rerank` under a progress bar; a failure or an interrupt says what was kept."""
     progress = Progress(len(queries), enabled=not args.quiet and sys.stderr.isatty())
     where = f" at {args.cache_dir}" if args.cache_dir else " in memory only (lost)"
     before = len(cache) if args.cache_dir and cache is not None else 0
     try:
-        return rerank(args, queries, backend, cache, progress)
+        return rerank(args, queries, backend, cache, progress, out)
     except BackendError as exc:
         raise BackendError(f"{exc}; no output written; judgments made so far were cached{where}") from exc
     except UnparsedError as exc:
