@@ -32,6 +32,7 @@ from prp.oracles.base import BackendError
 from prp.types import BatchResult, Judgment
 
 UNPARSED = Judgment(None, None, parsed=False)
+_SIDES = ("A", "B")
 
 
 class UnparsedError(RuntimeError):
@@ -52,13 +53,13 @@ class UnparsedWarning(RuntimeWarning):
 def check_judgment(judgment: object, backend: str = "backend") -> Judgment:
     """``judgment`` if usable, with its margin as a float; :data:`UNPARSED` if its content is not
     (see the module docstring); BackendError if it is not a Judgment at all."""
-    if not isinstance(judgment, Judgment):
+    if type(judgment) is not Judgment and not isinstance(judgment, Judgment):
         raise BackendError(f"backend {backend!r} returned a {type(judgment).__name__} where a "
                            "Judgment was expected")
     preferred, margin, parsed = judgment
     if not parsed:
         return UNPARSED
-    if preferred is not None and not (type(preferred) is str and preferred in ("A", "B")):
+    if preferred is not None and not (type(preferred) is str and preferred in _SIDES):
         return UNPARSED
     if margin is not None:
         if type(margin) is not float:
@@ -76,25 +77,38 @@ def check_judgment(judgment: object, backend: str = "backend") -> Judgment:
 def check_result(result: object, prompts: int, backend: str = "backend") -> BatchResult:
     """The backend's answer to a batch of ``prompts`` prompts, checked (see the module
     docstring): a BatchResult of usable or unparsed judgments, or BackendError."""
-    judgments = getattr(result, "judgments", None)
-    if not isinstance(judgments, (list, tuple)):
+    if type(result) is BatchResult:
+        judgments, prompt_tokens, completion_tokens = result
+    else:
+        judgments = getattr(result, "judgments", None)
+        prompt_tokens = getattr(result, "prompt_tokens", 0)
+        completion_tokens = getattr(result, "completion_tokens", 0)
+    if type(judgments) is not list and not isinstance(judgments, (list, tuple)):
         raise BackendError(f"backend {backend!r} returned {type(result).__name__} from judge(), "
                            "not a BatchResult with a list of judgments")
     if len(judgments) != prompts:
         raise BackendError(f"backend {backend!r} returned {len(judgments)} judgments for "
                            f"{prompts} prompts")
-    tokens = []
-    for field in ("prompt_tokens", "completion_tokens"):
-        value = getattr(result, field, 0)
-        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                or not math.isfinite(value) or value < 0):
+    for field, value in (("prompt_tokens", prompt_tokens), ("completion_tokens", completion_tokens)):
+        if not (type(value) is int or (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                                       and math.isfinite(value))) or value < 0:
             raise BackendError(f"backend {backend!r} reported {field}={value!r}; expected a "
                                "number >= 0")
-        tokens.append(value)
-    checked = [check_judgment(j, backend) for j in judgments]
-    if type(result) is BatchResult and all(a is b for a, b in zip(checked, judgments, strict=True)):
+    checked = None
+    for index, judgment in enumerate(judgments):
+        # the common case, inline: a parsed Judgment with a finite float margin and a known side
+        if (type(judgment) is Judgment and judgment[2] is True and type(judgment[1]) is float
+                and math.isfinite(judgment[1])
+                and (judgment[0] is None or (type(judgment[0]) is str and judgment[0] in _SIDES))):
+            continue
+        good = check_judgment(judgment, backend)
+        if good is not judgment:
+            if checked is None:
+                checked = list(judgments)
+            checked[index] = good
+    if checked is None and type(result) is BatchResult and type(judgments) is list:
         return result
-    return BatchResult(checked, *tokens)
+    return BatchResult(list(judgments) if checked is None else checked, prompt_tokens, completion_tokens)
 
 
 def judged_prompts(ledger: Ledger) -> int:
