@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prp {args.command}: too many unparsed answers: {exc}", file=sys.stderr)
         return EXIT_UNPARSED
     except (KeyboardInterrupt, rerank.Interrupted) as exc:
-        detail = str(exc) or "interrupted; nothing written"
+        detail = str(exc) or "interrupted"
         print(f"prp {args.command}: {detail}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
