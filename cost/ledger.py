@@ -28,6 +28,7 @@ _SUMMED = (
     "virtual_prompts",
     "virtual_inferences",
     "unparsed",
+    "unparsed_retries",
     "predicted_seconds",
     "wall_seconds",
 )
@@ -48,7 +49,8 @@ class Ledger:
     completion_tokens: float = 0.0
     virtual_prompts: int = 0  # prompts with no cache
     virtual_inferences: float = 0.0  # inferences with no cache
-    unparsed: int = 0  # judgments the backend could not read; counted as ties, never cached
+    unparsed: int = 0  # prompts unreadable even when asked again: counted as ties, never cached
+    unparsed_retries: int = 0  # prompts asked again after an unreadable answer (in ``prompts`` too)
     predicted_seconds: float = 0.0  # wall time under the latency model
     wall_seconds: float = 0.0  # measured
     queries: int = 1

@@ -7,6 +7,7 @@
 from cost.ledger import Ledger
 from cost.model import LatencyModel
 from prp.cache import CacheError, DiskCache, MemoryCache
+from prp.judgment import UnparsedError, UnparsedWarning
 from prp.oracles import Backend, BackendError, NoisyOracle, PerfectOracle, ScoresOracle
 from prp.reranker import RankRequest, Reranker
 from prp.result import RankedDoc, RankedResult
@@ -15,6 +16,7 @@ from prp.types import BatchResult, Judgment, Prompt
 __all__ = [
     "Backend", "BackendError", "BatchResult", "CacheError", "DiskCache", "Judgment",
     "LatencyModel", "Ledger", "MemoryCache", "NoisyOracle", "PerfectOracle", "Prompt",
-    "RankRequest", "RankedDoc", "RankedResult", "Reranker", "ScoresOracle",
+    "RankRequest", "RankedDoc", "RankedResult", "Reranker", "ScoresOracle", "UnparsedError",
+    "UnparsedWarning",
 ]
 __version__ = "0.1.0"

@@ -6,7 +6,12 @@ passage), each passage and the query reduced to a 16-byte BLAKE2b digest of its 
 its id, for simulated judges that read ids), so the order of the two passages is part of the
 key. Unparsed judgments are never stored.
 
-* :class:`MemoryCache` - a dict; the default, alive as long as the Reranker.
+* :class:`MemoryCache` - an LRU-bounded dict; the default, alive as long as the Reranker. It
+  holds at most ``max_entries`` judgments (default :data:`DEFAULT_MAX_ENTRIES`: about 55 MB at
+  ~275 bytes an entry); past that the least recently used one is dropped (it is paid again only
+  if asked again). The default holds every prompt 256 queries in flight ask again (heapsort and
+  bubblesort re-ask pairs; quicksort never does). A run that must never pay twice across calls
+  wants a :class:`DiskCache` or a larger bound.
 * :class:`DiskCache` - persistent, through ``diskcache`` (SQLite underneath): several
   processes may share one directory; each write is its own transaction, so none is lost.
 """
@@ -16,9 +21,11 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
+from prp.judgment import check_judgment
 from prp.types import Judgment, Prompt
 
 Key = tuple[str, bytes, bytes, bytes]
@@ -42,16 +49,35 @@ class Cache(Protocol):
     def set(self, key: Key, judgment: Judgment) -> None: ...
 
 
+#: The default bound of :class:`MemoryCache`, in judgments.
+DEFAULT_MAX_ENTRIES = 200_000
+
+
 class MemoryCache:
-    def __init__(self) -> None:
-        self._data: dict[Key, Judgment] = {}
+    """Judgments in memory, at most ``max_entries`` (None: unbounded), least recently used
+    dropped first."""
+
+    def __init__(self, max_entries: int | None = DEFAULT_MAX_ENTRIES) -> None:
+        if max_entries is not None and (isinstance(max_entries, bool) or not isinstance(max_entries, int)
+                                        or max_entries < 1):
+            raise ValueError(f"max_entries must be an integer >= 1 or None, got {max_entries!r}")
+        self.max_entries = max_entries
+        self._data: OrderedDict[Key, Judgment] = OrderedDict()
 
     def get(self, key: Key) -> Judgment | None:
-        return self._data.get(key)
+        judgment = self._data.get(key)
+        if judgment is not None:
+            self._data.move_to_end(key)
+        return judgment
 
     def set(self, key: Key, judgment: Judgment) -> None:
-        if judgment.parsed:
-            self._data[key] = judgment
+        if not judgment.parsed:
+            return
+        data = self._data
+        data[key] = judgment
+        data.move_to_end(key)
+        if self.max_entries is not None and len(data) > self.max_entries:
+            data.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -102,7 +128,10 @@ class DiskCache:
         except Exception as exc:
             self._failed("read", exc)
             return None
-        return None if value is None else Judgment(*value)
+        if value is None:
+            return None
+        judgment = Judgment(*value)  # written by an older version? NaN margins were cached then
+        return judgment if check_judgment(judgment).parsed else None
 
     def set(self, key: Key, judgment: Judgment) -> None:
         if self._cache is None or not judgment.parsed:

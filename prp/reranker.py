@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import numbers
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -13,12 +16,17 @@ from cost.model import DEFAULT_LATENCY, LatencyModel
 from prp import scheduler
 from prp.aggregate import AGGREGATES, ORDERS, check_choice, check_debias
 from prp.cache import make_cache
+from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
 from prp.oracles.base import Backend
 from prp.result import RankedDoc, RankedResult
 from prp.spec import parse_spec
 from sorters import get_sorter, make_sorter, sorter_options
 
 AUTO = "auto"  # sorter name: let the cost planner pick per query (see Reranker.sorter_for)
+#: Queries scheduled together by default: enough to fill batches across queries (256 in flight
+#: pay 0.04 % more inferences than 2,000 at once, quicksort n=100 B=8), few enough to bound the
+#: engine's memory (~120 KB a query in flight; bench/memory.py, README "Reliability").
+DEFAULT_IN_FLIGHT = 256
 
 
 @dataclass(frozen=True)
@@ -76,11 +84,12 @@ class Reranker:
     ``"auto"``: the cost planner's cheapest sorter for each query's shape; ``k``
     the number of top documents to order; ``batch_size`` (B) the most prompts per inference;
     ``orders`` ``both``/``one``/``random`` and ``aggregate`` ``auto``/``margin``/``consistent``
-    (see :mod:`prp.aggregate`); ``cache`` None (in memory, the default), False (none), a
-    directory (persistent; ``on_cache_error="warn"`` goes on without it if it cannot be used) or
-    a Cache; ``in_flight`` how many queries are scheduled together
-    (None: all); ``concurrency`` the most inferences in flight at once; ``latency`` the cost
-    model used for ``predicted_seconds``; ``max_inferences`` a budget for each ``rank``/
+    (see :mod:`prp.aggregate`); ``cache`` None (in memory, LRU-bounded: the default), False
+    (none), a directory (persistent; ``on_cache_error="warn"`` goes on without it if it cannot
+    be used) or a Cache; ``in_flight`` how many queries are scheduled together (default
+    :data:`DEFAULT_IN_FLIGHT`; None: all); ``concurrency`` the most inferences in flight at
+    once; ``seed`` an integer for ``orders="random"``; ``latency`` the cost model used for
+    ``predicted_seconds``; ``max_inferences`` a budget for each ``rank``/
     ``rank_many`` call: when it is spent the sorters stop, every result holds the best ranking
     reached so far and has ``cut=True``, and everything judged stays in the cache.
 
@@ -90,17 +99,35 @@ class Reranker:
     ``"auto"`` or a number) removes the judge's first-shown bias from margins before they are
     aggregated (see :mod:`prp.aggregate`); ``infer`` answers a comparison that the query's decided
     outcomes already imply by transitivity, with no prompt (ledger: ``inferred``).
+    Unparsed answers (see :mod:`prp.judgment`) are asked once more, then counted as ties; a
+    call that gives up on any warns (:class:`~prp.judgment.UnparsedWarning`), and with
+    ``max_unparsed`` (a fraction of the prompts judged) a call above it raises
+    :class:`~prp.judgment.UnparsedError`. ``aggregate="margin"`` with a backend whose
+    ``reports_margins`` is False fails here; with one that does not say, at its first answer
+    without a margin.
     """
 
     def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
                  orders: str = "both", aggregate: str = "auto", tie_band: float = 0.0,
-                 cache: object = None, in_flight: int | None = None, concurrency: int = 1,
+                 cache: object = None, in_flight: int | None = DEFAULT_IN_FLIGHT, concurrency: int = 1,
                  seed: int = 0, latency: LatencyModel = DEFAULT_LATENCY,
                  on_cache_error: str = "raise", max_inferences: int | None = None,
-                 budget: int | None = None, debias: str | float = "off", infer: bool = False) -> None:
+                 max_unparsed: float | None = None, budget: int | None = None,
+                 debias: str | float = "off", infer: bool = False) -> None:
         for attr in ("name", "keys_by", "judge"):
             if not hasattr(oracle, attr):
                 raise TypeError(f"oracle must implement the Backend protocol (missing {attr!r})")
+        if not isinstance(sorter, str):
+            raise TypeError(f"sorter must be a sorter name or spec (a str), got {type(sorter).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an integer, got {seed!r}")
+        if (isinstance(tie_band, bool) or not isinstance(tie_band, numbers.Real)
+                or not math.isfinite(tie_band)):
+            raise ValueError(f"tie_band must be a finite number >= 0, got {tie_band!r}")
+        self.max_unparsed = check_max_unparsed(max_unparsed)
+        if aggregate == "margin" and getattr(oracle, "reports_margins", None) is False:
+            raise ValueError(f"aggregate='margin' needs a judge that reports margins; backend "
+                             f"{oracle.name!r} does not (use aggregate='consistent' or 'auto')")
         _positive_int("k", k)
         _positive_int("batch_size", batch_size)
         _positive_int("in_flight", in_flight, allow_none=True)
@@ -158,7 +185,18 @@ class Reranker:
         results = [self._result(job) for job in jobs]
         self.last_cost = Ledger.total([r.cost for r in results])
         self.last_cost.wall_seconds = elapsed
+        self._check_unparsed(self.last_cost, results)
         return results
+
+    def _check_unparsed(self, cost: Ledger, results: list[RankedResult]) -> None:
+        """The unparsed policy's last word on a call (see :mod:`prp.judgment`)."""
+        if not cost.unparsed:
+            return
+        if self.max_unparsed is not None and unparsed_share(cost) > self.max_unparsed:
+            raise UnparsedError(f"{describe_unparsed(cost)}, above max_unparsed={self.max_unparsed:g}; "
+                                "every parsed judgment is cached", results)
+        warnings.warn(f"{describe_unparsed(cost)} and were counted as ties", UnparsedWarning,
+                      stacklevel=2)
 
     def sorter_for(self, n: int) -> str:
         """The sorter spec for a query of ``n`` candidates. With ``sorter="auto"`` it is the cost

@@ -9,8 +9,9 @@ comparisons. One *step* takes the current round of every query in flight and:
    nothing; the rest become pending prompts, owned by the first query that asked;
 3. packs pending prompts, in a deterministic order, into batches of at most ``batch_size``
    (prompts of different queries share batches) and sends each batch to the backend as one
-   inference, at most ``concurrency`` at a time; each answer is cached as soon as its batch
-   returns, so a later failure loses nothing already judged;
+   inference, at most ``concurrency`` at a time; each answer is checked (:mod:`prp.judgment`)
+   and cached as soon as its batch returns, so a later failure loses nothing already judged;
+   prompts whose answer is unparsed are sent once more, in batches after the others;
 4. aggregates each comparison's answers into an outcome (margins debiased with the query's
    own bias estimate, see :mod:`prp.aggregate`) and resumes every sorter.
 
@@ -39,6 +40,7 @@ from cost.ledger import Ledger
 from cost.model import LatencyModel
 from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, outcome
 from prp.cache import Cache, Key, digest
+from prp.judgment import check_result
 from prp.oracles.base import Backend, BackendError
 from prp.types import BatchResult, Judgment, Prompt
 from sorters import Cut, Pair, SorterGen
@@ -164,9 +166,9 @@ async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: S
     batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
     if len(batches) > budget:
         batches = batches[: int(budget)]
-        _charge(batches, await _send_all(batches, step, backend, cache, s.concurrency), step, s)
+        _charge(batches, await _send_all(batches, step, backend, cache, s), step, s)
         return None
-    results = await _send_all(batches, step, backend, cache, s.concurrency)
+    results = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
     _charge(batches, results, step, s)
     known, aggregate, band = step.known, s.aggregate, s.tie_band
     coin = s.orders == "random"
@@ -275,16 +277,34 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
     return step
 
 
-async def _send_all(batches: list[list[Key]], step: _Step, backend: Backend,
-                    cache: Cache | None, concurrency: int) -> list[BatchResult]:
-    """Step 3: judge every batch, caching each answer as soon as its batch returns."""
-    if concurrency == 1 or len(batches) <= 1:
-        return [await _send(batch, step, backend, cache) for batch in batches]
-    gate = asyncio.Semaphore(concurrency)
+async def _send_all(batches: list[list[Key]], step: _Step, backend: Backend, cache: Cache | None,
+                    s: Settings, spare: float = 0) -> list[BatchResult]:
+    """Step 3: judge every batch, caching each answer as soon as its batch returns. Then the
+    prompts whose answer was unparsed are asked once more, in new batches appended to
+    ``batches`` (at most ``spare`` of them: what the budget leaves); a second unparsed answer
+    stays in ``step.unparsed``."""
+    results = await _send_batches(batches, step, backend, cache, s)
+    if step.unparsed and spare >= 1:
+        again = [key for batch in batches for key in batch if key in step.unparsed]
+        retries = [again[x: x + s.batch_size] for x in range(0, len(again), s.batch_size)]
+        del retries[int(min(spare, len(retries))):]
+        for key in (key for batch in retries for key in batch):
+            step.unparsed.discard(key)
+            step.owner[key].ledger.unparsed_retries += 1
+        results += await _send_batches(retries, step, backend, cache, s)
+        batches.extend(retries)
+    return results
+
+
+async def _send_batches(batches: list[list[Key]], step: _Step, backend: Backend, cache: Cache | None,
+                        s: Settings) -> list[BatchResult]:
+    if s.concurrency == 1 or len(batches) <= 1:
+        return [await _send(batch, step, backend, cache, s) for batch in batches]
+    gate = asyncio.Semaphore(s.concurrency)
 
     async def gated(batch: list[Key]) -> BatchResult:
         async with gate:
-            return await _send(batch, step, backend, cache)
+            return await _send(batch, step, backend, cache, s)
 
     results = await asyncio.gather(*(gated(b) for b in batches), return_exceptions=True)
     for result in results:  # every batch has finished (and been cached) before we raise
@@ -293,8 +313,9 @@ async def _send_all(batches: list[list[Key]], step: _Step, backend: Backend,
     return results  # type: ignore[return-value]
 
 
-async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | None) -> BatchResult:
-    """One inference: judge ``batch``, record and cache its answers."""
+async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | None,
+                s: Settings) -> BatchResult:
+    """One inference: judge ``batch``, check, record and cache its answers."""
     try:
         result = await backend.judge([step.pending[key] for key in batch])
     except BackendError:
@@ -302,16 +323,19 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
     except Exception as exc:
         raise BackendError(f"backend {backend.name!r} failed on a batch of {len(batch)} "
                            f"prompts: {type(exc).__name__}: {exc}") from exc
-    if len(result.judgments) != len(batch):
-        raise BackendError(f"backend {backend.name!r} returned {len(result.judgments)} "
-                           f"judgments for {len(batch)} prompts")
-    known = step.known
+    result = check_result(result, len(batch), backend.name)
+    known, no_margin = step.known, False
     for key, judgment in zip(batch, result.judgments, strict=True):
         known[key] = judgment
         if not judgment.parsed:
             step.unparsed.add(key)
-        elif cache is not None:
+            continue
+        no_margin = no_margin or judgment.margin is None
+        if cache is not None:
             cache.set(key, judgment)
+    if no_margin and s.aggregate == "margin":  # fail at the first such answer (it is cached)
+        raise ValueError(f"aggregate='margin' needs a judge that reports margins; backend "
+                         f"{backend.name!r} answered without one (use aggregate='consistent' or 'auto')")
     return result
 
 

@@ -16,8 +16,10 @@ Rules:
   * --output-format trec writes 'qid Q0 docid rank score prp' lines; jsonl writes
     '{"qid", "query", "cut", "ranking": [{"docid", "rank", "score"}]}' per query. The file
     appears only once complete (written beside it, then renamed): a failed run leaves none.
-  * Queries are ranked --in-flight at a time (default all): the prompts of a group share
-    batches; the next group starts when the group ends.
+  * Queries are ranked --in-flight at a time (default 256): the prompts of a group share
+    batches; the next group starts when the group ends, and its output is written then (to a
+    temp file: the output still appears only once complete). Memory: the input, the in-memory
+    cache (bounded) and one group.
   * --max-inferences is a budget for the whole run. When it is spent every unfinished query
     keeps the best ranking reached so far: the output is still written, its cut queries are
     marked ("cut": true in jsonl, named on stderr), and the exit code is 4.
@@ -25,6 +27,13 @@ Rules:
     --latency model) with the cost planner, a simulated judge on synthetic candidate lists of
     the same sizes, without building the backend: no model is loaded and nothing is written.
   * --cache-dir keeps every judgment on disk: a rerun pays only for what was not judged yet.
+  * An input with no query ("no queries in FILE") is bad input. Ids holding whitespace, text
+    that is not UTF-8 or holds lone surrogates, NaN scores... are refused with the file and line.
+  * An unparsed answer (no A/B, a NaN or infinite margin) is asked once more, then counted as a
+    tie and never cached; the share of such prompts is named on stderr. --max-unparsed FRACTION
+    fails the run past that share (checked after each --in-flight group): exit 5, no output.
+  * Ctrl-C or SIGTERM stops the run: one line on stderr says how many judgments were kept in
+    --cache-dir (or that the in-memory ones are lost), no output is written, exit code 130.
   * A progress bar (queries done, inferences, prompts, cache hits) goes to stderr when it is a
     terminal, unless --quiet. The summary goes to stdout (stderr when the run does), as text
     or, with --format json, one JSON object.
@@ -32,7 +41,8 @@ Rules:
 Exit codes: 0 ok; 2 bad input (missing or malformed files, unknown docids or queries, duplicate
 docids, bad options, a backend that is not installed); 3 backend failure after its retries
 (judgments already made stay in --cache-dir; no output is written); 4 budget exhausted (output
-written, some queries cut).
+written, some queries cut); 5 too many unparsed answers (above --max-unparsed; no output
+written); 130 interrupted (Ctrl-C or SIGTERM; no output written).
 """
 
 from __future__ import annotations
@@ -41,9 +51,11 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 from cost.ledger import Ledger
 from cost.model import DEFAULT_LATENCY, LatencyModel
@@ -51,9 +63,17 @@ from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import Cache, make_cache
 from prp.cli.argtypes import in_flight_or_all
 from prp.cli.backends import add_backend_args, backend_label, make_backend
-from prp.data import atomic_output, check_output_path, load_candidates, load_run_candidates, trec_run_lines
+from prp.data import (
+    DataError,
+    atomic_output,
+    check_output_path,
+    load_candidates,
+    load_run_candidates,
+    trec_run_lines,
+)
+from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
 from prp.oracles.base import Backend, BackendError
-from prp.reranker import RankRequest, Reranker
+from prp.reranker import DEFAULT_IN_FLIGHT, RankRequest, Reranker
 from prp.result import RankedResult
 from prp.types import BatchResult, Prompt
 
@@ -97,10 +117,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--orders", choices=ORDERS, default="both")
     rk.add_argument("--aggregate", choices=AGGREGATES, default="auto")
     rk.add_argument("--cache-dir", default=None, help="persistent judgment cache (default: in memory)")
-    rk.add_argument("--in-flight", type=in_flight_or_all, default=None, metavar="N|all",
-                    help="queries ranked together (default all)")
+    rk.add_argument("--in-flight", type=in_flight_or_all, default=DEFAULT_IN_FLIGHT, metavar="N|all",
+                    help=f"queries ranked together (default {DEFAULT_IN_FLIGHT})")
     rk.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     rk.add_argument("--max-inferences", type=int, default=None, metavar="N", help="budget for the whole run")
+    rk.add_argument("--max-unparsed", type=float, default=None, metavar="FRACTION",
+                    help="fail (exit 5) when more than this share of the prompts stays unparsed "
+                         "after its retry (default: no limit, a warning only)")
     rk.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY, metavar="A,B,G",
                     help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
     add_backend_args(p)
@@ -116,6 +139,7 @@ def _check(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.max_inferences is not None and args.max_inferences < 0:
         raise ValueError(f"--max-inferences must be >= 0, got {args.max_inferences}")
+    check_max_unparsed(args.max_unparsed, "--max-unparsed")
     if args.dry_run:
         return
     if args.output is None:
@@ -132,14 +156,18 @@ def load_input(args: argparse.Namespace) -> list[RankRequest]:
     if args.input and any(paired):
         raise ValueError("give --input, or --run with --topics and --docs, not both")
     if args.input:
-        return load_candidates(args.input)
-    if not all(paired):
-        if not any(paired):
-            raise ValueError("no input: give --input FILE, or --run RUN --topics TOPICS --docs DOCS")
+        requests, source = load_candidates(args.input), args.input
+    elif all(paired):
+        requests, source = load_run_candidates(args.run_path, args.topics, args.docs), args.run_path
+    elif not any(paired):
+        raise ValueError("no input: give --input FILE, or --run RUN --topics TOPICS --docs DOCS")
+    else:
         raise ValueError("--run, --topics and --docs go together (missing: " + ", ".join(
             flag for flag, value in zip(("--run", "--topics", "--docs"), paired, strict=True)
             if not value) + ")")
-    return load_run_candidates(args.run_path, args.topics, args.docs)
+    if not requests:
+        raise DataError(f"no queries in {source}")
+    return requests
 
 
 def split_depth(requests: Sequence[RankRequest], depth: int) -> list[Query]:
@@ -241,28 +269,47 @@ def _groups(queries: Sequence[Query], size: int | None) -> Iterator[Sequence[Que
 
 
 def rerank(args: argparse.Namespace, queries: Sequence[Query], backend: Backend, cache: Cache | None,
-           progress: Progress) -> list[RankedResult]:
-    """Rank every query, ``--in-flight`` at a time, within the run's inference budget."""
+           progress: Progress, out: TextIO) -> list[RankedResult]:
+    """Rank every query, ``--in-flight`` at a time, within the run's inference budget; write each
+    group to ``out`` as it ends. The results returned keep their ledger and ``cut`` flag, not
+    their ranked documents (memory stays bounded by the group, not the run)."""
     judge = ProgressBackend(backend, progress)
     results: list[RankedResult] = []
     for group in _groups(queries, args.in_flight):
         budget = None if args.max_inferences is None else max(0, args.max_inferences - progress.inferences)
-        done = _reranker(args, judge, cache, budget).rank_many([q.head for q in group])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnparsedWarning)  # one line for the run, in _report
+            done = _reranker(args, judge, cache, budget).rank_many([q.head for q in group])
         results.extend(done)
         progress.finished(done)
+        _check_unparsed(args, results)
+        write_output(args, group, done, out)
+        for result in done:
+            result.docs = []
     return results
 
 
-def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult]) -> None:
-    with atomic_output(args.output) as fh:
-        for query, result in zip(queries, results, strict=True):
-            ids = result.doc_ids + list(query.tail)
-            if args.output_format == "trec":
-                fh.writelines(trec_run_lines(query.qid, ids))
-                continue
-            ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
-            fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
-                                 "ranking": ranking}) + "\n")
+def _check_unparsed(args: argparse.Namespace, results: Sequence[RankedResult]) -> None:
+    """--max-unparsed, on the run so far."""
+    if args.max_unparsed is None:
+        return
+    ledger = Ledger.total([r.cost for r in results])
+    if ledger.unparsed and unparsed_share(ledger) > args.max_unparsed:
+        raise UnparsedError(f"{describe_unparsed(ledger)} (in {len(results)} queries), above "
+                            f"--max-unparsed {args.max_unparsed:g}")
+
+
+def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
+                 fh: TextIO) -> None:
+    """The output lines of ``queries`` (reranked ``results``, then each tail) to ``fh``."""
+    for query, result in zip(queries, results, strict=True):
+        ids = result.doc_ids + list(query.tail)
+        if args.output_format == "trec":
+            fh.writelines(trec_run_lines(query.qid, ids))
+            continue
+        ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
+        fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
+                             "ranking": ranking}) + "\n")
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -270,7 +317,7 @@ def _settings(args: argparse.Namespace) -> dict:
             "batch_size": args.batch_size, "orders": args.orders, "aggregate": args.aggregate,
             "in_flight": "all" if args.in_flight is None else args.in_flight,
             "concurrency": args.concurrency, "max_inferences": args.max_inferences,
-            "cache_dir": args.cache_dir}
+            "max_unparsed": args.max_unparsed, "cache_dir": args.cache_dir}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -283,27 +330,43 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend = make_backend(args)
         started = time.perf_counter()
-        results = _rerank_reporting(args, queries, backend, cache)
+        with atomic_output(args.output) as out:  # appears only if the run ends well
+            results = _rerank_reporting(args, queries, backend, cache, out)
         seconds = time.perf_counter() - started
     finally:
         close = getattr(cache, "close", None)
         if callable(close):
             close()
-    write_output(args, queries, results)
     return _report(args, queries, results, seconds)
 
 
 def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], backend: Backend,
-                      cache: Cache | None) -> list[RankedResult]:
-    """:func:`rerank` under a progress bar; a backend failure says what was kept."""
+                      cache: Cache | None, out: TextIO) -> list[RankedResult]:
+    """:func:`rerank` under a progress bar; a failure or an interrupt says what was kept."""
     progress = Progress(len(queries), enabled=not args.quiet and sys.stderr.isatty())
+    where = f" at {args.cache_dir}" if args.cache_dir else " in memory only (lost)"
+    before = len(cache) if args.cache_dir and cache is not None else 0
     try:
-        return rerank(args, queries, backend, cache, progress)
+        return rerank(args, queries, backend, cache, progress, out)
     except BackendError as exc:
-        where = f" at {args.cache_dir}" if args.cache_dir else " in memory only (lost)"
         raise BackendError(f"{exc}; no output written; judgments made so far were cached{where}") from exc
+    except UnparsedError as exc:
+        raise UnparsedError(f"{exc}; no output written; parsed judgments were cached{where}") from exc
+    except KeyboardInterrupt:
+        progress.close()
+        if args.cache_dir and cache is not None:
+            kept = f"{len(cache) - before} new judgments kept in the cache at {args.cache_dir} " \
+                   "(a rerun pays only for the rest)"
+        else:
+            kept = f"{progress.prompts} prompts judged in memory only: lost (--cache-dir keeps them)"
+        raise Interrupted(f"interrupted after {progress.inferences} inferences; {kept}; "
+                          "no output written") from None
     finally:
         progress.close()
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a run (exit 130); the message says what was kept."""
 
 
 def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
@@ -323,6 +386,9 @@ def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequenc
         print(json.dumps(summary), file=stream)
     else:
         print(_summary_text(summary, ledger), file=stream)
+    if ledger.unparsed:
+        print(f"prp rerank: warning: {describe_unparsed(ledger)} and were counted as ties "
+              "(--max-unparsed FRACTION makes this an error)", file=sys.stderr)
     if cut:
         print(f"prp rerank: the budget of {args.max_inferences} inferences ran out: {len(cut)} of "
               f"{len(results)} queries cut (best ranking so far written; {', '.join(cut[:10])}"
