@@ -106,7 +106,9 @@ class _Model:
         return max(math.sqrt(float(resid @ resid) / dof), 0.01 * rms), rms
 
     def observe(self, asks: list[tuple[int, int]], outcomes: list[float]) -> None:
-        for (i, j), y in zip(asks, outcomes, strict=True):
+        if len(outcomes) != len(asks):
+            raise ValueError(f"{len(outcomes)} outcomes for a round of {len(asks)} comparisons")
+        for i, j in asks:
             self.rows.append((i, j))
             self.lap[i, i] += 1
             self.lap[j, j] += 1

@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sorters import (
-    active,
     LOSS,
     SORTERS,
     TIE,
     WIN,
     Outcome,
     Round,
+    active,
     allpair,
     bubblesort,
     drive,
