@@ -27,7 +27,8 @@ from prp.adapters.pyterrier import PRPReranker, qrels_frame, results_frame, topi
 from prp.data import load_dataset  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "trec-dl-2019"
-FITTED_QWEN_1_5B = {"scale": 0.238, "bias": 1.523, "noise": 0.771, "seed": 0}  # bench/results/qwen1.5b-oracle-fit.txt
+# The noisy judge fitted to Qwen2.5-Coder-1.5B: bench/results/qwen1.5b-oracle-fit.txt
+FITTED_QWEN_1_5B = {"scale": 0.238, "bias": 1.523, "noise": 0.771, "seed": 0}
 JUDGES = {
     "perfect": lambda qrels: PerfectOracle(qrels),
     "noisy": lambda qrels: NoisyOracle(qrels, bias=1.5, noise=1.0, seed=0),
@@ -38,7 +39,8 @@ SYSTEMS = [("perfect", "quicksort"), ("noisy", "quicksort"), ("fitted-qwen1.5b",
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=8)

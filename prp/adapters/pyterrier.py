@@ -132,5 +132,5 @@ def topics_frame(requests: Sequence[RankRequest]) -> pd.DataFrame:
 
 def qrels_frame(qrels: Mapping[str, Mapping[str, int]]) -> pd.DataFrame:
     """A PyTerrier qrels frame (``qid, docno, label``) of ``{qid: {docno: grade}}``."""
-    return pd.DataFrame([(qid, docno, int(grade)) for qid, docs in qrels.items() for docno, grade in docs.items()],
-                        columns=["qid", "docno", "label"])
+    rows = [(qid, docno, int(grade)) for qid, docs in qrels.items() for docno, grade in docs.items()]
+    return pd.DataFrame(rows, columns=["qid", "docno", "label"])

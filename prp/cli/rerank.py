@@ -85,7 +85,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      help="TREC run of the first stage (with --topics and --docs)")
     src.add_argument("--topics", help="qid<TAB>query file (with --run)")
     src.add_argument("--docs", help='JSONL of {"docid", "text"} (with --run)')
-    src.add_argument("--dataset", metavar="ID", help="ir_datasets id: topics and passages (with --run or alone)")
+    src.add_argument("--dataset", metavar="ID",
+                     help="ir_datasets id: topics and passages from there (with --run, or alone)")
     src.add_argument("--queries", type=int, default=None, metavar="N", help="only the first N queries")
     out = p.add_argument_group("output")
     out.add_argument("--output", help="the reranked run: a path, or - for stdout (required unless --dry-run)")
@@ -146,7 +147,8 @@ def load_input(args: argparse.Namespace) -> list[RankRequest]:
         return load_candidates(args.input)
     if not all(paired):
         if not any(paired):
-            raise ValueError("no input: give --input FILE, or --run RUN --topics TOPICS --docs DOCS, or --dataset ID")
+            raise ValueError("no input: give --input FILE, or --run RUN --topics TOPICS --docs DOCS, "
+                             "or --dataset ID")
         raise ValueError("--run, --topics and --docs go together (missing: " + ", ".join(
             flag for flag, value in zip(("--run", "--topics", "--docs"), paired, strict=True)
             if not value) + ")")
