@@ -1,5 +1,6 @@
 """The core install stays lean: importing prp, its command line, the adapters package and the
-ir_datasets reader imports none of the framework extras (checked in a fresh interpreter)."""
+ir_datasets reader imports none of the framework extras (checked in a fresh interpreter); an
+adapter imports only its own framework, and a missing one is an error naming the extra."""
 
 from __future__ import annotations
 
@@ -22,9 +23,14 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
 
+def python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter on this checkout."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
 def loaded_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    out = python(code)
     assert out.returncode == 0, out.stderr
     return set(json.loads(out.stdout.splitlines()[-1]))
 
@@ -43,3 +49,20 @@ def test_an_adapter_imports_its_own_framework_only(adapter, framework):
     others = {"pyterrier": {"pyterrier", "jnius"}, "langchain_core": {"langchain_core", "langchain_classic"},
               "llama_index": {"llama_index"}}
     assert loaded.isdisjoint(set().union(*(v for k, v in others.items() if k != framework)))
+
+
+@pytest.mark.parametrize("adapter, blocked, extra", [("pyterrier", "pyterrier", "pyterrier"),
+                                                     ("langchain", "langchain_core", "langchain"),
+                                                     ("llamaindex", "llama_index", "llamaindex")])
+def test_a_missing_framework_names_the_extra(adapter, blocked, extra):
+    code = (f"import sys; sys.modules[{blocked!r}] = None\n"
+            f"try:\n    import prp.adapters.{adapter}\nexcept ImportError as exc:\n    print(exc)\n")
+    out = python(code)
+    assert f"pip install 'prp[{extra}]'" in out.stdout, out.stdout + out.stderr
+
+
+def test_dataset_input_without_ir_datasets_names_the_extra():
+    code = ("import sys; sys.modules['ir_datasets'] = None\nfrom prp.cli import main\n"
+            "sys.exit(main(['rerank', '--dataset', 'msmarco-passage/trec-dl-2019/judged', '--output', '-']))")
+    out = python(code)
+    assert out.returncode == 2 and "pip install 'prp[datasets]'" in out.stderr, out.stderr
