@@ -130,8 +130,13 @@ def test_every_reranker_option_is_settable_and_a_budget_cuts():
 
 def test_bad_frames_fail_clearly_and_empty_frames_pass():
     adapter = PRPReranker(PerfectOracle(GRADES))
-    with pytest.raises(Exception, match="text"):
+    with pytest.raises(pt.validate.InputValidationError, match="text"):
         adapter.transform(small_frame().drop(columns=["text"]))
+    missing = small_frame()
+    missing.loc[2, "text"] = None
+    with pytest.raises(ValueError, match=rf"'text' of qid '{missing.loc[2, 'qid']}' docno "
+                                         rf"'{missing.loc[2, 'docno']}' must be a string"):
+        adapter.transform(missing)
     dupe = pd.concat([small_frame(), small_frame().iloc[:1]])
     with pytest.raises(ValueError, match="twice for qid"):
         adapter.transform(dupe)

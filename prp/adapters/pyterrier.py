@@ -54,13 +54,13 @@ class PRPReranker(pt.Transformer):
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         pt.validate.result_frame(inp, extra_columns=["query", self.text_field], context=self)
-        _check_unique(inp)
+        _check(inp, self.text_field)
         out = inp.copy()
         if out.empty:
             out["score"], out["rank"] = pd.Series(dtype="float64"), pd.Series(dtype="int64")
             return self._with_cost_columns(out, [])
         groups = _first_stage_order(out)
-        requests = [RankRequest(str(rows["query"].iat[0]), [str(t) for t in rows[self.text_field]],
+        requests = [RankRequest(rows["query"].iat[0], list(rows[self.text_field]),
                                 [str(d) for d in rows["docno"]], str(qid)) for qid, rows in groups]
         results = self.reranker.rank_many(requests)
         self.last_results = results
@@ -79,7 +79,15 @@ class PRPReranker(pt.Transformer):
         return frame
 
 
-def _check_unique(inp: pd.DataFrame) -> None:
+def _check(inp: pd.DataFrame, text_field: str) -> None:
+    """A ValueError naming the first row whose text or query is not a string, or whose docno
+    its query lists twice."""
+    for column in (text_field, "query"):
+        bad = inp[~inp[column].map(lambda value: isinstance(value, str))]
+        if not bad.empty:
+            row = bad.iloc[0]
+            raise ValueError(f"results frame: {column!r} of qid {row['qid']!r} docno {row['docno']!r} "
+                             f"must be a string, got {row[column]!r}")
     dupes = inp[inp.duplicated(["qid", "docno"])]
     if not dupes.empty:
         row = dupes.iloc[0]
