@@ -8,6 +8,10 @@ Input, one of:
         first-stage order (by score, descending and stable, when every candidate has one)
   --input bm25-top100.json
         the retrieve_results JSON list (a file starting with '[')
+  --dataset ID [--run RUN]
+        topics and passages through ir_datasets (prp[datasets]), e.g.
+        msmarco-passage/trec-dl-2019/judged, where the data is local; candidates from RUN, or
+        without it from the dataset's own first-stage results (scoreddocs)
 
 Rules:
   * The first --depth candidates of each query are reranked for the top --k; the output holds
@@ -101,6 +105,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      help="TREC run of the first stage (with --topics and --docs)")
     src.add_argument("--topics", help="qid<TAB>query file (with --run)")
     src.add_argument("--docs", help='JSONL of {"docid", "text"} (with --run)')
+    src.add_argument("--dataset", metavar="ID",
+                     help="ir_datasets id: topics and passages from there (with --run, or alone)")
     src.add_argument("--queries", type=int, default=None, metavar="N", help="only the first N queries")
     out = p.add_argument_group("output")
     out.add_argument("--output", help="the reranked run: a path, or - for stdout (required unless --dry-run)")
@@ -153,6 +159,12 @@ def _check(args: argparse.Namespace) -> None:
 def load_input(args: argparse.Namespace) -> list[RankRequest]:
     """The queries of whichever input layout ``args`` name (exactly one)."""
     paired = (args.run_path, args.topics, args.docs)
+    if args.dataset:
+        if args.input or args.topics or args.docs:
+            raise ValueError("--dataset reads topics and passages from ir_datasets: give it alone or "
+                             "with --run, not with --input, --topics or --docs")
+        from prp.datasets import load_ir_dataset
+        return load_ir_dataset(args.dataset, args.run_path)
     if args.input and any(paired):
         raise ValueError("give --input, or --run with --topics and --docs, not both")
     if args.input:
@@ -160,7 +172,8 @@ def load_input(args: argparse.Namespace) -> list[RankRequest]:
     elif all(paired):
         requests, source = load_run_candidates(args.run_path, args.topics, args.docs), args.run_path
     elif not any(paired):
-        raise ValueError("no input: give --input FILE, or --run RUN --topics TOPICS --docs DOCS")
+        raise ValueError("no input: give --input FILE, or --run RUN --topics TOPICS --docs DOCS, "
+                         "or --dataset ID")
     else:
         raise ValueError("--run, --topics and --docs go together (missing: " + ", ".join(
             flag for flag, value in zip(("--run", "--topics", "--docs"), paired, strict=True)
