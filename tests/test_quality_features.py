@@ -136,3 +136,44 @@ def test_inference_keeps_a_perfect_judges_ranking_and_saves_prompts(sorter):
     inferred, _ = rank(oracle, sorter=sorter, k=10, cache=False, infer=True)
     assert inferred.doc_ids == plain.doc_ids
     assert inferred.cost.prompts == plain.cost.prompts - 2 * inferred.cost.inferred
+
+
+def test_simulate_budgets_give_one_row_per_budget(capsys, tmp_path):
+    import json
+
+    from prp.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    hits = [{"qid": "q1", "docid": d, "rank": r + 1, "score": 30.0 - r, "content": f"text {d}"}
+            for r, d in enumerate(DOCS[:12])]
+    (data / "bm25-top100.json").write_text(json.dumps([{"query": "the query", "hits": hits}]))
+    (data / "qrels.txt").write_text("".join(f"q1 0 {d} {(3 * i) % 4}\n" for i, d in enumerate(DOCS[:12])))
+    code = main(["simulate", "--data", str(data), "--sorters", "active,quicksort", "--batch-sizes", "1",
+                 "--cache", "on", "--budgets", "10,40", "--oracle", "noisy:bias=1,noise=0.5",
+                 "--orders", "random", "--debias", "auto", "--format", "jsonl"])
+    assert code == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["sorter"], r["budget"]) for r in rows] == [("active", 10), ("active", 40),
+                                                        ("quicksort", 10), ("quicksort", 40)]
+    assert all(r["prompts"] <= r["budget"] for r in rows)
+    assert rows[1]["prompts"] == 40 and rows[1]["debias"] == "auto"
+
+
+def test_replay_oracle_answers_from_a_recorded_set_and_refuses_a_miss(tmp_path):
+    from prp.oracles import BackendError, make_simulated_oracle
+    from prp.oracles.replay import write_replay
+
+    margins = [[None, 1.5, -0.5], [0.25, None, 2.0], [-1.0, 0.0, None]]
+    path = tmp_path / "set.json.gz"
+    write_replay(path, {"model": "m", "depth": 3,
+                        "queries": [{"qid": "q", "query": "query", "doc_ids": DOCS[:3], "margins": margins}]})
+    oracle = make_simulated_oracle(f"replay:path={path}", {})
+    rr = Reranker(oracle, sorter="allpair", k=3, orders="both", aggregate="margin")
+    result = rr.rank("query", DOCS[:3], doc_ids=DOCS[:3], qid="q")
+    # a's margin: m(a, b) - m(b, a): d0-d1 1.25, d0-d2 0.5, d1-d2 2.0: d0 beats both, d1 beats d2
+    assert result.doc_ids == DOCS[:3]
+    with pytest.raises(BackendError, match="no query 'other'"):
+        rr.rank("query", DOCS[:3], doc_ids=DOCS[:3], qid="other")
+    with pytest.raises(BackendError, match="no document 'd9'"):
+        rr.rank("query", ["a", "b"], doc_ids=["d0", "d9"], qid="q")

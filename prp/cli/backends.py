@@ -7,6 +7,8 @@
 * ``llama.cpp`` (default): ``--model`` is a packaged GGUF name (default
   ``qwen2.5-coder-1.5b``; see :mod:`prp.models`) or a path to a ``.gguf`` file.
 * ``transformers``: ``--model`` is a Hugging Face id or a local directory (required).
+* ``replay``: ``--model`` is a replay set (``bench/replay_matrix.py`` builds one): a real judge's
+  recorded answers, judged again at no cost; a prompt it does not hold is an error.
 * ``openai``: an OpenAI-compatible server; ``--model``, ``--base-url`` (repeatable: used
   round-robin) and ``--api-key`` default to the environment (``PRP_OPENAI_*``, ``OPENAI_*``).
 
@@ -28,7 +30,7 @@ from prp.models import MODELS, ModelError
 from prp.oracles import Backend, make_simulated_oracle
 from prp.spec import parse_spec
 
-BACKENDS = ("perfect", "noisy", "llama.cpp", "transformers", "openai")
+BACKENDS = ("perfect", "noisy", "llama.cpp", "transformers", "openai", "replay")
 SIMULATED = ("perfect", "noisy")
 DEFAULT_LLAMA_MODEL = "qwen2.5-coder-1.5b"
 
@@ -121,5 +123,17 @@ def _openai(args: argparse.Namespace, options: dict[str, object]) -> Backend:
     return OpenAIBackend(model=args.model, base_url=args.base_url, api_key=args.api_key, **options)
 
 
+def _replay(args: argparse.Namespace, options: dict[str, object]) -> Backend:
+    from prp.oracles.replay import ReplayOracle
+
+    if not args.model:
+        raise ValueError("--backend replay needs --model REPLAY_SET (a .json.gz replay set)")
+    if options:
+        raise ValueError("--backend replay takes no --oracle-options")
+    if not Path(args.model).is_file():
+        raise ValueError(f"--backend replay: no replay set at {args.model}")
+    return ReplayOracle(args.model)
+
+
 _BUILDERS: dict[str, Callable[[argparse.Namespace, dict[str, object]], Backend]] = {
-    "llama.cpp": _llama, "transformers": _transformers, "openai": _openai}
+    "llama.cpp": _llama, "transformers": _transformers, "openai": _openai, "replay": _replay}

@@ -45,7 +45,8 @@ Rules:
 Exit codes: 0 ok; 2 bad input (missing or malformed files, unknown docids or queries, duplicate
 docids, bad options, a backend that is not installed); 3 backend failure after its retries
 (judgments already made stay in --cache-dir; no output is written); 4 budget exhausted (output
-written, some queries cut); 5 too many unparsed answers (above --max-unparsed; no output
+written, some queries cut by --max-inferences; a query that reaches its --budget is not an
+error); 5 too many unparsed answers (above --max-unparsed; no output
 written); 130 interrupted (Ctrl-C or SIGTERM; no output written).
 """
 
@@ -65,7 +66,7 @@ from cost.ledger import Ledger
 from cost.model import DEFAULT_LATENCY, LatencyModel
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import Cache, make_cache
-from prp.cli.argtypes import in_flight_or_all
+from prp.cli.argtypes import debias_arg, in_flight_or_all
 from prp.cli.backends import add_backend_args, backend_label, make_backend
 from prp.data import (
     DataError,
@@ -127,6 +128,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     help=f"queries ranked together (default {DEFAULT_IN_FLIGHT})")
     rk.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     rk.add_argument("--max-inferences", type=int, default=None, metavar="N", help="budget for the whole run")
+    rk.add_argument("--budget", type=int, default=None, metavar="N",
+                    help="most prompts per query (active plans to it; other sorters are cut; "
+                         "default: none)")
+    rk.add_argument("--debias", type=debias_arg, default="off",
+                    help="first-shown bias removed from margins before aggregation: off, auto or a "
+                         "number from prp calibrate-oracle (default: off)")
+    rk.add_argument("--infer", action="store_true",
+                    help="answer comparisons the decided ones imply by transitivity, with no prompt")
     rk.add_argument("--max-unparsed", type=float, default=None, metavar="FRACTION",
                     help="fail (exit 5) when more than this share of the prompts stays unparsed "
                          "after its retry (default: no limit, a warning only)")
@@ -205,7 +214,8 @@ class _NoJudge:
 def _reranker(args: argparse.Namespace, backend: Backend, cache: object, budget: int | None) -> Reranker:
     return Reranker(backend, sorter=args.sorter, k=args.k, batch_size=args.batch_size,
                     orders=args.orders, aggregate=args.aggregate, cache=cache, in_flight=None,
-                    concurrency=args.concurrency, latency=args.latency, max_inferences=budget)
+                    concurrency=args.concurrency, latency=args.latency, max_inferences=budget,
+                    budget=args.budget, debias=args.debias, infer=args.infer)
 
 
 # --- progress -------------------------------------------------------------------------------------
@@ -402,7 +412,11 @@ def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequenc
     if ledger.unparsed:
         print(f"prp rerank: warning: {describe_unparsed(ledger)} and were counted as ties "
               "(--max-unparsed FRACTION makes this an error)", file=sys.stderr)
-    if cut:
+    if cut and args.max_inferences is None:  # only --budget: reaching it is the plan, not a failure
+        print(f"prp rerank: {len(cut)} of {len(results)} queries reached the --budget of "
+              f"{args.budget} prompts before their sorter finished (best ranking so far written)",
+              file=sys.stderr)
+    elif cut:
         print(f"prp rerank: the budget of {args.max_inferences} inferences ran out: {len(cut)} of "
               f"{len(results)} queries cut (best ranking so far written; {', '.join(cut[:10])}"
               f"{', ...' if len(cut) > 10 else ''})", file=sys.stderr)
