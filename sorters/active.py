@@ -3,10 +3,12 @@ uncertainty about the top-k, from a Gaussian model of the judge's margins.
 
 Model. Candidate ``i`` has a latent relevance ``theta_i``; a comparison (i, j) is sent back the
 judge's aggregated margin ``y`` (this ranker is *soft*: see :mod:`prp.aggregate`), read as
-``y = theta_i - theta_j + noise``. The prior is the first-stage order: ``theta_i ~ N(-prior *
-log(1 + i), spread)`` in units of the noise. The posterior is Gaussian (a ridge regression on
-the comparison graph's Laplacian); the noise level is re-estimated every round from the
-residuals, so the ranker needs no knowledge of the judge's scale.
+``y = theta_i - theta_j + noise`` (a judge without margins sends +1 / 0 / -1, read the same
+way). The prior is the first-stage order: ``theta_i ~ N(-prior * log(1 + i), spread**2)`` in
+units of the answers' RMS, so it means the same whatever the judge's scale. The posterior is
+Gaussian (a ridge regression on the comparison graph's Laplacian). The noise level is estimated
+every round from the residuals of the plain least-squares fit over the degrees of freedom it
+leaves, so a consistent judge quickly earns full trust and a noisy one does not.
 
 Rounds. Each round holds up to ``round_size`` comparisons, picked greedily: a pair's value is
 the chance that at least one of the two is in the top-k, times the chance that the current
@@ -25,6 +27,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ._base import Cut, SorterGen, check_args, finish
 
@@ -66,7 +69,7 @@ def _check(budget: int | None, round_size: int, prior: float, spread: float, set
 
 
 class _Model:
-    """The Gaussian posterior over relevances, in units of the judge's noise."""
+    """The Gaussian posterior over relevances (``mean``, ``cov``), in units of the judge's noise."""
 
     def __init__(self, n: int, prior: float, spread: float) -> None:
         self.n = n
@@ -106,6 +109,10 @@ class _Model:
         return max(math.sqrt(float(resid @ resid) / dof), 0.01 * rms), rms
 
     def observe(self, asks: list[tuple[int, int]], outcomes: list[float]) -> None:
+        with threadpool_limits(1, user_api="blas"):  # 100x100 algebra: threads only cost here
+            self._observe(asks, outcomes)
+
+    def _observe(self, asks: list[tuple[int, int]], outcomes: list[float]) -> None:
         if len(outcomes) != len(asks):
             raise ValueError(f"{len(outcomes)} outcomes for a round of {len(asks)} comparisons")
         for i, j in asks:
@@ -128,6 +135,10 @@ class _Model:
 
     def pick(self, k: int, count: int, settle: float) -> list[tuple[int, int]]:
         """Up to ``count`` unasked pairs of highest value, each pick updating the covariance."""
+        with threadpool_limits(1, user_api="blas"):
+            return self._pick(k, count, settle)
+
+    def _pick(self, k: int, count: int, settle: float) -> list[tuple[int, int]]:
         mean, cov, n = self.mean, self.cov.copy(), self.n
         order = np.argsort(-mean, kind="stable")
         cut = (mean[order[k - 1]] + mean[order[k]]) / 2 if k < n else -np.inf

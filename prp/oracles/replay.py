@@ -58,6 +58,7 @@ def write_replay(path: str | os.PathLike[str], data: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
             fh.write(json.dumps(data, separators=(",", ":")).encode("utf-8"))
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
