@@ -362,6 +362,9 @@ def plot_frontier(path: Path, rows: list[dict], baseline: dict) -> None:
 
 def plot_budgets(path: Path, rows: list[dict], baseline: dict) -> None:
     """nDCG@10 against prompts per query: a line per sorter x orders x B through its budgets."""
+    from matplotlib import colormaps
+
+    colours = colormaps["tab20"]
     fig, ax = _figure()
     lines: dict[tuple[str, str, int], list[dict]] = {}
     for row in rows:
@@ -371,7 +374,7 @@ def plot_budgets(path: Path, rows: list[dict], baseline: dict) -> None:
         mine.sort(key=lambda r: r["prompts"])
         label = f"{sorter}, {orders}" + (f", B={size}" if len(sizes) > 1 else "")
         ax.plot([r["prompts"] for r in mine], [r["ndcg@10"] for r in mine], label=label,
-                color=f"C{i % 10}", marker="osD^vP*Xh<>"[i % 11],
+                color=colours(i % 20), marker="osD^vP*Xh<>"[i % 11],
                 linestyle="-" if orders == "both" else "--")
     ax.axhline(baseline["ndcg@10"], color="grey", linestyle=":", label="first stage")
     ax.set(xlabel="prompts per query", ylabel="nDCG@10", title="Quality per prompt (per-query budgets)")
