@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cost.ledger import Ledger
-from cost.model import DEFAULT_LATENCY, LatencyModel
+from cost.model import LatencyModel
 from prp import scheduler
 from prp.aggregate import AGGREGATES, ORDERS, check_choice
 from prp.cache import make_cache
@@ -80,15 +80,16 @@ class Reranker:
     directory (persistent; ``on_cache_error="warn"`` goes on without it if it cannot be used) or
     a Cache; ``in_flight`` how many queries are scheduled together
     (None: all); ``concurrency`` the most inferences in flight at once; ``latency`` the cost
-    model used for ``predicted_seconds``; ``max_inferences`` a budget for each ``rank``/
-    ``rank_many`` call: when it is spent the sorters stop, every result holds the best ranking
-    reached so far and has ``cut=True``, and everything judged stays in the cache.
+    model used for ``predicted_seconds`` (None: the oracle's default, see :mod:`prp.latency`);
+    ``max_inferences`` a budget for each ``rank``/``rank_many`` call: when it is spent the
+    sorters stop, every result holds the best ranking reached so far and has ``cut=True``, and
+    everything judged stays in the cache.
     """
 
     def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
                  orders: str = "both", aggregate: str = "auto", tie_band: float = 0.0,
                  cache: object = None, in_flight: int | None = None, concurrency: int = 1,
-                 seed: int = 0, latency: LatencyModel = DEFAULT_LATENCY,
+                 seed: int = 0, latency: LatencyModel | None = None,
                  on_cache_error: str = "raise", max_inferences: int | None = None) -> None:
         for attr in ("name", "keys_by", "judge"):
             if not hasattr(oracle, attr):
@@ -110,6 +111,10 @@ class Reranker:
         else:
             make_sorter(self.sorter_name, 2, 1, **self.sorter_options)  # fail now on a bad sorter
         self.oracle, self.k = oracle, k
+        if latency is None:
+            from prp.latency import default_for_backend
+
+            latency = default_for_backend(oracle).model
         self.settings = scheduler.Settings(
             batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
             aggregate=check_choice("aggregate", aggregate, AGGREGATES), tie_band=tie_band,

@@ -8,6 +8,7 @@ import sys
 
 from prp.cache import CacheError
 from prp.cli import bench, calibrate, calibrate_oracle, evaluate, plan, rerank, simulate
+from prp.cli.helptext import HelpFormatter
 from prp.oracles.base import BackendError
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BACKEND = 0, 2, 3
@@ -15,7 +16,7 @@ EXIT_BUDGET = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prp", description=__doc__)
+    parser = argparse.ArgumentParser(prog="prp", description=__doc__, formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (rerank, evaluate, bench, plan, simulate, calibrate, calibrate_oracle):
         command.add_parser(commands)
