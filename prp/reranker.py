@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cost.ledger import Ledger
-from cost.model import DEFAULT_LATENCY, LatencyModel
+from cost.model import LatencyModel
 from prp import scheduler
 from prp.aggregate import AGGREGATES, ORDERS, check_choice, check_debias
 from prp.cache import make_cache
@@ -89,8 +89,8 @@ class Reranker:
     be used) or a Cache; ``in_flight`` how many queries are scheduled together (default
     :data:`DEFAULT_IN_FLIGHT`; None: all); ``concurrency`` the most inferences in flight at
     once; ``seed`` an integer for ``orders="random"``; ``latency`` the cost model used for
-    ``predicted_seconds``; ``max_inferences`` a budget for each ``rank``/
-    ``rank_many`` call: when it is spent the sorters stop, every result holds the best ranking
+    ``predicted_seconds`` (None: the oracle's default, see :mod:`prp.latency`);
+    ``max_inferences`` a budget for each ``rank``/``rank_many`` call: when it is spent the sorters stop, every result holds the best ranking
     reached so far and has ``cut=True``, and everything judged stays in the cache.
 
     ``budget`` caps the prompts of each query (cache hits included, so a ranking never depends on
@@ -110,7 +110,7 @@ class Reranker:
     def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
                  orders: str = "both", aggregate: str = "auto", tie_band: float = 0.0,
                  cache: object = None, in_flight: int | None = DEFAULT_IN_FLIGHT, concurrency: int = 1,
-                 seed: int = 0, latency: LatencyModel = DEFAULT_LATENCY,
+                 seed: int = 0, latency: LatencyModel | None = None,
                  on_cache_error: str = "raise", max_inferences: int | None = None,
                  max_unparsed: float | None = None, budget: int | None = None,
                  debias: str | float = "off", infer: bool = False) -> None:
@@ -149,6 +149,10 @@ class Reranker:
         else:
             make_sorter(self.sorter_name, 2, 1, **self.sorter_options)  # fail now on a bad sorter
         self.oracle, self.k = oracle, k
+        if latency is None:
+            from prp.latency import default_for_backend
+
+            latency = default_for_backend(oracle).model
         self.settings = scheduler.Settings(
             batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
             aggregate=check_choice("aggregate", aggregate, AGGREGATES), tie_band=tie_band,

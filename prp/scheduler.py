@@ -159,14 +159,17 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
 async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings,
                     budget: float) -> int | None:
     """One step; returns the inferences it made. If the step needs more than ``budget``
-    inferences, it sends only what fits (those answers are cached), resumes no sorter and
-    returns None. Answers the cache holds cost nothing, so they never touch the budget."""
+    inferences, it sends only what fits (those answers are cached), counts only the comparisons
+    answered, resumes no sorter and returns None. Answers the cache holds cost nothing, so they
+    never touch the budget."""
     step = _plan(jobs, backend.name, cache, s)
     keys = list(step.pending)
     batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
     if len(batches) > budget:
         batches = batches[: int(budget)]
-        _charge(batches, await _send_all(batches, step, backend, cache, s), step, s)
+        results = await _send_all(batches, step, backend, cache, s)
+        _uncount_unanswered(step)
+        _charge(batches, results, step, s)
         return None
     results = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
     _charge(batches, results, step, s)
@@ -337,6 +340,22 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
         raise ValueError(f"aggregate='margin' needs a judge that reports margins; backend "
                          f"{backend.name!r} answered without one (use aggregate='consistent' or 'auto')")
     return result
+
+
+def _uncount_unanswered(step: _Step) -> None:
+    """A cut step: take back what :func:`_plan` counted for comparisons left unanswered (their
+    prompts were never sent), so the ledgers count only what was judged or found in the cache."""
+    known = step.known
+    for job, round_, pairs, implied in step.plans:
+        answered = {pair for pair, answers in pairs.items() if all(key in known for _, key in answers)}
+        unsent = sum(1 for key, owner in step.owner.items() if owner is job and key not in known)
+        led = job.ledger
+        led.comparisons -= sum((min(i, j), max(i, j)) not in answered | implied.keys() for i, j in round_)
+        led.unique_comparisons -= len(pairs) - len(answered)
+        led.virtual_prompts -= unsent
+        step.virtual[job] -= unsent
+        if not any(key in known for answers in pairs.values() for _, key in answers):
+            led.rounds -= 1  # nothing of this round was asked
 
 
 def _charge(batches: list[list[Key]], results: list[BatchResult], step: _Step,

@@ -151,20 +151,6 @@ def test_sorter_spec_and_auto_pass_through(capsys, small, tmp_path):
         assert read_trec(out_path) == EXPECTED
 
 
-def test_progress_backend_delegates_and_counts(capsys):
-    judge = CountingOracle(PerfectOracle({"q": {"a": 1}}))
-    progress = rerank_cli.Progress(total=3, enabled=True)
-    wrapped = rerank_cli.ProgressBackend(judge, progress)
-    assert (wrapped.name, wrapped.keys_by, wrapped.batches) == (judge.name, judge.keys_by, judge.batches)
-    from prp import Reranker
-    result = Reranker(wrapped, k=1, batch_size=1).rank("q", ["x", "y"], ["a", "b"], qid="q")
-    progress.finished([result])
-    progress.close()
-    assert progress.inferences == len(judge.batches) == 2 and progress.prompts == 2
-    err = capsys.readouterr().err
-    assert "1/3" in err and "inferences=2" in err  # tqdm drew the bar on stderr
-
-
 # --- budget ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("budget, in_flight", [("0", "all"), ("3", "all"), ("3", "1"), ("9", "1")])

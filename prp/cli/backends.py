@@ -14,7 +14,9 @@
 
 For the LLM backends ``--oracle-options key=value,...`` are passed to the backend's constructor
 (e.g. ``n_threads=2`` for llama.cpp, ``device=cpu`` for transformers, ``endpoint=chat`` for
-openai). Building a backend loads its model: commands that only predict must not call
+openai). Their keys are checked against the backend's constructor before anything is loaded:
+an unknown key raises a ValueError listing the accepted ones (:func:`accepted_options`).
+Building a backend loads its model: commands that only predict must not call
 :func:`make_backend`. A missing extra or packaged model raises :class:`BackendUnavailable` (a
 ValueError, so the CLI exits 2) whose message says what to install.
 """
@@ -22,6 +24,7 @@ ValueError, so the CLI exits 2) whose message says what to install.
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,9 +53,11 @@ def add_backend_args(parser: argparse.ArgumentParser) -> None:
                             f"{DEFAULT_LLAMA_MODEL}) or a .gguf path; transformers: HF id or path; "
                             "openai: the served model name")
     group.add_argument("--base-url", action="append", default=None, metavar="URL",
-                       help="openai: server base URL (repeat for a round-robin pool)")
+                       help="openai: server base URL, repeat for a round-robin pool "
+                            "(default: $PRP_OPENAI_BASE_URL or $OPENAI_BASE_URL)")
     group.add_argument("--api-key", default=None, help="openai: API key (default: from the environment)")
-    group.add_argument("--qrels", default=None, help="perfect/noisy: TREC qrels the judge reads")
+    group.add_argument("--qrels", default=None,
+                       help="perfect/noisy: TREC qrels the judge reads (default: none)")
     group.add_argument("--oracle-options", default="", metavar="KEY=VALUE,...",
                        help="noisy: scale,bias,noise,seed; LLM backends: constructor options")
 
@@ -73,9 +78,43 @@ def make_backend(args: argparse.Namespace) -> Backend:
     if args.qrels:
         raise ValueError(f"--qrels is for the simulated judges, not --backend {args.backend}")
     try:
+        _check_options(args.backend, options)
         return _BUILDERS[args.backend](args, options)
     except (ImportError, ModelError) as exc:
         raise BackendUnavailable(f"--backend {args.backend} is not available: {exc}") from exc
+
+
+# Constructor parameters that are not --oracle-options: set by other flags, or not plain values.
+_NOT_OPTIONS = frozenset({"self", "model", "model_path", "base_url", "api_key", "model_id", "weights_hash",
+                          "template", "transport"})
+_CLASSES = {"llama.cpp": "LlamaCppBackend", "transformers": "TransformersBackend", "openai": "OpenAIBackend"}
+
+
+def accepted_options(backend: str) -> list[str]:
+    """The ``--oracle-options`` keys ``backend`` accepts: its constructor's keyword parameters,
+    and those of :class:`prp.oracles.llm.LLMBackend` when it passes extra keywords on. Importing
+    the class loads no model (an ImportError means its extra is missing)."""
+    if backend == "noisy":
+        return ["bias", "noise", "scale", "seed"]
+    if backend not in _CLASSES:
+        return []
+    import prp.oracles
+    from prp.oracles.llm import LLMBackend
+
+    init = getattr(prp.oracles, _CLASSES[backend]).__init__
+    params = list(inspect.signature(init).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        params += inspect.signature(LLMBackend.__init__).parameters.values()
+    return sorted({p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                        inspect.Parameter.KEYWORD_ONLY)} - _NOT_OPTIONS)
+
+
+def _check_options(backend: str, options: dict[str, object]) -> None:
+    unknown = sorted(set(options) - set(accepted_options(backend)))
+    if unknown:
+        raise ValueError(f"--oracle-options: unknown key{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)} for --backend {backend}; accepted: "
+                         f"{', '.join(accepted_options(backend)) or 'none'}")
 
 
 def _options(text: str) -> dict[str, object]:

@@ -44,6 +44,7 @@ from prp.aggregate import ORDERS
 from prp.cache import Cache, MemoryCache, make_cache, prompt_key
 from prp.cli import backends
 from prp.cli.argtypes import comma_choices, comma_ints, debias_arg, in_flight_or_all
+from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned, cell
 from prp.data import load_dataset
 from prp.evaluate import mean_measure
@@ -114,9 +115,9 @@ class ReplayJudge:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("bench", help="nDCG, MRR and cost of sorters x batch sizes, with plots",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", required=True, help="directory with bm25-top100.json and qrels.txt")
-    p.add_argument("--queries", type=int, default=None, help="only the first N queries")
+    p.add_argument("--queries", type=int, default=None, help="only the first N queries (default: all)")
     p.add_argument("--depth", type=int, default=100, help="candidates per query (first-stage top)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--sorters", default="heapsort,quicksort,quicksort:pivot=median-of-three,mergesort",
@@ -134,7 +135,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     p.add_argument("--seed", type=int, default=0, help="seed for orders=random")
     p.add_argument("--cache-dir", default=None,
-                   help="persistent judgment store shared by every run (replay: pay each pair once)")
+                   help="persistent judgment store shared by every run (replay: pay each pair once; "
+                        "default: in memory)")
     p.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY,
                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
     p.add_argument("--out", default="bench-report", help="report directory (created)")

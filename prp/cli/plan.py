@@ -15,6 +15,7 @@ import textwrap
 from cost.model import DEFAULT_LATENCY, LatencyModel
 from cost.planner import DEFAULT_JUDGE, OBJECTIVES, Prediction, default_sorters, explain, plan
 from prp.cli.argtypes import in_flight_or_all
+from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned
 from prp.spec import split_specs
 
@@ -23,7 +24,7 @@ HEADS = ("#", "sorter", "comparisons", "prompts", "inferences", "rounds", "secon
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("plan", help="predict the cheapest sorter for a reranking shape",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--n", type=int, required=True, help="candidates per query")
     p.add_argument("--k", type=int, default=10, help="top documents to order")
     p.add_argument("--batch-size", type=int, default=8, help="most prompts per inference (B)")

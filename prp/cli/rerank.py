@@ -27,9 +27,14 @@ Rules:
   * --max-inferences is a budget for the whole run. When it is spent every unfinished query
     keeps the best ranking reached so far: the output is still written, its cut queries are
     marked ("cut": true in jsonl, named on stderr), and the exit code is 4.
-  * --dry-run predicts the cost (comparisons, prompts, inferences, rounds, seconds under the
-    --latency model) with the cost planner, a simulated judge on synthetic candidate lists of
-    the same sizes, without building the backend: no model is loaded and nothing is written.
+  * --dry-run predicts the cost (comparisons, prompts, inferences, rounds, seconds) with the
+    cost planner, a simulated judge on synthetic candidate lists of the same sizes, without
+    building the backend: no model is loaded and nothing is written.
+  * Seconds are predicted by a latency model: --latency if given, else the one refitted on
+    earlier runs of the same judge in --cache-dir, else the judge's default (measured on a
+    2-core CPU for the packaged llama.cpp models; a stated guess otherwise). Every prediction
+    names the model it used. After a real run with --cache-dir, the model is refitted on the
+    run's timed inferences and stored there (latency.json), so the next --dry-run uses it.
   * --cache-dir keeps every judgment on disk: a rerun pays only for what was not judged yet.
   * An input with no query ("no queries in FILE") is bad input. Ids holding whitespace, text
     that is not UTF-8 or holds lone surrogates, NaN scores... are refused with the file and line.
@@ -38,9 +43,11 @@ Rules:
     fails the run past that share (checked after each --in-flight group): exit 5, no output.
   * Ctrl-C or SIGTERM stops the run: one line on stderr says how many judgments were kept in
     --cache-dir (or that the in-memory ones are lost), no output is written, exit code 130.
-  * A progress bar (queries done, inferences, prompts, cache hits) goes to stderr when it is a
-    terminal, unless --quiet. The summary goes to stdout (stderr when the run does), as text
-    or, with --format json, one JSON object.
+  * A progress bar goes to stderr when it is a terminal, unless --quiet: prompts done (judged
+    or found in the cache) out of the planner's estimate, with an ETA, and queries done,
+    inferences and cache hits beside it. The summary goes to stdout (stderr when the run
+    does), as text or, with --format json, one JSON object; it shows the HTTP requests beside
+    the inferences when the backend counts them.
 
 Exit codes: 0 ok; 2 bad input (missing or malformed files, unknown docids or queries, duplicate
 docids, bad options, a backend that is not installed); 3 backend failure after its retries
@@ -63,11 +70,13 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from cost.ledger import Ledger
-from cost.model import DEFAULT_LATENCY, LatencyModel
+from cost.model import LatencyModel
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import Cache, make_cache
 from prp.cli.argtypes import debias_arg, in_flight_or_all
-from prp.cli.backends import add_backend_args, backend_label, make_backend
+from prp.cli.backends import DEFAULT_LLAMA_MODEL, SIMULATED, add_backend_args, backend_label, make_backend
+from prp.cli.helptext import HelpFormatter
+from prp.cli.progress import Progress, ProgressBackend, ProgressCache
 from prp.data import (
     DataError,
     atomic_output,
@@ -77,7 +86,9 @@ from prp.data import (
     trec_run_lines,
 )
 from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
+from prp.latency import LatencyChoice, default_for, record_run, resolve
 from prp.oracles.base import Backend, BackendError
+from prp.oracles.timed import TimedBackend
 from prp.reranker import DEFAULT_IN_FLIGHT, RankRequest, Reranker
 from prp.result import RankedResult
 from prp.types import BatchResult, Prompt
@@ -99,18 +110,22 @@ class Query:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("rerank", help="rerank first-stage results with a pairwise judge",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     src = p.add_argument_group("input")
-    src.add_argument("--input", help="candidates JSONL, or a retrieve_results JSON list")
+    src.add_argument("--input",
+                     help="candidates JSONL, or a retrieve_results JSON list (default: none; or --run)")
     src.add_argument("--run", dest="run_path", metavar="RUN",
-                     help="TREC run of the first stage (with --topics and --docs)")
-    src.add_argument("--topics", help="qid<TAB>query file (with --run)")
-    src.add_argument("--docs", help='JSONL of {"docid", "text"} (with --run)')
+                     help="TREC run of the first stage, with --topics and --docs (default: none; or --input)")
+    src.add_argument("--topics", help="qid<TAB>query file, with --run (default: none)")
+    src.add_argument("--docs", help='JSONL of {"docid", "text"}, with --run (default: none)')
     src.add_argument("--dataset", metavar="ID",
-                     help="ir_datasets id: topics and passages from there (with --run, or alone)")
-    src.add_argument("--queries", type=int, default=None, metavar="N", help="only the first N queries")
+                     help="ir_datasets id: topics and passages from there, with --run or alone "
+                          "(default: none)")
+    src.add_argument("--queries", type=int, default=None, metavar="N",
+                     help="only the first N queries (default: all)")
     out = p.add_argument_group("output")
-    out.add_argument("--output", help="the reranked run: a path, or - for stdout (required unless --dry-run)")
+    out.add_argument("--output", help="the reranked run: a path, or - for stdout (required unless "
+                                      "--dry-run; default: none)")
     out.add_argument("--output-format", choices=["trec", "jsonl"], default="trec")
     out.add_argument("--format", choices=["text", "json"], default="text", help="the summary's format")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -127,7 +142,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--in-flight", type=in_flight_or_all, default=DEFAULT_IN_FLIGHT, metavar="N|all",
                     help=f"queries ranked together (default {DEFAULT_IN_FLIGHT})")
     rk.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
-    rk.add_argument("--max-inferences", type=int, default=None, metavar="N", help="budget for the whole run")
+    rk.add_argument("--max-inferences", type=int, default=None, metavar="N",
+                    help="budget for the whole run (default: no limit)")
     rk.add_argument("--budget", type=int, default=None, metavar="N",
                     help="most prompts per query (active plans to it; other sorters are cut; "
                          "default: none)")
@@ -139,8 +155,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--max-unparsed", type=float, default=None, metavar="FRACTION",
                     help="fail (exit 5) when more than this share of the prompts stays unparsed "
                          "after its retry (default: no limit, a warning only)")
-    rk.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY, metavar="A,B,G",
-                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
+    rk.add_argument("--latency", type=LatencyModel.parse, default=None, metavar="A,B,G",
+                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens "
+                         "(default: the model refitted on earlier runs in --cache-dir, else the judge's "
+                         "default; the summary names the one used)")
     add_backend_args(p)
     p.set_defaults(run=run)
 
@@ -218,71 +236,6 @@ def _reranker(args: argparse.Namespace, backend: Backend, cache: object, budget:
                     budget=args.budget, debias=args.debias, infer=args.infer)
 
 
-# --- progress -------------------------------------------------------------------------------------
-
-class Progress:
-    """Counts inferences and prompts as they are paid, queries and cache hits as they finish,
-    and shows them on a tqdm bar (when enabled and tqdm is installed)."""
-
-    REFRESH_SECONDS = 0.2  # redraw at most this often between queries done
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.inferences = self.prompts = self.cache_hits = 0
-        self.bar, self._drawn = None, 0.0
-        if enabled:
-            try:
-                from tqdm import tqdm
-            except ImportError:  # pragma: no cover - tqdm is optional
-                return
-            self.bar = tqdm(total=total, unit="query", file=sys.stderr, dynamic_ncols=True)
-            self._show()
-
-    def judged(self, prompts: int) -> None:
-        self.inferences += 1
-        self.prompts += prompts
-        if time.monotonic() - self._drawn >= self.REFRESH_SECONDS:
-            self._show()
-
-    def finished(self, results: Sequence[RankedResult]) -> None:
-        self.cache_hits += sum(r.cost.cache_hits for r in results)
-        if self.bar is not None:
-            self._show()
-            self.bar.update(len(results))
-
-    def _show(self) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(inferences=self.inferences, prompts=self.prompts,
-                                 cache_hits=self.cache_hits, refresh=True)
-            self._drawn = time.monotonic()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class ProgressBackend:
-    """Delegates to a backend and reports every inference to a :class:`Progress`."""
-
-    def __init__(self, inner: Backend, progress: Progress) -> None:
-        self.inner, self.progress = inner, progress
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def keys_by(self) -> str:
-        return self.inner.keys_by
-
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
-        result = await self.inner.judge(prompts)
-        self.progress.judged(len(prompts))
-        return result
-
-    def __getattr__(self, attr: str) -> object:
-        return getattr(self.inner, attr)
-
-
 # --- running --------------------------------------------------------------------------------------
 
 def _groups(queries: Sequence[Query], size: int | None) -> Iterator[Sequence[Query]]:
@@ -297,12 +250,13 @@ def rerank(args: argparse.Namespace, queries: Sequence[Query], backend: Backend,
     group to ``out`` as it ends. The results returned keep their ledger and ``cut`` flag, not
     their ranked documents (memory stays bounded by the group, not the run)."""
     judge = ProgressBackend(backend, progress)
+    counted = None if cache is None else ProgressCache(cache, progress)
     results: list[RankedResult] = []
     for group in _groups(queries, args.in_flight):
         budget = None if args.max_inferences is None else max(0, args.max_inferences - progress.inferences)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnparsedWarning)  # one line for the run, in _report
-            done = _reranker(args, judge, cache, budget).rank_many([q.head for q in group])
+            done = _reranker(args, judge, counted, budget).rank_many([q.head for q in group])
         results.extend(done)
         progress.finished(done)
         _check_unparsed(args, results)
@@ -343,30 +297,74 @@ def _settings(args: argparse.Namespace) -> dict:
             "max_unparsed": args.max_unparsed, "cache_dir": args.cache_dir}
 
 
+def latency_choice(args: argparse.Namespace) -> LatencyChoice:
+    """The latency model of this run: --latency, else the one refitted on earlier runs of this
+    judge in --cache-dir, else the judge's default (see :mod:`prp.latency`)."""
+    if args.backend in SIMULATED:
+        return resolve(args.latency, None, backend_label(args), default_for(args.backend))
+    model = args.model or (DEFAULT_LLAMA_MODEL if args.backend == "llama.cpp" else None)
+    return resolve(args.latency, args.cache_dir, latency_key(args), default_for(args.backend, model))
+
+
+def latency_key(args: argparse.Namespace) -> str:
+    """The judge a latency model is stored for: backend, model and, for a server, its URLs."""
+    urls = f"@{','.join(args.base_url)}" if args.backend == "openai" and args.base_url else ""
+    return backend_label(args) + urls
+
+
+def http_requests(backend: object) -> int | None:
+    """HTTP requests the backend made, when it counts them (``stats``, or ``requests_made``)."""
+    stats = getattr(backend, "stats", None)
+    if callable(stats):
+        stats = stats()
+    value = stats.get("requests") if isinstance(stats, dict) else getattr(stats, "requests", None)
+    if value is None:
+        value = getattr(backend, "requests_made", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def run(args: argparse.Namespace) -> int:
     _check(args)
     queries = split_depth(load_input(args)[: args.queries], args.depth)
+    args.latency_choice = latency_choice(args)
+    args.latency = args.latency_choice.model
     checker = _reranker(args, _NoJudge(), False, args.max_inferences)  # bad settings fail here
     if args.dry_run:
         return dry_run(args, queries, checker)
+    show = not args.quiet and sys.stderr.isatty()
+    estimate = predict_cost(args, queries, checker)["total"]["prompts"] if show else 0.0
     cache = make_cache(args.cache_dir)
     try:
         backend = make_backend(args)
+        timed = TimedBackend(backend)
         started = time.perf_counter()
         with atomic_output(args.output) as out:  # appears only if the run ends well
-            results = _rerank_reporting(args, queries, backend, cache, out)
+            results = _rerank_reporting(args, queries, timed, cache, out,
+                                        Progress(estimate, len(queries), show))
         seconds = time.perf_counter() - started
     finally:
         close = getattr(cache, "close", None)
         if callable(close):
             close()
-    return _report(args, queries, results, seconds)
+    refit = _refit(args, timed.records)
+    return _report(args, queries, results, seconds, http_requests(backend), refit)
+
+
+def _refit(args: argparse.Namespace, records: list[dict]) -> LatencyChoice | None:
+    """Refit this judge's latency model on the run's timings, stored in --cache-dir (not for the
+    simulated judges, whose timings say nothing of a real judge's)."""
+    if not args.cache_dir or args.backend in SIMULATED or not records:
+        return None
+    try:
+        return record_run(args.cache_dir, latency_key(args), records)
+    except OSError as exc:
+        print(f"prp rerank: warning: latency model not stored in {args.cache_dir}: {exc}", file=sys.stderr)
+        return None
 
 
 def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], backend: Backend,
-                      cache: Cache | None, out: TextIO) -> list[RankedResult]:
+                      cache: Cache | None, out: TextIO, progress: Progress) -> list[RankedResult]:
     """:func:`rerank` under a progress bar; a failure or an interrupt says what was kept."""
-    progress = Progress(len(queries), enabled=not args.quiet and sys.stderr.isatty())
     where = f" at {args.cache_dir}" if args.cache_dir else " in memory only (lost)"
     before = len(cache) if args.cache_dir and cache is not None else 0
     try:
@@ -393,7 +391,7 @@ class Interrupted(Exception):
 
 
 def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
-            seconds: float) -> int:
+            seconds: float, requests: int | None, refit: LatencyChoice | None) -> int:
     from prp.cli import EXIT_BUDGET, EXIT_OK
 
     ledger = Ledger.total([r.cost for r in results])
@@ -402,13 +400,15 @@ def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequenc
     summary = {"queries": len(results), "cut_queries": len(cut), "cut_qids": cut,
                "candidates": sum(len(q.head.docs) + len(q.tail) for q in queries),
                "reranked_candidates": sum(len(q.head.docs) for q in queries),
-               "cost": ledger.to_dict(), "per_query": ledger.per_query(), "output": args.output,
+               "cost": ledger.to_dict(), "per_query": ledger.per_query(), "http_requests": requests,
+               "latency": args.latency_choice.to_dict(),
+               "latency_refit": None if refit is None else refit.to_dict(), "output": args.output,
                "output_format": args.output_format, "seconds": seconds, "settings": _settings(args)}
     stream = sys.stderr if args.output == "-" else sys.stdout
     if args.format == "json":
         print(json.dumps(summary), file=stream)
     else:
-        print(_summary_text(summary, ledger), file=stream)
+        print(_summary_text(summary, ledger, args.latency_choice, refit), file=stream)
     if ledger.unparsed:
         print(f"prp rerank: warning: {describe_unparsed(ledger)} and were counted as ties "
               "(--max-unparsed FRACTION makes this an error)", file=sys.stderr)
@@ -424,19 +424,25 @@ def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequenc
     return EXIT_OK
 
 
-def _summary_text(summary: dict, ledger: Ledger) -> str:
+def _summary_text(summary: dict, ledger: Ledger, latency: LatencyChoice, refit: LatencyChoice | None) -> str:
     s = summary["settings"]
     means = summary["per_query"]
-    return "\n".join([
+    requests = summary["http_requests"]
+    lines = [
         f"reranked {summary['queries']} queries ({summary['cut_queries']} cut) with {s['backend']}, "
         f"{s['sorter']} k={s['k']} depth={s['depth']} B={s['batch_size']} orders={s['orders']} "
         f"in {summary['seconds']:.1f} s",
         f"total: {ledger.comparisons} comparisons, {ledger.prompts} prompts, {ledger.inferences:g} "
-        f"inferences, {ledger.cache_hits} cache hits, {ledger.unparsed} unparsed, "
-        f"predicted {ledger.predicted_seconds:.1f} s",
-        "per query: " + ", ".join(f"{means[name]:.2f} {name.replace('_', ' ')}" for name in PREDICTED),
-        f"output: {summary['output']} ({summary['output_format']})",
-    ])
+        f"inferences{'' if requests is None else f' ({requests} HTTP requests)'}, {ledger.cache_hits} "
+        f"cache hits, {ledger.unparsed} unparsed",
+        f"seconds: {summary['seconds']:.1f} measured, {ledger.predicted_seconds:.1f} predicted for these "
+        f"batches by the latency model {latency.describe()}",
+    ]
+    if refit is not None:
+        lines.append(f"latency model {refit.source}: {refit.describe().split(' (')[0]}")
+    lines += ["per query: " + ", ".join(f"{means[name]:.2f} {name.replace('_', ' ')}" for name in PREDICTED),
+              f"output: {summary['output']} ({summary['output_format']})"]
+    return "\n".join(lines)
 
 
 # --- dry run ---------------------------------------------------------------------------------------
@@ -462,7 +468,7 @@ def predict_cost(args: argparse.Namespace, queries: Sequence[Query], checker: Re
         groups.append(row)
     per_query = {name: totals[name] / max(len(queries), 1) for name in PREDICTED}
     return {"dry_run": True, "queries": len(queries), "groups": groups, "total": totals,
-            "per_query": per_query, "settings": _settings(args)}
+            "per_query": per_query, "latency": args.latency_choice.to_dict(), "settings": _settings(args)}
 
 
 def dry_run(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> int:
@@ -477,6 +483,7 @@ def dry_run(args: argparse.Namespace, queries: Sequence[Query], checker: Reranke
                      + _figures(g))
     lines.append("total: " + _figures(report["total"]))
     lines.append("per query: " + _figures(report["per_query"]))
+    lines.append("seconds by the latency model " + args.latency_choice.describe())
     print("\n".join(lines))
     return 0
 

@@ -11,6 +11,7 @@ import json
 
 from cost.model import DEFAULT_LATENCY, LatencyModel
 from prp.cli.argtypes import comma_ints, debias_arg, in_flight_or_all
+from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned, cell
 from prp.data import load_dataset
 from prp.evaluate import mean_measure
@@ -24,7 +25,7 @@ COLUMNS = ("comparisons", "unique_comparisons", "cache_hits", "inferred", "promp
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("simulate", help="rank sorters by cost with a simulated judge",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", required=True, help="directory with bm25-top100.json and qrels.txt")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--depth", type=int, default=100, help="candidates per query (first-stage top)")
@@ -47,7 +48,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", default="off,on", help="off, on, or off,on")
     p.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY,
                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
-    p.add_argument("--queries", type=int, default=None, help="only the first N queries")
+    p.add_argument("--queries", type=int, default=None, help="only the first N queries (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for orders=random")
     p.add_argument("--format", default="table", choices=["table", "jsonl"])
     p.set_defaults(run=run)
