@@ -90,8 +90,9 @@ class Reranker:
     :data:`DEFAULT_IN_FLIGHT`; None: all); ``concurrency`` the most inferences in flight at
     once; ``seed`` an integer for ``orders="random"``; ``latency`` the cost model used for
     ``predicted_seconds`` (None: the oracle's default, see :mod:`prp.latency`);
-    ``max_inferences`` a budget for each ``rank``/``rank_many`` call: when it is spent the sorters stop, every result holds the best ranking
-    reached so far and has ``cut=True``, and everything judged stays in the cache.
+    ``max_inferences`` a budget for each ``rank``/``rank_many`` call: when it is spent the
+    sorters stop, every result holds the best ranking reached so far and has ``cut=True``, and
+    everything judged stays in the cache.
 
     ``budget`` caps the prompts of each query (cache hits included, so a ranking never depends on
     the cache): a ranker that plans to a budget (``active``) receives it, in comparisons, before
