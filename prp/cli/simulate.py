@@ -57,16 +57,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def simulate_one(requests: list[RankRequest], qrels: dict, *, sorter: str, batch_size: int,
                  cache: bool, args: argparse.Namespace, budget: int | None = None) -> dict:
     oracle = make_simulated_oracle(args.oracle, qrels)
+    debias, infer = getattr(args, "debias", "off"), getattr(args, "infer", False)
     reranker = Reranker(oracle, sorter=sorter, k=args.k, batch_size=batch_size, orders=args.orders,
                         aggregate=args.aggregate, cache=cache, in_flight=args.in_flight,
                         concurrency=args.concurrency, seed=args.seed, latency=args.latency,
-                        budget=budget, debias=args.debias, infer=args.infer)
+                        budget=budget, debias=debias, infer=infer)
     results = reranker.rank_many(requests)
     means = reranker.last_cost.per_query()
     row = {"sorter": sorter, "batch_size": batch_size, "cache": cache, "orders": args.orders,
            "aggregate": args.aggregate, "oracle": args.oracle, "queries": len(requests),
            "in_flight": "all" if args.in_flight is None else args.in_flight,
-           "budget": budget, "debias": args.debias, "infer": args.infer}
+           "budget": budget, "debias": debias, "infer": infer}
     row.update({name: round(means[name], 4) for name in COLUMNS})
     row["ndcg@10"] = round(mean_measure("nDCG@10", {r.qid: r.doc_ids for r in results}, qrels), 4)
     return row
