@@ -5,7 +5,7 @@
     prp serve --backend perfect --qrels qrels.txt --cache redis://127.0.0.1:6379/0
 
 Every request in flight shares the judge's batches (one :class:`~prp.engine.Engine`); see
-:mod:`prp.serve.app` for the endpoints. ``--cache`` is ``memory`` (default), a directory, or a
+:mod:`prp.serve.app` for the endpoints. ``--cache`` is ``memory`` (default), ``none``, a directory, or a
 ``redis://`` URL (a memory layer over Redis, so replicas share judgments). API keys: a comma-
 separated list in the environment variable named by ``--api-keys-env`` (default
 ``PRP_API_KEYS``; unset or empty: no auth). SIGTERM or Ctrl-C: stop admitting (503), finish
@@ -48,7 +48,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--batch-size", type=int, default=8, help="most prompts per inference (default 8)")
     rk.add_argument("--orders", choices=ORDERS, default="both")
     rk.add_argument("--aggregate", choices=AGGREGATES, default="auto")
-    rk.add_argument("--cache", default="memory", metavar="memory|DIR|redis://...",
+    rk.add_argument("--cache", default="memory", metavar="memory|none|DIR|redis://...",
                     help="judgment cache (default: in memory)")
     rk.add_argument("--in-flight", type=in_flight_or_all, default="all", metavar="N|all",
                     help="most queries ranked at once (default all)")
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     oracle = make_backend(args)
     if args.simulated_delay:
         oracle.delay = args.simulated_delay
-    cache = None if args.cache == "memory" else args.cache
+    cache = {"memory": None, "none": False}.get(args.cache, args.cache)
     reranker = Reranker(oracle, sorter=args.sorter, k=args.k, batch_size=args.batch_size, orders=args.orders,
                         aggregate=args.aggregate, cache=cache, in_flight=args.in_flight,
                         concurrency=args.concurrency)
