@@ -10,7 +10,8 @@ a redis-server started here on loopback) with the perfect simulated judge at ``-
 top_n=10) from a client pool of ``--concurrency`` (1, 8, 64), spread round-robin over the
 replicas. Every request is a distinct query: request i gets its own qid, graded like DL19 query
 i mod 43, so no judgment is shared between requests: what is measured is batching alone. The
-lone figure is the mean at concurrency 1 (over ``--lone-requests`` requests).
+lone figure is the mean at concurrency 1 (over ``--lone-requests`` requests: default 43, each
+DL19 query once).
 
 Per sorter and concurrency it reports: inferences per request (the requests' own shares, from
 ``usage``), that over the lone figure, prompts per request, mean batch fill, p50/p95 latency,
@@ -45,19 +46,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_requests(data: Path, count: int, tmp: Path) -> tuple[list[dict], Path]:
-    """``count`` distinct requests and the qrels file grading them."""
+def make_requests(data: Path, count: int, tmp: Path, runs: list[str]) -> tuple[dict[str, list[dict]], Path]:
+    """For each run tag, ``count`` distinct requests (qids never shared between runs, so no run
+    reuses another's judgments, even through a shared cache), and the qrels file grading them."""
     from prp.data import load_qrels, load_retrieve_results
 
     base = load_retrieve_results(data / "bm25-top100.json")
     qrels = load_qrels(data / "qrels.txt")
-    lines, requests = [], []
+    lines: list[str] = []
+    requests: dict[str, list[dict]] = {run: [] for run in runs}
     for i in range(count):
         req = base[i % len(base)]
-        qid = f"r{i}"
-        lines += [f"{qid} 0 {d} {g}\n" for d, g in qrels.get(req.qid, {}).items()]
         docs = [{"text": t, "id": d} for d, t in zip(req.doc_ids, req.docs, strict=True)]
-        requests.append({"query": req.query, "query_id": qid, "top_n": 10, "documents": docs})
+        for run in runs:
+            qid = f"{run}-r{i}"
+            lines += [f"{qid} 0 {d} {g}\n" for d, g in qrels.get(req.qid, {}).items()]
+            requests[run].append({"query": req.query, "query_id": qid, "top_n": 10, "documents": docs})
     path = tmp / "qrels.txt"
     path.write_text("".join(lines))
     return requests, path
@@ -131,7 +135,7 @@ def main() -> None:
     p.add_argument("--sorters", default="tournament,quicksort")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--requests", type=int, default=200)
-    p.add_argument("--lone-requests", type=int, default=20)
+    p.add_argument("--lone-requests", type=int, default=43)
     p.add_argument("--concurrency", default="1,8,64")
     p.add_argument("--delay", type=float, default=0.01, help="seconds an inference takes (default 0.01)")
     p.add_argument("--linger-ms", type=float, default=2.0)
@@ -142,7 +146,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="prp-serve-load-"))
     procs: list[subprocess.Popen] = []
     try:
-        requests, qrels = make_requests(args.data, args.requests, tmp)
+        sorters, levels = args.sorters.split(","), [int(c) for c in args.concurrency.split(",")]
+        requests, qrels = make_requests(args.data, args.requests, tmp,
+                                        [f"{s}-c{c}" for s in sorters for c in levels])
         cache = "none"
         if args.redis:
             port = free_port()
@@ -155,11 +161,11 @@ def main() -> None:
         procs += [proc for proc, _ in servers]
         urls = [url for _, url in servers]
         rows = []
-        for sorter in args.sorters.split(","):
+        for sorter in sorters:
             lone = None
-            for concurrency in (int(c) for c in args.concurrency.split(",")):
+            for concurrency in levels:
                 count = args.lone_requests if concurrency == 1 else args.requests
-                batch = requests[:count]  # no cache (or an emptied one): nothing is reused
+                batch = requests[f"{sorter}-c{concurrency}"][:count]
                 before = batch_fill(urls)
                 row = {"sorter": sorter, "concurrency": concurrency,
                        **asyncio.run(load(urls, batch, concurrency, sorter))}
@@ -170,10 +176,6 @@ def main() -> None:
                 row["vs_lone"] = None if lone is None else row["inferences_per_request"] / lone
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-                if cache != "none":  # a shared cache would answer the next run: empty it
-                    import redis
-
-                    redis.Redis.from_url(cache).flushdb()
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)

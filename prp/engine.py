@@ -143,6 +143,11 @@ class Engine:
         return self._task is not None and not self._task.done()
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the engine runs on (None when it is not running)."""
+        return None if self._task is None else self._task.get_loop()
+
+    @property
     def accepting(self) -> bool:
         return self.running and not self._closing
 
@@ -195,6 +200,9 @@ class Engine:
 
         if not self.accepting:
             raise EngineClosed("the engine is not running" if not self.running else "the engine is closing")
+        if self.loop is not asyncio.get_running_loop():
+            raise RuntimeError("an Engine serves the event loop it was started on; from other threads "
+                               "or loops use a SyncEngine")
         if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
             raise ValueError(f"budget must be an integer >= 0 (prompts per query) or None, got {budget!r}")
         if max_inferences is not None and (not isinstance(max_inferences, int)

@@ -172,7 +172,7 @@ class Reranker:
         from prp.engine import Engine
 
         engine = self._engine
-        if engine is not None and engine.accepting:
+        if engine is not None and engine.accepting and engine.loop is asyncio.get_running_loop():
             results = await engine.rank_many(requests)
         else:
             async with Engine(self) as engine:
