@@ -196,3 +196,15 @@ def test_reranker_context_shares_one_engine():
     alone = [Reranker(ScoresOracle(scores), k=5, batch_size=64).rank(**vars(r)) for r in reqs]
     assert [r.doc_ids for r in results] == [r.doc_ids for r in alone]
     assert len(oracle.batches) < sum(r.cost.inferences for r in alone)
+
+
+def test_reranker_closes_its_cache(tmp_path):
+    from prp import DiskCache
+
+    reqs, scores = requests(1, 20)
+    with Reranker(ScoresOracle(scores), k=5, batch_size=8, cache=tmp_path / "c") as rr:
+        result = rr.rank(**vars(reqs[0]))
+        assert rr.last_cost.prompts == result.run_cost.prompts == result.cost.prompts
+    disk = DiskCache(tmp_path / "c")
+    assert len(disk) == result.cost.prompts > 0
+    disk.close()
