@@ -159,7 +159,7 @@ def test_sigterm_during_load_answers_every_accepted_request(tmp_path):
     from prp.cache import DiskCache
 
     cache = tmp_path / "cache"
-    svc = Service(tmp_path, "--batch-size", "8", "--simulated-delay", "0.05", "--cache", str(cache))
+    svc = Service(tmp_path, "--batch-size", "16", "--simulated-delay", "0.03", "--cache", str(cache))
 
     async def load():
         async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as client:
@@ -174,13 +174,23 @@ def test_sigterm_during_load_answers_every_accepted_request(tmp_path):
                 return (r.status_code, r, docs)
 
             tasks = [asyncio.create_task(one(i)) for i in range(40)]
-            await asyncio.sleep(1.0)  # every request is accepted and waiting on the judge
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # until every request is accepted (queued or in flight)
+                metrics = (await client.get(svc.url + "/metrics")).text
+                held = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                           if line.startswith(("prp_in_flight ", "prp_queue_depth ")))
+                done = sum(task.done() for task in tasks)
+                if held + done >= 40:
+                    break
+                await asyncio.sleep(0.05)
             svc.proc.send_signal(signal.SIGTERM)
+            pending = sum(not task.done() for task in tasks)
             await asyncio.sleep(0.2)
             late = await one(99)
-            return await asyncio.gather(*tasks), late
+            return await asyncio.gather(*tasks), late, pending
 
-    answers, late = asyncio.run(load())
+    answers, late, pending = asyncio.run(load())
+    assert pending > 0  # the signal came while requests were in flight
     assert svc.stop() == 0
     assert all(status in (200, 503) for status, _, _ in answers), [a[:2] for a in answers]
     assert late[0] in (503, "refused")
