@@ -208,3 +208,19 @@ def test_reranker_closes_its_cache(tmp_path):
     disk = DiskCache(tmp_path / "c")
     assert len(disk) == result.cost.prompts > 0
     disk.close()
+
+
+def test_in_flight_bounds_the_queries_admitted_across_requests():
+    reqs, scores = requests(6, 20)
+    seen: list[int] = []
+
+    async def main():
+        engine = Engine(ScoresOracle(scores), k=5, batch_size=8, in_flight=2,
+                        on_inference=lambda prompts, result: seen.append(engine.in_flight))
+        async with engine:
+            return await asyncio.gather(*(engine.rank_many(reqs[i: i + 2]) for i in range(0, 6, 2)))
+
+    results = [r for group in asyncio.run(main()) for r in group]
+    assert seen and max(seen) <= 2
+    for req, res in zip(reqs, results, strict=True):
+        assert res.doc_ids[:5] == expected_order(list(req.doc_ids), scores, 5)[:5]
