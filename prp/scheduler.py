@@ -22,8 +22,10 @@ would take the query past it is not asked: the query is cut (its sorter returns 
 ranking so far). The budget counts every prompt the query's comparisons need, cache hits
 included, so a ranking never depends on what the cache held.
 
-Queries enter as others finish, ``in_flight`` at a time. The schedule depends only on the
-inputs (never on timing), so rankings and counts are deterministic. Rules kept here: the
+Queries enter as others finish, ``in_flight`` at a time. :func:`run` ranks a fixed list of jobs;
+:func:`step` is its unit, which the long-lived :class:`prp.engine.Engine` calls on whatever
+requests are in flight. The schedule depends only on the inputs (never on timing), so rankings
+and counts are deterministic. Rules kept here: the
 engine never reorders candidates itself (sorters decide), and it charges every prompt,
 inference, token and predicted second to exactly one query (shares for shared batches).
 """
@@ -44,6 +46,9 @@ from prp.judgment import check_result
 from prp.oracles.base import Backend, BackendError
 from prp.types import BatchResult, Judgment, Prompt
 from sorters import Cut, Pair, SorterGen
+
+#: Called after each inference with the batch's prompts and the backend's checked answer.
+InferenceHook = Callable[[Sequence[Prompt], BatchResult], None]
 
 
 @dataclass(frozen=True)
@@ -66,10 +71,12 @@ class Job:
     """One query being ranked: its sorter, its keys and its ledger."""
 
     __slots__ = ("qid", "query", "ids", "texts", "factory", "sorter", "qkey", "keys", "ledger",
-                 "round", "order", "started", "cut", "soft", "spent", "bias", "beats")
+                 "round", "order", "started", "cut", "soft", "spent", "bias", "beats", "budget", "request",
+                 "orders", "k")
 
     def __init__(self, qid: str, query: str, ids: Sequence[str], texts: Sequence[str],
-                 factory: Callable[[], SorterGen], soft: bool = False):
+                 factory: Callable[[], SorterGen], soft: bool = False, budget: int | None = None,
+                 orders: str | None = None, k: int | None = None):
         self.qid, self.query, self.ids, self.texts = qid, query, ids, texts
         self.factory = factory
         self.soft = soft  # the sorter takes margins, not WIN / TIE / LOSS
@@ -79,6 +86,10 @@ class Job:
         self.spent = 0  # prompts its comparisons needed so far (the per-query budget's count)
         self.bias = BiasEstimate()
         self.beats: dict[int, set[int]] = {}  # decided outcomes, winner -> losers (``infer``)
+        self.budget = budget  # prompts for this query (None: the settings' budget)
+        self.request: object = None  # the engine's request this job belongs to
+        self.orders = orders  # this query's prompt orders (None: the settings')
+        self.k = k  # this query's top-k, for its result (None: the Reranker's)
 
     def start(self, keys_by: str) -> None:
         """Admit the job: key its texts (or ids) and take the sorter's first round."""
@@ -120,7 +131,7 @@ class Job:
 class _Step:
     """The bookkeeping of one step (see the module docstring)."""
 
-    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed", "over")
+    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed", "over", "on_inference")
 
     def __init__(self) -> None:
         self.known: dict[Key, Judgment] = {}  # answered by the cache, or judged in this step
@@ -132,6 +143,7 @@ class _Step:
         self.plans: list[tuple[Job, list[Pair], dict[Pair, list[tuple[bool, Key]]], dict[Pair, int]]] = []
         self.unparsed: set[Key] = set()
         self.over: list[Job] = []  # jobs whose round does not fit their budget: cut after the step
+        self.on_inference: InferenceHook | None = None
 
 
 async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> None:
@@ -147,7 +159,7 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
             if job.order is None:
                 active.append(job)
         if active:
-            spent = await _run_step(active, backend, cache, s, budget)
+            spent = await step(active, backend, cache, s, budget)
             if spent is None:  # the budget could not pay for this step: stop everyone
                 for job in active + waiting[::-1]:
                     job.stop()
@@ -156,13 +168,19 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
             active = [job for job in active if job.order is None]
 
 
-async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings,
-                    budget: float) -> int | None:
-    """One step; returns the inferences it made. If the step needs more than ``budget``
-    inferences, it sends only what fits (those answers are cached), counts only the comparisons
-    answered, resumes no sorter and returns None. Answers the cache holds cost nothing, so they
-    never touch the budget."""
-    step = _plan(jobs, backend.name, cache, s)
+async def step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings,
+               budget: float = math.inf, on_inference: InferenceHook | None = None) -> int | None:
+    """One step over ``jobs`` (each with a round to answer); returns the inferences it made.
+    If the step needs more than ``budget`` inferences, it sends only what fits (those answers
+    are cached), counts only the comparisons answered, resumes no sorter and returns None. Answers the cache holds cost nothing, so
+    they never touch the budget. ``on_inference`` is called after each inference."""
+    plan = _plan(jobs, backend.name, cache, s)
+    plan.on_inference = on_inference
+    return await _finish_step(plan, backend, cache, s, budget)
+
+
+async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Settings,
+                       budget: float) -> int | None:
     keys = list(step.pending)
     batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
     if len(batches) > budget:
@@ -174,8 +192,8 @@ async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: S
     results = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
     _charge(batches, results, step, s)
     known, aggregate, band = step.known, s.aggregate, s.tie_band
-    coin = s.orders == "random"
     for job, round_, pairs, implied in step.plans:
+        coin = (job.orders or s.orders) == "random"
         answered = {pair: [(a_first, known[key]) for a_first, key in answers]
                     for pair, answers in pairs.items()}
         if s.debias == "auto":
@@ -223,10 +241,11 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
     """Steps 1 and 2: unique comparisons, their prompt keys, and what is left to pay for."""
     step = _Step()
     known, pending, owner = step.known, step.pending, step.owner
-    fixed = FIXED_DIRECTIONS.get(s.orders)
     infer = s.infer
     for job in jobs:
         round_, keys, qkey = job.round, job.keys, job.qkey
+        orders = job.orders or s.orders
+        fixed = FIXED_DIRECTIONS.get(orders)
         pairs: dict[tuple[int, int], list[tuple[bool, Key]]] = {}
         implied: dict[Pair, int] = {}
         for i, j in round_:
@@ -241,9 +260,10 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
                     continue
             ka, kb = keys[a], keys[b]
             pairs[pair] = [(a_first, (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka))
-                           for a_first in fixed or directions(s.orders, ka, kb, s.seed)]
+                           for a_first in fixed or directions(orders, ka, kb, s.seed)]
         cost = sum(map(len, pairs.values()))
-        if s.budget is not None and job.spent + cost > s.budget:
+        cap = s.budget if job.budget is None else job.budget
+        if cap is not None and job.spent + cost > cap:
             step.over.append(job)
             continue
         job.spent += cost
@@ -336,6 +356,8 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
         no_margin = no_margin or judgment.margin is None
         if cache is not None:
             cache.set(key, judgment)
+    if step.on_inference is not None:
+        step.on_inference([step.pending[key] for key in batch], result)
     if no_margin and s.aggregate == "margin":  # fail at the first such answer (it is cached)
         raise ValueError(f"aggregate='margin' needs a judge that reports margins; backend "
                          f"{backend.name!r} answered without one (use aggregate='consistent' or 'auto')")

@@ -13,11 +13,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("pyterrier", "jnius", "pandas", "langchain_core", "langchain_classic", "llama_index",
-              "ir_datasets")
+              "ir_datasets", "fastapi", "uvicorn", "prometheus_client", "redis")  # the last: prp[serve]
 
 PROBE = """
 import json, sys
-import prp, prp.cli, prp.cli.rerank, prp.adapters, prp.adapters._common, prp.datasets
+import prp, prp.cli, prp.cli.rerank, prp.cli.serve, prp.engine, prp.adapters, prp.adapters._common
+import prp.datasets
 prp.cli.build_parser()
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """

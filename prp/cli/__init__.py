@@ -11,7 +11,7 @@ import sys
 import threading
 
 from prp.cache import CacheError
-from prp.cli import bench, calibrate, calibrate_oracle, evaluate, plan, rerank, simulate
+from prp.cli import bench, calibrate, calibrate_oracle, evaluate, plan, rerank, serve, simulate
 from prp.cli.helptext import HelpFormatter
 from prp.judgment import UnparsedError
 from prp.oracles.base import BackendError
@@ -23,7 +23,7 @@ EXIT_BUDGET, EXIT_UNPARSED, EXIT_INTERRUPTED = 4, 5, 130
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prp", description=__doc__, formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (rerank, evaluate, bench, plan, simulate, calibrate, calibrate_oracle):
+    for command in (rerank, evaluate, bench, plan, simulate, calibrate, calibrate_oracle, serve):
         command.add_parser(commands)
     return parser
 

@@ -8,12 +8,16 @@
   noise is a seeded function of (seed, qid, first id, second id), so the same prompt always
   gets the same answer, whatever the batching.
 
+``delay`` (seconds, default 0) makes each inference take that long (yielding to the event loop),
+standing in for an LLM's latency in load tests of the service.
+
 Simulated judges report estimated prompt tokens (4 characters a token, passages truncated to
 ``passage_tokens``) so the latency model has something to work with.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import numbers
@@ -29,6 +33,7 @@ class _Simulated:
     keys_by = "id"
     kind = "simulated"
     reports_margins = True
+    delay = 0.0  # seconds each inference takes
 
     def __init__(self, passage_tokens: int = 128) -> None:
         self.passage_tokens = passage_tokens
@@ -46,6 +51,8 @@ class _Simulated:
         )
 
     async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         judgments = []
         for p in prompts:
             m = self.margin(p)
