@@ -172,8 +172,9 @@ async def step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settin
                budget: float = math.inf, on_inference: InferenceHook | None = None) -> int | None:
     """One step over ``jobs`` (each with a round to answer); returns the inferences it made.
     If the step needs more than ``budget`` inferences, it sends only what fits (those answers
-    are cached), counts only the comparisons answered, resumes no sorter and returns None. Answers the cache holds cost nothing, so
-    they never touch the budget. ``on_inference`` is called after each inference."""
+    are cached), counts only the comparisons answered, resumes no sorter and returns None.
+    Answers the cache holds cost nothing, so they never touch the budget. ``on_inference`` is
+    called after each inference."""
     plan = _plan(jobs, backend.name, cache, s)
     plan.on_inference = on_inference
     return await _finish_step(plan, backend, cache, s, budget)
