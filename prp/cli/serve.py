@@ -22,11 +22,12 @@ import threading
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cli.argtypes import in_flight_or_all
 from prp.cli.backends import SIMULATED, add_backend_args, backend_label, make_backend
+from prp.cli.helptext import HelpFormatter
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("serve", help="serve /v1/rerank (Cohere/Jina/vLLM shape) over HTTP",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     net = p.add_argument_group("service")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     net.add_argument("--port", type=int, default=8000)
