@@ -239,14 +239,14 @@ class Reranker:
                    orders: str | None = None) -> str:
         """The sorter spec for a query of ``n`` candidates (``sorter``, ``k``, ``orders``:
         this query's, None: the Reranker's). With ``"auto"`` it is the cost planner's cheapest
-        in inferences for (n, k, B, orders, latency) (:func:`cost.planner.choose`, cached per
+        in inferences for (n, k, B, orders, latency) (:func:`prp.planner.choose`, cached per
         shape); fewer than 2 candidates need no comparison: quicksort."""
         spec = self.sorter_spec if sorter is None else sorter
         if parse_spec(spec)[0] != AUTO:
             return spec
         if n < 2:
             return "quicksort"
-        from cost.planner import choose  # lazily: the planner runs Rerankers itself
+        from prp.planner import choose  # lazily: the planner runs Rerankers itself
 
         s = self.settings
         return choose(n, self.k if k is None else k, s.batch_size, orders=orders or s.orders,

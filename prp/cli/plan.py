@@ -1,7 +1,7 @@
 """``prp plan``: which sorter is cheapest for n candidates, top k, batches of B?
 
 Simulates every sorter through the real engine on synthetic DL19-like candidate lists with a
-simulated judge (:mod:`cost.planner`), ranks them by ``--objective`` (inferences, predicted
+simulated judge (:mod:`prp.planner`), ranks them by ``--objective`` (inferences, predicted
 seconds or rounds per query; ties by fewer rounds, then name) and explains the pick. Figures
 are per-query means over ``--trials`` seeds x ``--queries`` queries. Exit 2 on bad input.
 """
@@ -13,10 +13,10 @@ import json
 import textwrap
 
 from cost.model import DEFAULT_LATENCY, LatencyModel
-from cost.planner import DEFAULT_JUDGE, OBJECTIVES, Prediction, default_sorters, explain, plan
 from prp.cli.argtypes import in_flight_or_all
 from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned
+from prp.planner import DEFAULT_JUDGE, OBJECTIVES, Prediction, default_sorters, explain, plan
 from prp.spec import split_specs
 
 HEADS = ("#", "sorter", "comparisons", "prompts", "inferences", "rounds", "seconds", "ndcg@10")

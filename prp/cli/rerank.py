@@ -450,7 +450,7 @@ def _summary_text(summary: dict, ledger: Ledger, latency: LatencyChoice, refit: 
 def predict_cost(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> dict:
     """The planner's predicted cost of ranking ``queries``: one prediction per candidate count
     (queries of fewer than 2 candidates need no comparison and cost nothing)."""
-    from cost.planner import predict
+    from prp.planner import predict
 
     sizes = Counter(len(q.head.docs) for q in queries)
     groups, totals = [], dict.fromkeys(PREDICTED, 0.0)
