@@ -19,6 +19,7 @@ _SUMMED = (
     "comparisons",
     "unique_comparisons",
     "cache_hits",
+    "inferred",
     "prompts",
     "inferences",
     "rounds",
@@ -27,6 +28,7 @@ _SUMMED = (
     "virtual_prompts",
     "virtual_inferences",
     "unparsed",
+    "unparsed_retries",
     "predicted_seconds",
     "wall_seconds",
 )
@@ -39,6 +41,7 @@ class Ledger:
     comparisons: int = 0  # asked by the sorter, duplicates within a round included
     unique_comparisons: int = 0  # after (a, b) / (b, a) de-duplication within a round
     cache_hits: int = 0  # unique comparisons answered with no prompt at all
+    inferred: int = 0  # unique comparisons answered by transitivity from decided ones (no prompt)
     prompts: int = 0  # prompts sent to the backend
     inferences: float = 0.0  # backend calls (a query's share when batches are shared)
     rounds: int = 0
@@ -46,7 +49,8 @@ class Ledger:
     completion_tokens: float = 0.0
     virtual_prompts: int = 0  # prompts with no cache
     virtual_inferences: float = 0.0  # inferences with no cache
-    unparsed: int = 0  # judgments the backend could not read; counted as ties, never cached
+    unparsed: int = 0  # prompts unreadable even when asked again: counted as ties, never cached
+    unparsed_retries: int = 0  # prompts asked again after an unreadable answer (in ``prompts`` too)
     predicted_seconds: float = 0.0  # wall time under the latency model
     wall_seconds: float = 0.0  # measured
     queries: int = 1

@@ -40,6 +40,10 @@ class LatencyModel:
             if not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
                 raise ValueError(f"latency {name} must be a number >= 0, got {value!r}")
 
+    def __str__(self) -> str:
+        """``"alpha,beta,gamma"``, as :meth:`parse` reads it."""
+        return f"{self.alpha:g},{self.beta:g},{self.gamma:g}"
+
     @classmethod
     def parse(cls, text: str) -> LatencyModel:
         """``"alpha,beta,gamma"`` -> LatencyModel (the CLI's ``--latency``)."""

@@ -11,17 +11,32 @@
   * ``consistent`` - a wins only if preferred in every prompt asked; b likewise; else tie.
   * ``auto``       - ``margin`` when every judgment has a margin, else ``consistent``.
 Unparsed judgments count as ties: they never decide a comparison.
+
+``debias`` removes the judge's first-shown bias from every margin before ``margin``
+aggregation: a's margin becomes ``(m - bias)`` when a is shown first and ``-(m - bias)`` when
+it is second. Under ``both`` the bias cancels anyway; under ``one``/``random`` it is what makes
+a single prompt usable. The bias is ``"off"`` (0), a number (e.g. from ``prp calibrate-oracle``)
+or ``"auto"``: a per-query online estimate (:class:`BiasEstimate`) from that query's own
+unbiased observations so far - the mean of a pair's two margins when it was asked in both
+orders, and the margin of a prompt whose direction was a coin (``random``). Under ``one`` there
+are no unbiased observations, so ``auto`` subtracts 0 there: give a number. The estimate is per
+query so a query's ranking never depends on which other queries share its batches.
+
+A *soft* ranker (one that declares ``soft = True``) is sent the aggregated, debiased margin
+itself (a float; its sign is the outcome) instead of WIN / TIE / LOSS.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 
 from prp.types import Judgment
 
 ORDERS = ("both", "one", "random")
 AGGREGATES = ("auto", "margin", "consistent")
+DEBIAS = ("off", "auto")
 
 
 def check_choice(name: str, value: str, known: Sequence[str]) -> str:
@@ -42,8 +57,43 @@ def directions(orders: str, a_key: bytes, b_key: bytes, seed: int) -> tuple[bool
     return (coin.digest()[0] & 1 == 0,)
 
 
-def outcome(answers: Sequence[tuple[bool, Judgment]], aggregate: str, tie_band: float) -> int:
-    """WIN (+1), TIE (0) or LOSS (-1) for a, from (a shown first?, judgment) pairs."""
+def check_debias(value: object) -> str | float:
+    """``"off"``, ``"auto"`` or a finite number; ValueError otherwise."""
+    if isinstance(value, str) and value in DEBIAS:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise ValueError(f"debias must be 'off', 'auto' or a finite number, got {value!r}")
+
+
+class BiasEstimate:
+    """One query's running estimate of the judge's first-shown bias (see the module docstring)."""
+
+    __slots__ = ("total", "count", "seen")
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+        self.seen: set = set()  # the pairs (or prompt keys) already observed
+
+    @property
+    def value(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def observe(self, tag: object, answers: Sequence[tuple[bool, Judgment]], coin: bool) -> None:
+        """Take one comparison's answers; ``coin``: its single direction was a coin toss."""
+        if tag in self.seen or any(not j.parsed or j.margin is None for _, j in answers):
+            return
+        firsts = {a_first for a_first, _ in answers}
+        if len(firsts) == 2 or coin:
+            self.seen.add(tag)
+            self.total += sum(j.margin for _, j in answers) / len(answers)
+            self.count += 1
+
+
+def outcome(answers: Sequence[tuple[bool, Judgment]], aggregate: str, tie_band: float,
+            bias: float = 0.0, soft: bool = False) -> float:
+    """WIN (+1), TIE (0) or LOSS (-1) for a, from (a shown first?, judgment) pairs; with
+    ``soft`` and margin aggregation, a's summed debiased margin instead."""
     total, margins = 0.0, True
     for a_first, judgment in answers:
         if not judgment.parsed:
@@ -51,11 +101,13 @@ def outcome(answers: Sequence[tuple[bool, Judgment]], aggregate: str, tie_band: 
         if judgment.margin is None:
             margins = False
         elif margins:
-            total += judgment.margin if a_first else -judgment.margin
+            total += judgment.margin - bias if a_first else bias - judgment.margin
     if aggregate == "margin" and not margins:
         raise ValueError("aggregate='margin' needs a judge that reports margins; "
                          "use aggregate='consistent' or 'auto'")
     if margins and aggregate != "consistent":
+        if soft:
+            return total
         return 1 if total > tie_band else -1 if total < -tie_band else 0
     a_wins = b_wins = True
     for a_first, judgment in answers:

@@ -6,9 +6,18 @@ passage), each passage and the query reduced to a 16-byte BLAKE2b digest of its 
 its id, for simulated judges that read ids), so the order of the two passages is part of the
 key. Unparsed judgments are never stored.
 
-* :class:`MemoryCache` - a dict; the default, alive as long as the Reranker.
+* :class:`MemoryCache` - an LRU-bounded dict; the default, alive as long as the Reranker. It
+  holds at most ``max_entries`` judgments (default :data:`DEFAULT_MAX_ENTRIES`: about 55 MB at
+  ~275 bytes an entry); past that the least recently used one is dropped (it is paid again only
+  if asked again). The default holds every prompt 256 queries in flight ask again (heapsort and
+  bubblesort re-ask pairs; quicksort never does). A run that must never pay twice across calls
+  wants a :class:`DiskCache` or a larger bound.
 * :class:`DiskCache` - persistent, through ``diskcache`` (SQLite underneath): several
   processes may share one directory; each write is its own transaction, so none is lost.
+* :class:`RedisCache` - judgments in a Redis server (redis-py), so that several processes or
+  machines (``prp serve`` replicas) share them; ``make_cache("redis://host:6379/0")`` puts a
+  :class:`MemoryCache` in front of it (:class:`TieredCache`: memory over the shared store).
+  Calls are synchronous (a loopback or LAN round trip per look-up, on the engine's loop).
 """
 
 from __future__ import annotations
@@ -16,9 +25,11 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
+from prp.judgment import check_judgment
 from prp.types import Judgment, Prompt
 
 Key = tuple[str, bytes, bytes, bytes]
@@ -42,16 +53,35 @@ class Cache(Protocol):
     def set(self, key: Key, judgment: Judgment) -> None: ...
 
 
+#: The default bound of :class:`MemoryCache`, in judgments.
+DEFAULT_MAX_ENTRIES = 200_000
+
+
 class MemoryCache:
-    def __init__(self) -> None:
-        self._data: dict[Key, Judgment] = {}
+    """Judgments in memory, at most ``max_entries`` (None: unbounded), least recently used
+    dropped first."""
+
+    def __init__(self, max_entries: int | None = DEFAULT_MAX_ENTRIES) -> None:
+        if max_entries is not None and (isinstance(max_entries, bool) or not isinstance(max_entries, int)
+                                        or max_entries < 1):
+            raise ValueError(f"max_entries must be an integer >= 1 or None, got {max_entries!r}")
+        self.max_entries = max_entries
+        self._data: OrderedDict[Key, Judgment] = OrderedDict()
 
     def get(self, key: Key) -> Judgment | None:
-        return self._data.get(key)
+        judgment = self._data.get(key)
+        if judgment is not None:
+            self._data.move_to_end(key)
+        return judgment
 
     def set(self, key: Key, judgment: Judgment) -> None:
-        if judgment.parsed:
-            self._data[key] = judgment
+        if not judgment.parsed:
+            return
+        data = self._data
+        data[key] = judgment
+        data.move_to_end(key)
+        if self.max_entries is not None and len(data) > self.max_entries:
+            data.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -102,7 +132,10 @@ class DiskCache:
         except Exception as exc:
             self._failed("read", exc)
             return None
-        return None if value is None else Judgment(*value)
+        if value is None:
+            return None
+        judgment = Judgment(*value)  # written by an older version? NaN margins were cached then
+        return judgment if check_judgment(judgment).parsed else None
 
     def set(self, key: Key, judgment: Judgment) -> None:
         if self._cache is None or not judgment.parsed:
@@ -120,12 +153,115 @@ class DiskCache:
             self._cache.close()
 
 
+def _encode(judgment: Judgment) -> bytes:
+    margin = "" if judgment.margin is None else repr(float(judgment.margin))
+    return f"{judgment.preferred or ''}|{margin}".encode()
+
+
+def _decode(value: bytes) -> Judgment | None:
+    try:
+        preferred, margin = value.decode().split("|")
+        judgment = Judgment(preferred or None, float(margin) if margin else None)  # type: ignore[arg-type]
+    except ValueError:
+        return None  # not ours: a miss, never a wrong answer
+    if judgment.preferred not in (None, "A", "B"):
+        return None
+    return judgment if check_judgment(judgment).parsed else None
+
+
+class RedisCache:
+    """Judgments in Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``), under keys
+    ``prefix`` + a digest of the prompt key. ``on_error`` as for :class:`DiskCache`: a server that
+    cannot be reached raises :class:`CacheError` (or, with "warn", the cache turns itself off)."""
+
+    def __init__(self, url: str, on_error: str = "raise", prefix: bytes = b"prp:j:") -> None:
+        import redis
+
+        if on_error not in ("raise", "warn"):
+            raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+        self.url, self.on_error, self.prefix = url, on_error, prefix
+        self._redis = None
+        try:
+            self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+            self._redis.ping()
+        except Exception as exc:
+            self._failed("connect to", exc)
+
+    def _failed(self, action: str, exc: Exception) -> None:
+        message = f"cannot {action} the judgment cache at {self.url}: {type(exc).__name__}: {exc}"
+        self._redis = None
+        if self.on_error == "raise":
+            raise CacheError(message) from exc
+        warnings.warn(message + " (going on without it)", RuntimeWarning, stacklevel=3)
+
+    def get(self, key: Key) -> Judgment | None:
+        if self._redis is None:
+            return None
+        try:
+            value = self._redis.get(self.prefix + DiskCache._disk_key(key))
+        except Exception as exc:
+            self._failed("read", exc)
+            return None
+        return None if value is None else _decode(value)
+
+    def set(self, key: Key, judgment: Judgment) -> None:
+        if self._redis is None or not judgment.parsed:
+            return
+        try:
+            self._redis.set(self.prefix + DiskCache._disk_key(key), _encode(judgment))
+        except Exception as exc:
+            self._failed("write", exc)
+
+    def __len__(self) -> int:
+        if self._redis is None:
+            return 0
+        return sum(1 for _ in self._redis.scan_iter(match=self.prefix + b"*", count=1000))
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+
+
+class TieredCache:
+    """A fast cache in front of a shared one: look-ups try ``front`` then ``back`` (a hit there
+    is copied to the front); writes go to both."""
+
+    def __init__(self, front: Cache, back: Cache) -> None:
+        self.front, self.back = front, back
+
+    def get(self, key: Key) -> Judgment | None:
+        judgment = self.front.get(key)
+        if judgment is None:
+            judgment = self.back.get(key)
+            if judgment is not None:
+                self.front.set(key, judgment)
+        return judgment
+
+    def set(self, key: Key, judgment: Judgment) -> None:
+        self.front.set(key, judgment)
+        self.back.set(key, judgment)
+
+    def __len__(self) -> int:
+        return len(self.back)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        close = getattr(self.back, "close", None)
+        if callable(close):
+            close()
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 def make_cache(cache: object, on_error: str = "raise") -> Cache | None:
-    """None/True -> MemoryCache; False -> no cache; a path -> DiskCache; a Cache -> itself."""
+    """None/True -> MemoryCache; False -> no cache; a ``redis://`` URL -> memory over Redis; a
+    path -> DiskCache; a Cache -> itself."""
     if cache is None or cache is True:
         return MemoryCache()
     if cache is False:
         return None
+    if isinstance(cache, str) and cache.startswith(REDIS_SCHEMES):
+        return TieredCache(MemoryCache(), RedisCache(cache, on_error=on_error))
     if isinstance(cache, (str, os.PathLike)):
         return DiskCache(cache, on_error=on_error)
     if hasattr(cache, "get") and hasattr(cache, "set"):

@@ -9,15 +9,22 @@
   line, candidates in first-stage order (by score, descending and stable, when all have one).
 
 :func:`load_candidates` reads any of the three first-stage layouts ``prp rerank`` takes. Every
-reader raises :class:`DataError` naming the file and line of anything it cannot read; a query
-may not name the same docid twice. Writers: :func:`trec_run_lines` and :func:`atomic_output`
+reader raises :class:`DataError` naming the file and line (and, in a JSON list, the entry) of
+anything it cannot read: bytes that are not UTF-8, JSON that is not strict JSON (``NaN`` and
+``Infinity`` are not numbers), a missing or null text, a lone surrogate (``"\ud800"``) in any
+string, a qid or docid that is empty or holds whitespace (it would break a TREC line), a score
+that is not a finite number, a rank that is not an integer. A query may not name the same docid
+twice. Writers: :func:`trec_run_lines` and :func:`atomic_output`
 (a temp file renamed into place, so a failed run leaves no half-written file).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -39,12 +46,27 @@ def _existing(path: str | Path) -> Path:
     return path
 
 
-def _lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+def _decoded(raw: bytes, path: Path, number: int) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:{number}: not valid UTF-8 (byte {raw[exc.start]:#04x} at column "
+                        f"{exc.start + 1})") from None
+    return text[1:] if number == 1 and text.startswith("\ufeff") else text
+
+
+def _text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` for every line of a UTF-8 file (a leading BOM dropped)."""
     path = _existing(path)
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                yield number, line.split()
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            yield number, _decoded(raw, path, number)
+
+
+def _lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    for number, line in _text_lines(path):
+        if line.strip():
+            yield number, line.split()
 
 
 def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
@@ -84,18 +106,36 @@ def load_run(path: str | Path) -> dict[str, list[tuple[str, float, int]]]:
 
 
 def load_retrieve_results(path: str | Path, depth: int | None = None) -> list[RankRequest]:
-    """Queries and their candidates (first ``depth``) from a ``bm25-top100.json`` file."""
-    path = _existing(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        requests = []
-        for entry in data:
-            hits = sorted(entry["hits"], key=lambda h: h["rank"])[:depth]
-            qid = str(hits[0]["qid"]) if hits else str(entry.get("qid", entry["query"]))
-            requests.append(RankRequest(entry["query"], [h["content"] for h in hits],
-                                        [str(h["docid"]) for h in hits], qid))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a retrieve_results JSON list ({type(exc).__name__}: {exc})") from exc
+    """Queries and their candidates (first ``depth`` by rank) from a ``bm25-top100.json`` file."""
+    requests = []
+    for number, entry in _json_list(path):
+        where = f"{path}:{number}: entry {len(requests)}"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where}: expected an object with 'query' and 'hits', got "
+                            f"{type(entry).__name__}")
+        query, hits = _field_text(entry, "query", where), entry.get("hits")
+        if not isinstance(hits, list):
+            raise DataError(f"{where}: 'hits' must be a list, got {hits!r}")
+        rows, qids = [], set()
+        for pos, hit in enumerate(hits):
+            at = f"{where}, hits[{pos}]"
+            if not isinstance(hit, dict):
+                raise DataError(f"{at}: expected an object, got {type(hit).__name__}")
+            rank = hit.get("rank")
+            if isinstance(rank, bool) or not isinstance(rank, int):
+                raise DataError(f"{at}: 'rank' must be an integer, got {rank!r}")
+            if "qid" in hit:
+                qids.add(_field_id(hit, "qid", at))
+            rows.append((rank, pos, _field_id(hit, "docid", at), _field_text(hit, "content", at)))
+        if "qid" in entry:
+            qids.add(_field_id(entry, "qid", where))
+        if len(qids) > 1:
+            raise DataError(f"{where}: one entry names several qids: {', '.join(sorted(qids))}")
+        if not qids and rows:
+            raise DataError(f"{where}: no 'qid' (give it in the entry or in its hits)")
+        rows = sorted(rows)[:depth]  # by rank; equal ranks keep the file's order
+        qid = qids.pop() if qids else query
+        requests.append(RankRequest(query, [row[3] for row in rows], [row[2] for row in rows], qid))
     return requests
 
 
@@ -109,51 +149,130 @@ def load_dataset(directory: str | Path, depth: int | None = None
 
 # --- first-stage candidates for ``prp rerank`` ------------------------------------------------
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _json(text: str, path: Path, number: int) -> Any:
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    except ValueError as exc:  # NaN, Infinity
+        raise DataError(f"{path}:{number}: not valid JSON ({exc})") from None
+
+
 def _json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed object)`` for every non-blank line of a JSONL file."""
     path = _existing(path)
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+    for number, line in _text_lines(path):
+        if not line.strip():
+            continue
+        obj = _json(line, path, number)
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+        yield number, obj
+
+
+def _json_list(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """``(line number where it starts, parsed value)`` for every item of a file holding one
+    JSON list."""
+    path = _existing(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{path}:{number}: not valid UTF-8 (byte {raw[exc.start]:#04x} at column "
+                        f"{column})") from None
+    del raw
+    pos = _SPACE.match(text, 1 if text.startswith("\ufeff") else 0).end()
+    if text[pos: pos + 1] != "[":
+        raise DataError(f"{path}: not a retrieve_results JSON list (it must start with '[')")
+    number, counted = 1, 0
+
+    def line_at(at: int) -> int:
+        nonlocal number, counted
+        number += text.count("\n", counted, at)
+        counted = at
+        return number
+
+    pos = _SPACE.match(text, pos + 1).end()
+    if text[pos: pos + 1] == "]":
+        pos += 1
+    else:
+        while True:
+            start = line_at(pos)
             try:
-                obj = json.loads(line)
+                item, pos = _DECODER.raw_decode(text, pos)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
-            yield number, obj
+                raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}, "
+                                f"column {exc.colno})") from None
+            except ValueError as exc:  # NaN, Infinity
+                raise DataError(f"{path}:{start}: not valid JSON ({exc})") from None
+            yield start, item
+            pos = _SPACE.match(text, pos).end()
+            sep = text[pos: pos + 1]
+            if sep == "]":
+                pos += 1
+                break
+            if sep != ",":
+                raise DataError(f"{path}:{line_at(pos)}: not valid JSON (expected ',' or ']' after an item)")
+            pos = _SPACE.match(text, pos + 1).end()
+    if _SPACE.match(text, pos).end() < len(text):
+        raise DataError(f"{path}:{line_at(pos)}: not valid JSON (extra data after the list)")
+
+
+_WHITESPACE = re.compile(r"\s")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_surrogate(value: str, key: str, where: str) -> str:
+    found = _SURROGATE.search(value)
+    if found:
+        raise DataError(f"{where}: {key!r} holds a lone surrogate (U+{ord(found.group()):04X}) at "
+                        f"character {found.start()}: not valid Unicode")
+    return value
 
 
 def _field_id(obj: dict, key: str, where: str) -> str:
+    """A qid or docid: a non-empty string or integer with no whitespace (a TREC field)."""
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
         raise DataError(f"{where}: {key!r} must be a non-empty string or integer, got {value!r}")
-    return str(value)
+    value = str(value)
+    if _WHITESPACE.search(value):
+        raise DataError(f"{where}: {key!r} {value!r} holds whitespace (it would break a TREC run line)")
+    return _no_surrogate(value, key, where)
 
 
 def _field_text(obj: dict, key: str, where: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str):
         raise DataError(f"{where}: {key!r} must be a string, got {value!r}")
-    return value
+    return _no_surrogate(value, key, where)
 
 
 def load_topics(path: str | Path) -> dict[str, str]:
     """``{qid: query}`` from a ``qid<TAB>query`` file."""
-    path = _existing(path)
     topics: dict[str, str] = {}
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            qid, tab, query = line.rstrip("\r\n").partition("\t")
-            if not tab or not qid.strip() or not query.strip():
-                raise DataError(f"{path}:{number}: expected 'qid<TAB>query'")
-            qid = qid.strip()
-            if qid in topics and topics[qid] != query.strip():
-                raise DataError(f"{path}:{number}: query {qid!r} is given twice, with different texts")
-            topics[qid] = query.strip()
+    for number, line in _text_lines(path):
+        if not line.strip():
+            continue
+        qid, tab, query = line.rstrip("\r\n").partition("\t")
+        if not tab or not qid.strip() or not query.strip():
+            raise DataError(f"{path}:{number}: expected 'qid<TAB>query'")
+        qid = qid.strip()
+        if _WHITESPACE.search(qid):
+            raise DataError(f"{path}:{number}: qid {qid!r} holds whitespace (it would break a TREC run line)")
+        if qid in topics and topics[qid] != query.strip():
+            raise DataError(f"{path}:{number}: query {qid!r} is given twice, with different texts")
+        topics[qid] = query.strip()
     return topics
 
 
@@ -197,8 +316,9 @@ def _candidates(obj: dict, where: str) -> tuple[list[str], list[str]]:
             raise DataError(f"{at}: expected an object, got {type(item).__name__}")
         docid, text = _field_id(item, "docid", at), _field_text(item, "text", at)
         score = item.get("score")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-            raise DataError(f"{at}: 'score' must be a number, got {score!r}")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
+                                  or not math.isfinite(score)):
+            raise DataError(f"{at}: 'score' must be a finite number, got {score!r}")
         if docid in seen:
             raise DataError(f"{at}: duplicate docid {docid!r} in query {obj.get('qid')!r}")
         seen.add(docid)
@@ -242,9 +362,9 @@ def load_candidates(path: str | Path) -> list[RankRequest]:
     """Queries and candidates from a candidates JSONL file or a retrieve_results JSON list
     (told apart by the first character: ``[`` is the JSON list)."""
     path = _existing(path)
-    with path.open(encoding="utf-8") as fh:
-        head = fh.read(4096).lstrip()
-    if head.startswith("["):
+    with path.open("rb") as fh:
+        head = fh.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(b"["):
         requests = load_retrieve_results(path)
         _check_unique(path, requests)
         return requests
@@ -257,16 +377,23 @@ def trec_run_lines(qid: str, doc_ids: Iterable[str], tag: str = "prp") -> Iterat
     """TREC run lines ``qid Q0 docid rank score tag`` for one ranking: ranks 1..n and integer
     scores n..1, so rank order and score order agree."""
     ids = list(doc_ids)
+    for field in (qid, *ids):
+        if not field or _WHITESPACE.search(field):
+            raise ValueError(f"id {field!r} cannot be written in a TREC run (empty or holds whitespace)")
     for rank, docid in enumerate(ids, start=1):
         yield f"{qid} Q0 {docid} {rank} {len(ids) - rank + 1} {tag}\n"
 
 
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[TextIO]:
-    """A text stream for ``path`` (``"-"``: stdout). The file appears only when the block ends
-    without an exception: it is written to a temp file beside it, then renamed into place."""
+    """A text stream for ``path`` (``"-"``: stdout). The output appears only when the block ends
+    without an exception: it is written to a temp file beside ``path`` (or in the temp
+    directory, for stdout), then renamed into place (or copied to stdout)."""
     if str(path) == "-":
-        yield sys.stdout
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as fh:
+            yield fh
+            fh.seek(0)
+            shutil.copyfileobj(fh, sys.stdout)
         sys.stdout.flush()
         return
     target = Path(path)

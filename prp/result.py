@@ -26,6 +26,8 @@ class RankedResult:
     docs: list[RankedDoc]
     cost: Ledger = field(default_factory=Ledger)
     cut: bool = False  # the budget ran out before the sorter finished: the best ranking so far
+    #: the whole call (or engine request) this result came from: every query's cost, its wall time
+    run_cost: Ledger | None = None
 
     def top_k(self, k: int | None = None) -> list[RankedDoc]:
         """The first ``k`` documents (default: the k this ranking judged)."""

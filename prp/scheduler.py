@@ -9,13 +9,25 @@ comparisons. One *step* takes the current round of every query in flight and:
    nothing; the rest become pending prompts, owned by the first query that asked;
 3. packs pending prompts, in a deterministic order, into batches of at most ``batch_size``
    (prompts of different queries share batches) and sends each batch to the backend as one
-   inference, at most ``concurrency`` at a time; each answer is cached as soon as its batch
-   returns, so a later failure loses nothing already judged; once a batch has failed for good
-   the step's other batches are cancelled and the failure is raised at once;
-4. aggregates each comparison's answers into an outcome and resumes every sorter.
+   inference, at most ``concurrency`` at a time; each answer is checked (:mod:`prp.judgment`)
+   and cached as soon as its batch returns, so a later failure loses nothing already judged;
+   prompts whose answer is unparsed are sent once more, in batches after the others; once a
+   batch has failed for good the step's other batches are cancelled and the failure is raised
+   at once;
+4. aggregates each comparison's answers into an outcome (margins debiased with the query's
+   own bias estimate, see :mod:`prp.aggregate`) and resumes every sorter.
 
-Queries enter as others finish, ``in_flight`` at a time. The schedule depends only on the
-inputs (never on timing), so rankings and counts are deterministic. Rules kept here: the
+Per query, before step 2: with ``infer`` on, a comparison that the query's graph of decided
+outcomes already implies (a path a > ... > b, and none back) is answered from the graph with no
+prompt and counted as ``inferred``; with a ``budget`` (prompts per query), a round whose prompts
+would take the query past it is not asked: the query is cut (its sorter returns its best
+ranking so far). The budget counts every prompt the query's comparisons need, cache hits
+included, so a ranking never depends on what the cache held.
+
+Queries enter as others finish, ``in_flight`` at a time. :func:`run` ranks a fixed list of jobs;
+:func:`step` is its unit, which the long-lived :class:`prp.engine.Engine` calls on whatever
+requests are in flight. The schedule depends only on the inputs (never on timing), so rankings
+and counts are deterministic. Rules kept here: the
 engine never reorders candidates itself (sorters decide), and it charges every prompt,
 inference, token and predicted second to exactly one query (shares for shared batches).
 """
@@ -30,11 +42,15 @@ from dataclasses import dataclass
 
 from cost.ledger import Ledger
 from cost.model import LatencyModel
-from prp.aggregate import FIXED_DIRECTIONS, directions, outcome
+from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, outcome
 from prp.cache import Cache, Key, digest
+from prp.judgment import check_result
 from prp.oracles.base import Backend, BackendError
 from prp.types import BatchResult, Judgment, Prompt
 from sorters import Cut, Pair, SorterGen
+
+#: Called after each inference with the batch's prompts and the backend's checked answer.
+InferenceHook = Callable[[Sequence[Prompt], BatchResult], None]
 
 
 @dataclass(frozen=True)
@@ -48,21 +64,34 @@ class Settings:
     max_inferences: int | None
     seed: int
     latency: LatencyModel
+    budget: int | None = None  # prompts per query
+    debias: str | float = "off"
+    infer: bool = False
 
 
 class Job:
     """One query being ranked: its sorter, its keys and its ledger."""
 
     __slots__ = ("qid", "query", "ids", "texts", "factory", "sorter", "qkey", "keys", "ledger",
-                 "round", "order", "started", "cut")
+                 "round", "order", "started", "cut", "soft", "spent", "bias", "beats", "budget", "request",
+                 "orders", "k")
 
     def __init__(self, qid: str, query: str, ids: Sequence[str], texts: Sequence[str],
-                 factory: Callable[[], SorterGen]):
+                 factory: Callable[[], SorterGen], soft: bool = False, budget: int | None = None,
+                 orders: str | None = None, k: int | None = None):
         self.qid, self.query, self.ids, self.texts = qid, query, ids, texts
         self.factory = factory
+        self.soft = soft  # the sorter takes margins, not WIN / TIE / LOSS
         self.ledger = Ledger()
         self.order: list[int] | None = None
-        self.cut = False  # stopped by the budget before the sorter finished
+        self.cut = False  # stopped by a budget before the sorter finished
+        self.spent = 0  # prompts its comparisons needed so far (the per-query budget's count)
+        self.bias = BiasEstimate()
+        self.beats: dict[int, set[int]] = {}  # decided outcomes, winner -> losers (``infer``)
+        self.budget = budget  # prompts for this query (None: the settings' budget)
+        self.request: object = None  # the engine's request this job belongs to
+        self.orders = orders  # this query's prompt orders (None: the settings')
+        self.k = k  # this query's top-k, for its result (None: the Reranker's)
 
     def start(self, keys_by: str) -> None:
         """Admit the job: key its texts (or ids) and take the sorter's first round."""
@@ -104,16 +133,19 @@ class Job:
 class _Step:
     """The bookkeeping of one step (see the module docstring)."""
 
-    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed")
+    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed", "over", "on_inference")
 
     def __init__(self) -> None:
         self.known: dict[Key, Judgment] = {}  # answered by the cache, or judged in this step
         self.pending: dict[Key, Prompt] = {}  # to send, in first-asked order
         self.owner: dict[Key, Job] = {}  # who pays for each pending prompt
         self.virtual: dict[Job, int] = {}  # keys first met in this step, by first asker
-        # per job: its round, and each unique pair's (a shown first?, prompt key) answers
-        self.plans: list[tuple[Job, list[Pair], dict[Pair, list[tuple[bool, Key]]]]] = []
+        # per job: its round, each unique pair's (a shown first?, prompt key) answers, and the
+        # pairs its graph implied (pair -> outcome)
+        self.plans: list[tuple[Job, list[Pair], dict[Pair, list[tuple[bool, Key]]], dict[Pair, int]]] = []
         self.unparsed: set[Key] = set()
+        self.over: list[Job] = []  # jobs whose round does not fit their budget: cut after the step
+        self.on_inference: InferenceHook | None = None
 
 
 async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> None:
@@ -129,7 +161,7 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
             if job.order is None:
                 active.append(job)
         if active:
-            spent = await _run_step(active, backend, cache, s, budget)
+            spent = await step(active, backend, cache, s, budget)
             if spent is None:  # the budget could not pay for this step: stop everyone
                 for job in active + waiting[::-1]:
                     job.stop()
@@ -138,51 +170,111 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
             active = [job for job in active if job.order is None]
 
 
-async def _run_step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings,
-                    budget: float) -> int | None:
-    """One step; returns the inferences it made. If the step needs more than ``budget``
-    inferences, it sends only what fits (those answers are cached), resumes no sorter and
-    returns None. Answers the cache holds cost nothing, so they never touch the budget."""
-    step = _plan(jobs, backend.name, cache, s)
+async def step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings,
+               budget: float = math.inf, on_inference: InferenceHook | None = None) -> int | None:
+    """One step over ``jobs`` (each with a round to answer); returns the inferences it made.
+    If the step needs more than ``budget`` inferences, it sends only what fits (those answers
+    are cached), counts only the comparisons answered, resumes no sorter and returns None.
+    Answers the cache holds cost nothing, so they never touch the budget. ``on_inference`` is
+    called after each inference."""
+    plan = _plan(jobs, backend.name, cache, s)
+    plan.on_inference = on_inference
+    return await _finish_step(plan, backend, cache, s, budget)
+
+
+async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Settings,
+                       budget: float) -> int | None:
     keys = list(step.pending)
     batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
     if len(batches) > budget:
         batches = batches[: int(budget)]
-        _charge(batches, await _send_all(batches, step, backend, cache, s.concurrency), step, s)
+        results = await _send_all(batches, step, backend, cache, s)
+        _uncount_unanswered(step)
+        _charge(batches, results, step, s)
         return None
-    results = await _send_all(batches, step, backend, cache, s.concurrency)
+    results = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
     _charge(batches, results, step, s)
     known, aggregate, band = step.known, s.aggregate, s.tie_band
-    for job, round_, pairs in step.plans:
-        unique = {pair: outcome([(a_first, known[key]) for a_first, key in answers], aggregate, band)
-                  for pair, answers in pairs.items()}
+    for job, round_, pairs, implied in step.plans:
+        coin = (job.orders or s.orders) == "random"
+        answered = {pair: [(a_first, known[key]) for a_first, key in answers]
+                    for pair, answers in pairs.items()}
+        if s.debias == "auto":
+            for pair, answers in answered.items():
+                job.bias.observe(pair, answers, coin)
+        bias = job.bias.value if s.debias == "auto" else 0.0 if s.debias == "off" else s.debias
+        unique = {pair: outcome(answers, aggregate, band, bias, job.soft)
+                  for pair, answers in answered.items()}
+        if s.infer and not job.soft:
+            for (a, b), result in unique.items():
+                if result:
+                    job.beats.setdefault(a if result > 0 else b, set()).add(b if result > 0 else a)
+        unique.update(implied)
         if step.unparsed:
             job.ledger.unparsed += sum(key in step.unparsed for answers in pairs.values()
                                        for _, key in answers)
         job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
+    for job in step.over:
+        job.stop()
     return len(batches)
+
+
+def _reaches(beats: dict[int, set[int]], start: int, goal: int) -> bool:
+    """True when the decided outcomes hold a path start > ... > goal."""
+    seen, stack = {start}, [start]
+    while stack:
+        for nxt in beats.get(stack.pop(), ()):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
+def _implied(beats: dict[int, set[int]], a: int, b: int) -> int | None:
+    """The outcome for a the graph implies (WIN / LOSS), or None when it implies none or both."""
+    if not beats:
+        return None
+    down, up = _reaches(beats, a, b), _reaches(beats, b, a)
+    return None if down == up else 1 if down else -1
 
 
 def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step:
     """Steps 1 and 2: unique comparisons, their prompt keys, and what is left to pay for."""
     step = _Step()
     known, pending, owner = step.known, step.pending, step.owner
-    fixed = FIXED_DIRECTIONS.get(s.orders)
+    infer = s.infer
     for job in jobs:
         round_, keys, qkey = job.round, job.keys, job.qkey
+        orders = job.orders or s.orders
+        fixed = FIXED_DIRECTIONS.get(orders)
         pairs: dict[tuple[int, int], list[tuple[bool, Key]]] = {}
-        hits = virtual = 0
+        implied: dict[Pair, int] = {}
         for i, j in round_:
             pair = (i, j) if i < j else (j, i)
-            if pair in pairs:
+            if pair in pairs or pair in implied:
                 continue
             a, b = pair
+            if infer and not job.soft:
+                result = _implied(job.beats, a, b)
+                if result is not None:
+                    implied[pair] = result
+                    continue
             ka, kb = keys[a], keys[b]
-            answers = pairs[pair] = []
+            pairs[pair] = [(a_first, (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka))
+                           for a_first in fixed or directions(orders, ka, kb, s.seed)]
+        cost = sum(map(len, pairs.values()))
+        cap = s.budget if job.budget is None else job.budget
+        if cap is not None and job.spent + cost > cap:
+            step.over.append(job)
+            continue
+        job.spent += cost
+        hits = virtual = 0
+        for pair, answers in pairs.items():
+            a, b = pair
             hit = True
-            for a_first in fixed or directions(s.orders, ka, kb, s.seed):
-                key = (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka)
-                answers.append((a_first, key))
+            for a_first, key in answers:
                 if key in known:
                     continue
                 if key in pending:
@@ -202,24 +294,43 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
         led = job.ledger
         led.rounds += 1
         led.comparisons += len(round_)
-        led.unique_comparisons += len(pairs)
+        led.unique_comparisons += len(pairs) + len(implied)
         led.cache_hits += hits
+        led.inferred += len(implied)
         led.virtual_prompts += virtual
         step.virtual[job] = virtual
-        step.plans.append((job, round_, pairs))
+        step.plans.append((job, round_, pairs, implied))
     return step
 
 
-async def _send_all(batches: list[list[Key]], step: _Step, backend: Backend,
-                    cache: Cache | None, concurrency: int) -> list[BatchResult]:
-    """Step 3: judge every batch, caching each answer as soon as its batch returns."""
-    if concurrency == 1 or len(batches) <= 1:
-        return [await _send(batch, step, backend, cache) for batch in batches]
-    gate = asyncio.Semaphore(concurrency)
+async def _send_all(batches: list[list[Key]], step: _Step, backend: Backend, cache: Cache | None,
+                    s: Settings, spare: float = 0) -> list[BatchResult]:
+    """Step 3: judge every batch, caching each answer as soon as its batch returns. Then the
+    prompts whose answer was unparsed are asked once more, in new batches appended to
+    ``batches`` (at most ``spare`` of them: what the budget leaves); a second unparsed answer
+    stays in ``step.unparsed``."""
+    results = await _send_batches(batches, step, backend, cache, s)
+    if step.unparsed and spare >= 1:
+        again = [key for batch in batches for key in batch if key in step.unparsed]
+        retries = [again[x: x + s.batch_size] for x in range(0, len(again), s.batch_size)]
+        del retries[int(min(spare, len(retries))):]
+        for key in (key for batch in retries for key in batch):
+            step.unparsed.discard(key)
+            step.owner[key].ledger.unparsed_retries += 1
+        results += await _send_batches(retries, step, backend, cache, s)
+        batches.extend(retries)
+    return results
+
+
+async def _send_batches(batches: list[list[Key]], step: _Step, backend: Backend, cache: Cache | None,
+                        s: Settings) -> list[BatchResult]:
+    if s.concurrency == 1 or len(batches) <= 1:
+        return [await _send(batch, step, backend, cache, s) for batch in batches]
+    gate = asyncio.Semaphore(s.concurrency)
 
     async def gated(batch: list[Key]) -> BatchResult:
         async with gate:
-            return await _send(batch, step, backend, cache)
+            return await _send(batch, step, backend, cache, s)
 
     # Fail fast: once a batch has failed for good, cancel the others (what finished is cached).
     tasks = [asyncio.ensure_future(gated(b)) for b in batches]
@@ -235,8 +346,9 @@ async def _send_all(batches: list[list[Key]], step: _Step, backend: Backend,
     return [task.result() for task in tasks]
 
 
-async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | None) -> BatchResult:
-    """One inference: judge ``batch``, record and cache its answers."""
+async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | None,
+                s: Settings) -> BatchResult:
+    """One inference: judge ``batch``, check, record and cache its answers."""
     try:
         result = await backend.judge([step.pending[key] for key in batch])
     except BackendError:
@@ -244,17 +356,38 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
     except Exception as exc:
         raise BackendError(f"backend {backend.name!r} failed on a batch of {len(batch)} "
                            f"prompts: {type(exc).__name__}: {exc}") from exc
-    if len(result.judgments) != len(batch):
-        raise BackendError(f"backend {backend.name!r} returned {len(result.judgments)} "
-                           f"judgments for {len(batch)} prompts")
-    known = step.known
+    result = check_result(result, len(batch), backend.name)
+    known, no_margin = step.known, False
     for key, judgment in zip(batch, result.judgments, strict=True):
         known[key] = judgment
         if not judgment.parsed:
             step.unparsed.add(key)
-        elif cache is not None:
+            continue
+        no_margin = no_margin or judgment.margin is None
+        if cache is not None:
             cache.set(key, judgment)
+    if step.on_inference is not None:
+        step.on_inference([step.pending[key] for key in batch], result)
+    if no_margin and s.aggregate == "margin":  # fail at the first such answer (it is cached)
+        raise ValueError(f"aggregate='margin' needs a judge that reports margins; backend "
+                         f"{backend.name!r} answered without one (use aggregate='consistent' or 'auto')")
     return result
+
+
+def _uncount_unanswered(step: _Step) -> None:
+    """A cut step: take back what :func:`_plan` counted for comparisons left unanswered (their
+    prompts were never sent), so the ledgers count only what was judged or found in the cache."""
+    known = step.known
+    for job, round_, pairs, implied in step.plans:
+        answered = {pair for pair, answers in pairs.items() if all(key in known for _, key in answers)}
+        unsent = sum(1 for key, owner in step.owner.items() if owner is job and key not in known)
+        led = job.ledger
+        led.comparisons -= sum((min(i, j), max(i, j)) not in answered | implied.keys() for i, j in round_)
+        led.unique_comparisons -= len(pairs) - len(answered)
+        led.virtual_prompts -= unsent
+        step.virtual[job] -= unsent
+        if not any(key in known for answers in pairs.values() for _, key in answers):
+            led.rounds -= 1  # nothing of this round was asked
 
 
 def _charge(batches: list[list[Key]], results: list[BatchResult], step: _Step,

@@ -1,8 +1,11 @@
-"""Plain data passed between the engine and oracle backends (named tuples: cheap to build,
-since the engine makes one Prompt and the backend one Judgment per prompt)."""
+"""Plain data passed between callers, the engine and oracle backends (Prompt, Judgment and
+BatchResult are named tuples: cheap to build, since the engine makes one Prompt and the backend
+one Judgment per prompt)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 Side = Literal["A", "B"]
@@ -42,3 +45,13 @@ class BatchResult(NamedTuple):
     judgments: list[Judgment]
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """One query to rerank: its text, its candidates in first-stage order, optional ids."""
+
+    query: str
+    docs: Sequence[str]
+    doc_ids: Sequence[str] | None = None
+    qid: str | None = None

@@ -23,11 +23,13 @@ from ._base import (
     drive,
     finish,
 )
+from .active import active
 from .allpair import allpair
 from .bubblesort import bubblesort
 from .heapsort import heapsort
 from .mergesort import mergesort
 from .quicksort import quicksort
+from .tournament import tournament
 
 __all__ = [
     "LOSS",
@@ -39,6 +41,7 @@ __all__ = [
     "Pair",
     "Round",
     "SorterGen",
+    "active",
     "allpair",
     "before",
     "bubblesort",
@@ -51,6 +54,7 @@ __all__ = [
     "mergesort",
     "quicksort",
     "sorter_options",
+    "tournament",
 ]
 
 SORTERS: dict[str, Callable[..., SorterGen]] = {
@@ -59,6 +63,8 @@ SORTERS: dict[str, Callable[..., SorterGen]] = {
     "quicksort": quicksort,
     "mergesort": mergesort,
     "allpair": allpair,
+    "tournament": tournament,
+    "active": active,
 }
 
 

@@ -25,6 +25,8 @@ from ._base import Cut, Outcome, Round, SorterGen, before, check_args, finish
 def bubblesort(n: int, k: int, skip_tail: bool = True) -> SorterGen:
     """Top-k by ``k`` bubble passes; see the module docstring for the round structure."""
     k = check_args(n, k)
+    if not isinstance(skip_tail, bool):
+        raise ValueError(f"skip_tail must be true or false, got {skip_tail!r}")
     if n <= 1:
         return finish(range(n), n)
     a = list(range(n))

@@ -35,6 +35,8 @@ def quicksort(n: int, k: int, pivot: str = "middle", seed: int = 0) -> SorterGen
     k = check_args(n, k)
     if pivot not in PIVOTS:
         raise ValueError(f"unknown pivot {pivot!r}; known pivots: {', '.join(PIVOTS)}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
     if n <= 1:
         return finish(range(n), n)
     a = list(range(n))

@@ -20,12 +20,13 @@ def dl19_dir() -> Path:
     return DL19
 
 
-def packaged_llama(name: str):
-    """A llama.cpp judge on packaged model ``name``; the test skips if the model is not installed."""
+def packaged_llama(name: str, **options):
+    """A llama.cpp judge on packaged model ``name`` (``options`` go to LlamaCppBackend); the test
+    skips if the model is not installed."""
     from prp.models import ModelError
     from prp.oracles.llamacpp import LlamaCppBackend
     try:
-        return LlamaCppBackend(name)
+        return LlamaCppBackend(name, **options)
     except ModelError as exc:
         pytest.skip(str(exc))
 

@@ -99,3 +99,20 @@ def test_sorters_return_what_they_settled():
     assert settle(make_sorter("quicksort", 5, 2), 1, by_index_desc)[:2] == [3, 4]
     # allpair cut before any answer: first-stage order.
     assert settle(make_sorter("allpair", 4, 2), 0, by_index_desc) == [0, 1, 2, 3]
+
+
+def test_a_cut_counts_only_what_was_sent_or_cached():
+    # A query of 30, B=8, both orders: the first partition asks 29 comparisons (58 prompts). A
+    # budget of 3 inferences pays 24 prompts: 12 whole comparisons, and only those are counted.
+    ids, scores = score_docs(30, seed=2)
+    oracle = CountingOracle(ScoresOracle(scores))
+    cut = Reranker(oracle, sorter="quicksort", k=10, batch_size=8, max_inferences=3).rank("q", ids, ids)
+    assert oracle.batches == [8, 8, 8] and cut.cut
+    cost = cut.cost
+    assert (cost.prompts, cost.virtual_prompts, cost.comparisons, cost.unique_comparisons) == (24, 24, 12, 12)
+    assert (cost.inferences, cost.virtual_inferences, cost.saved_inferences, cost.rounds) == (3, 3, 0, 1)
+    # a budget already spent (what prp rerank gives the groups after the one that spent it)
+    none = Reranker(oracle, sorter="quicksort", k=10, batch_size=8, max_inferences=0).rank("q2", ids, ids)
+    assert none.cut and none.doc_ids == ids and oracle.batches == [8, 8, 8]
+    assert (none.cost.comparisons, none.cost.virtual_prompts, none.cost.virtual_inferences,
+            none.cost.rounds) == (0, 0, 0, 0)

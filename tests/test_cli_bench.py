@@ -25,7 +25,7 @@ def test_bench_writes_report_results_and_plots(capsys, dl19_dir, tmp_path):
     out = tmp_path / "report"
     assert bench(dl19_dir, out) == 0
     printed = capsys.readouterr().out
-    assert printed.splitlines()[0].split()[:3] == ["sorter", "B", "cmp"]
+    assert printed.splitlines()[0].split()[:5] == ["sorter", "B", "orders", "budget", "cmp"]
     data = json.loads((out / "results.json").read_text())
     rows = data["rows"]
     assert [(r["sorter"], r["batch_size"]) for r in rows] == [

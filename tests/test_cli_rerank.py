@@ -151,20 +151,6 @@ def test_sorter_spec_and_auto_pass_through(capsys, small, tmp_path):
         assert read_trec(out_path) == EXPECTED
 
 
-def test_progress_backend_delegates_and_counts(capsys):
-    judge = CountingOracle(PerfectOracle({"q": {"a": 1}}))
-    progress = rerank_cli.Progress(total=3, enabled=True)
-    wrapped = rerank_cli.ProgressBackend(judge, progress)
-    assert (wrapped.name, wrapped.keys_by, wrapped.batches) == (judge.name, judge.keys_by, judge.batches)
-    from prp import Reranker
-    result = Reranker(wrapped, k=1, batch_size=1).rank("q", ["x", "y"], ["a", "b"], qid="q")
-    progress.finished([result])
-    progress.close()
-    assert progress.inferences == len(judge.batches) == 2 and progress.prompts == 2
-    err = capsys.readouterr().err
-    assert "1/3" in err and "inferences=2" in err  # tqdm drew the bar on stderr
-
-
 # --- budget ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("budget, in_flight", [("0", "all"), ("3", "all"), ("3", "1"), ("9", "1")])
@@ -380,3 +366,23 @@ def test_backend_failure_exits_3_and_writes_nothing(capsys, monkeypatch, small, 
                           "--batch-size", "1", "--output", str(out_path))
     assert code == 3 and "backend failure" in err and "no output written" in err, err
     assert not out_path.exists() and not list(tmp_path.glob(".out.run.*"))
+
+
+def test_budget_per_query_caps_prompts_and_is_not_an_error(capsys, small, tmp_path):
+    out_path = tmp_path / "budget.run"
+    # quicksort's first rounds: 5 comparisons (q1) and 4 (q2), 10 and 8 prompts under orders=both
+    code, out, err = rerank(capsys, *layout_args(small, "jsonl"), *perfect(small), "--k", "2", "--depth", "6",
+                            "--budget", "7", "--format", "json", "--output", str(out_path))
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["cut_queries"] == 2 and summary["cost"]["prompts"] == 0
+    assert "reached the --budget of 7 prompts" in err
+    code, out, err = rerank(capsys, *layout_args(small, "jsonl"), *perfect(small), "--k", "2", "--depth", "6",
+                            "--sorter", "active", "--budget", "12", "--orders", "random", "--debias", "auto",
+                            "--format", "json", "--output", str(out_path))
+    assert code == 0, err
+    assert json.loads(out)["cost"]["prompts"] <= 24
+    with pytest.raises(SystemExit) as exit_:
+        rerank(capsys, *layout_args(small, "jsonl"), *perfect(small), "--debias", "maybe",
+               "--output", str(out_path))
+    assert exit_.value.code == 2 and "--debias" in capsys.readouterr().err

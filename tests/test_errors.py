@@ -9,6 +9,7 @@ from conftest import CountingOracle, UnparsedOracle
 
 from prp import BackendError, BatchResult, Reranker, ScoresOracle
 from prp.cache import MemoryCache
+from prp.judgment import UnparsedWarning
 
 ORACLE = ScoresOracle({"a": 1, "b": 2, "c": 3})
 
@@ -115,8 +116,10 @@ def test_unparsed_answers_are_ties_counted_and_never_cached():
     ids = ["d0", "d1", "d2"]
     oracle = UnparsedOracle({"d0": 1, "d1": 0, "d2": 5}, bad_id="d2")
     cache = MemoryCache()
-    res = Reranker(oracle, sorter="allpair", k=3, cache=cache).rank("q", ids, ids)
+    with pytest.warns(UnparsedWarning, match="2 of 6 prompts"):
+        res = Reranker(oracle, sorter="allpair", k=3, cache=cache).rank("q", ids, ids)
     assert res.cost.unparsed == 2  # (d2, d0) and (d2, d1)
+    assert res.cost.unparsed_retries == 2 and res.cost.prompts == 8  # each asked once more
     assert len(cache) == 4  # 6 prompts, the 2 unparsed ones not stored
     # d2: two ties = 1.0; d0: beats d1, ties d2 = 1.5; d1: ties d2 = 0.5
     assert res.doc_ids == ["d0", "d2", "d1"]

@@ -1,4 +1,4 @@
-"""The cost planner (cost/planner.py), ``sorter="auto"`` and ``prp plan`` (small simulations)."""
+"""The cost planner (prp/planner.py), ``sorter="auto"`` and ``prp plan`` (small simulations)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import json
 import pytest
 from conftest import expected_order, score_docs
 
-from cost import planner
 from cost.ledger import Ledger
-from cost.planner import choose, explain, plan, predict, synthetic_queries
-from prp import PerfectOracle, Reranker, ScoresOracle
+from prp import PerfectOracle, Reranker, ScoresOracle, planner
 from prp.cli import main
+from prp.planner import choose, explain, plan, predict, synthetic_queries
 from prp.spec import parse_spec
 from prp.types import Prompt
 from sorters import SORTERS, make_sorter

@@ -10,7 +10,7 @@ from sorters import SORTERS, drive, make_sorter
 
 VARIANTS = ["heapsort", "heapsort:sift=sequential", "bubblesort", "bubblesort:skip_tail=false",
             "quicksort", "quicksort:pivot=median-of-three", "quicksort:pivot=random,seed=3",
-            "mergesort", "allpair"]
+            "mergesort", "allpair", "tournament", "tournament:refill=knockout,ties=ask"]
 
 
 def requests(count: int, n: int, levels: int | None = None) -> tuple[list[RankRequest], dict]:

@@ -127,7 +127,8 @@ def test_counts(
     assert count(name, scores, k, **options) == (comparisons, rounds, top)
 
 
-@pytest.mark.parametrize("name", ["heapsort", "bubblesort", "quicksort", "mergesort", "allpair"])
+@pytest.mark.parametrize("name", ["heapsort", "bubblesort", "quicksort", "mergesort", "allpair",
+                                  "tournament"])
 @pytest.mark.parametrize("n", [0, 1])
 def test_trivial_inputs_ask_nothing(name: str, n: int) -> None:
     assert count(name, [1] * n, 3) == (0, 0, list(range(n)))

@@ -17,6 +17,7 @@ from sorters import (
     WIN,
     Outcome,
     Round,
+    active,
     allpair,
     bubblesort,
     drive,
@@ -25,6 +26,7 @@ from sorters import (
     make_sorter,
     mergesort,
     quicksort,
+    tournament,
 )
 
 Compare = Callable[[int, int], Outcome]
@@ -41,6 +43,9 @@ VARIANTS: list[tuple[str, dict]] = [
     ("quicksort", {"pivot": "median-of-three"}),
     ("mergesort", {}),
     ("allpair", {}),
+    ("tournament", {}),
+    ("tournament", {"refill": "knockout"}),
+    ("tournament", {"bracket": "contiguous", "ties": "ask"}),
 ]
 IDS = [name + "".join(f"-{v}" for v in opts.values()) for name, opts in VARIANTS]
 variants = pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
@@ -160,7 +165,7 @@ def test_bubblesort_skip_tail_changes_nothing(n: int, k: int, seed: int, antisym
     assert all(len(r) == 1 for r in short + long)
 
 
-@pytest.mark.parametrize("name", ["mergesort", "allpair", "quicksort"])
+@pytest.mark.parametrize("name", ["mergesort", "allpair", "quicksort", "tournament"])
 @FAST
 @given(scores=st.lists(st.integers(0, 5), max_size=40), k=st.integers(1, 40))
 def test_no_pair_asked_twice(name: str, scores: list[int], k: int) -> None:
@@ -195,8 +200,10 @@ def test_drive_and_direct_call_agree() -> None:
 
 
 def test_registry() -> None:
-    assert list(SORTERS) == ["heapsort", "bubblesort", "quicksort", "mergesort", "allpair"]
-    assert [get_sorter(n) for n in SORTERS] == [heapsort, bubblesort, quicksort, mergesort, allpair]
+    assert list(SORTERS) == ["heapsort", "bubblesort", "quicksort", "mergesort", "allpair", "tournament",
+                             "active"]
+    assert [get_sorter(n) for n in SORTERS] == [heapsort, bubblesort, quicksort, mergesort, allpair,
+                                                 tournament, active]
 
 
 def test_unknown_sorter_lists_known_ones() -> None:
@@ -230,6 +237,9 @@ def test_unknown_option(name: str) -> None:
     [
         ("heapsort", {"sift": "up"}, "both, sequential"),
         ("quicksort", {"pivot": "last"}, "middle, first, random, median-of-three"),
+        ("tournament", {"bracket": "swiss"}, "seeded, contiguous"),
+        ("tournament", {"refill": "heap"}, "replay, knockout"),
+        ("tournament", {"ties": "coin"}, "infer, ask"),
     ],
 )
 def test_bad_option_value(name: str, options: dict, message: str) -> None:

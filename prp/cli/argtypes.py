@@ -21,3 +21,25 @@ def in_flight_or_all(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
+
+
+def comma_choices(known: tuple[str, ...]):
+    """An argument type: comma-separated words, each one of ``known``."""
+    def parse(text: str) -> list[str]:
+        words = [w.strip() for w in text.split(",") if w.strip()]
+        bad = [w for w in words if w not in known]
+        if bad or not words:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values from {', '.join(known)}; got {text!r}")
+        return words
+    return parse
+
+
+def debias_arg(text: str) -> str | float:
+    """``off``, ``auto`` or a finite number (the judge's first-shown bias)."""
+    from prp.aggregate import check_debias
+
+    try:
+        return check_debias(text if text in ("off", "auto") else float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected off, auto or a number, got {text!r}") from None

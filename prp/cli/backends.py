@@ -7,20 +7,26 @@
 * ``llama.cpp`` (default): ``--model`` is a packaged GGUF name (default
   ``qwen2.5-coder-1.5b``; see :mod:`prp.models`) or a path to a ``.gguf`` file.
 * ``transformers``: ``--model`` is a Hugging Face id or a local directory (required).
+* ``replay``: ``--model`` is a replay set (``bench/replay_matrix.py`` builds one): a real judge's
+  recorded answers, judged again at no cost; a prompt it does not hold is an error.
 * ``openai``: an OpenAI-compatible server; ``--model``, ``--base-url`` (repeatable: a pool that
   routes around failing endpoints) and ``--api-key`` default to the environment
   (``PRP_OPENAI_*``, ``OPENAI_*``).
 
 For the LLM backends ``--oracle-options key=value,...`` are passed to the backend's constructor
 (e.g. ``n_threads=2`` for llama.cpp, ``device=cpu`` for transformers, ``endpoint=chat`` or
-``tokenizer=qwen2.5-coder-0.5b`` for openai). Building a backend loads its model: commands that
-only predict must not call :func:`make_backend`. A missing extra or packaged model raises
-:class:`BackendUnavailable` (a ValueError, so the CLI exits 2) whose message says what to install.
+``tokenizer=qwen2.5-coder-0.5b`` for openai). Their keys are checked against the backend's
+constructor before anything is loaded: an unknown key raises a ValueError listing the accepted
+ones (:func:`accepted_options`).
+Building a backend loads its model: commands that only predict must not call
+:func:`make_backend`. A missing extra or packaged model raises :class:`BackendUnavailable` (a
+ValueError, so the CLI exits 2) whose message says what to install.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +35,7 @@ from prp.models import MODELS, ModelError
 from prp.oracles import Backend, make_simulated_oracle
 from prp.spec import parse_spec
 
-BACKENDS = ("perfect", "noisy", "llama.cpp", "transformers", "openai")
+BACKENDS = ("perfect", "noisy", "llama.cpp", "transformers", "openai", "replay")
 SIMULATED = ("perfect", "noisy")
 DEFAULT_LLAMA_MODEL = "qwen2.5-coder-1.5b"
 
@@ -49,9 +55,11 @@ def add_backend_args(parser: argparse.ArgumentParser) -> None:
                             f"{DEFAULT_LLAMA_MODEL}) or a .gguf path; transformers: HF id or path; "
                             "openai: the served model name")
     group.add_argument("--base-url", action="append", default=None, metavar="URL",
-                       help="openai: server base URL (repeat for a pool of endpoints)")
+                       help="openai: server base URL, repeat for a pool of endpoints "
+                            "(default: $PRP_OPENAI_BASE_URL or $OPENAI_BASE_URL)")
     group.add_argument("--api-key", default=None, help="openai: API key (default: from the environment)")
-    group.add_argument("--qrels", default=None, help="perfect/noisy: TREC qrels the judge reads")
+    group.add_argument("--qrels", default=None,
+                       help="perfect/noisy: TREC qrels the judge reads (default: none)")
     group.add_argument("--oracle-options", default="", metavar="KEY=VALUE,...",
                        help="noisy: scale,bias,noise,seed; LLM backends: constructor options")
 
@@ -72,9 +80,43 @@ def make_backend(args: argparse.Namespace) -> Backend:
     if args.qrels:
         raise ValueError(f"--qrels is for the simulated judges, not --backend {args.backend}")
     try:
+        _check_options(args.backend, options)
         return _BUILDERS[args.backend](args, options)
     except (ImportError, ModelError) as exc:
         raise BackendUnavailable(f"--backend {args.backend} is not available: {exc}") from exc
+
+
+# Constructor parameters that are not --oracle-options: set by other flags, or not plain values.
+_NOT_OPTIONS = frozenset({"self", "model", "model_path", "base_url", "api_key", "model_id", "weights_hash",
+                          "template", "transport"})
+_CLASSES = {"llama.cpp": "LlamaCppBackend", "transformers": "TransformersBackend", "openai": "OpenAIBackend"}
+
+
+def accepted_options(backend: str) -> list[str]:
+    """The ``--oracle-options`` keys ``backend`` accepts: its constructor's keyword parameters,
+    and those of :class:`prp.oracles.llm.LLMBackend` when it passes extra keywords on. Importing
+    the class loads no model (an ImportError means its extra is missing)."""
+    if backend == "noisy":
+        return ["bias", "noise", "scale", "seed"]
+    if backend not in _CLASSES:
+        return []
+    import prp.oracles
+    from prp.oracles.llm import LLMBackend
+
+    init = getattr(prp.oracles, _CLASSES[backend]).__init__
+    params = list(inspect.signature(init).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        params += inspect.signature(LLMBackend.__init__).parameters.values()
+    return sorted({p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                        inspect.Parameter.KEYWORD_ONLY)} - _NOT_OPTIONS)
+
+
+def _check_options(backend: str, options: dict[str, object]) -> None:
+    unknown = sorted(set(options) - set(accepted_options(backend)))
+    if unknown:
+        raise ValueError(f"--oracle-options: unknown key{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)} for --backend {backend}; accepted: "
+                         f"{', '.join(accepted_options(backend)) or 'none'}")
 
 
 def _options(text: str) -> dict[str, object]:
@@ -122,5 +164,17 @@ def _openai(args: argparse.Namespace, options: dict[str, object]) -> Backend:
     return OpenAIBackend(model=args.model, base_url=args.base_url, api_key=args.api_key, **options)
 
 
+def _replay(args: argparse.Namespace, options: dict[str, object]) -> Backend:
+    from prp.oracles.replay import ReplayOracle
+
+    if not args.model:
+        raise ValueError("--backend replay needs --model REPLAY_SET (a .json.gz replay set)")
+    if options:
+        raise ValueError("--backend replay takes no --oracle-options")
+    if not Path(args.model).is_file():
+        raise ValueError(f"--backend replay: no replay set at {args.model}")
+    return ReplayOracle(args.model)
+
+
 _BUILDERS: dict[str, Callable[[argparse.Namespace, dict[str, object]], Backend]] = {
-    "llama.cpp": _llama, "transformers": _transformers, "openai": _openai}
+    "llama.cpp": _llama, "transformers": _transformers, "openai": _openai, "replay": _replay}

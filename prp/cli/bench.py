@@ -19,9 +19,15 @@ first-stage top ``--depth``) with the judge of ``--backend`` and reports nDCG@10
   ``predicted_seconds`` the ledger's under ``--latency`` for the standalone schedule, and
   ``physical_predicted_seconds`` the latency model for the physical batches only.
 
+* **Budgets.** ``--budgets 100,300,600`` runs every sorter x ``--orders`` x B once per
+  per-query prompt budget (the ``budget`` column; ``active`` plans to it, other sorters are cut);
+  ``--orders both,random`` compares the prompt orders, ``--debias`` as in ``prp rerank``.
+
 Writes into ``--out``: ``report.md`` (command line, settings, the table), ``results.json``
 (settings and every row) and, with matplotlib, ``frontier.png`` (nDCG@10 against inferences per
-query: the cost/quality frontier) and ``inferences_vs_batch.png``. Exit 2 on bad input.
+query: the cost/quality frontier), ``inferences_vs_batch.png`` and, with ``--budgets``,
+``ndcg_vs_prompts.png`` (nDCG@10 against prompts per query, a line per sorter x orders).
+Exit 2 on bad input.
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cost.model import DEFAULT_LATENCY, TEMPLATE_TOKENS, LatencyModel, estimate_tokens
+from prp.aggregate import ORDERS
 from prp.cache import Cache, MemoryCache, make_cache, prompt_key
 from prp.cli import backends
-from prp.cli.argtypes import comma_ints, in_flight_or_all
+from prp.cli.argtypes import comma_choices, comma_ints, debias_arg, in_flight_or_all
+from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned, cell
 from prp.data import load_dataset
 from prp.evaluate import mean_measure
@@ -49,7 +57,8 @@ from prp.types import BatchResult, Prompt
 MEASURES = {"ndcg@10": "nDCG@10", "mrr@10": "RR(rel=2)@10"}
 LEDGER = ("comparisons", "unique_comparisons", "cache_hits", "prompts", "inferences",
           "virtual_inferences", "rounds", "prompt_tokens", "unparsed", "predicted_seconds")
-COLUMNS = (("sorter", "sorter"), ("B", "batch_size"), ("cmp", "comparisons"), ("prompts", "prompts"),
+COLUMNS = (("sorter", "sorter"), ("B", "batch_size"), ("orders", "orders"), ("budget", "budget"),
+           ("cmp", "comparisons"), ("prompts", "prompts"),
            ("infer", "inferences"), ("v.infer", "virtual_inferences"), ("phys.infer", "physical_inferences"),
            ("rounds", "rounds"), ("pred_s", "predicted_seconds"), ("meas_s", "measured_seconds"),
            ("ndcg@10", "ndcg@10"), ("mrr@10", "mrr@10"))
@@ -106,22 +115,28 @@ class ReplayJudge:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("bench", help="nDCG, MRR and cost of sorters x batch sizes, with plots",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", required=True, help="directory with bm25-top100.json and qrels.txt")
-    p.add_argument("--queries", type=int, default=None, help="only the first N queries")
+    p.add_argument("--queries", type=int, default=None, help="only the first N queries (default: all)")
     p.add_argument("--depth", type=int, default=100, help="candidates per query (first-stage top)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--sorters", default="heapsort,quicksort,quicksort:pivot=median-of-three,mergesort",
                    help="comma-separated specs: 'heapsort,quicksort:pivot=random,seed=1'")
     p.add_argument("--batch-sizes", type=comma_ints, default=[1, 4, 8, 16])
-    p.add_argument("--orders", default="both", choices=["both", "one", "random"])
+    p.add_argument("--orders", type=comma_choices(ORDERS), default=["both"],
+                   help="comma-separated prompt orders to compare: both, one, random (default: both)")
     p.add_argument("--aggregate", default="auto", choices=["auto", "margin", "consistent"])
+    p.add_argument("--budgets", type=comma_ints, default=None,
+                   help="per-query prompt budgets, one run each: '100,300,600' (default: none)")
+    p.add_argument("--debias", type=debias_arg, default="off",
+                   help="first-shown bias removed from margins: off, auto or a number (default: off)")
     p.add_argument("--in-flight", type=in_flight_or_all, default=1,
                    help="queries scheduled together, or 'all'")
     p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     p.add_argument("--seed", type=int, default=0, help="seed for orders=random")
     p.add_argument("--cache-dir", default=None,
-                   help="persistent judgment store shared by every run (replay: pay each pair once)")
+                   help="persistent judgment store shared by every run (replay: pay each pair once; "
+                        "default: in memory)")
     p.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY,
                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
     p.add_argument("--out", default="bench-report", help="report directory (created)")
@@ -170,25 +185,31 @@ def bench_all(requests: list[RankRequest], qrels: dict, judge: Backend, store: C
     """Every sorter x B, in order, reporting progress on stderr."""
     rows = []
     for sorter in split_specs(args.sorters):
-        for batch_size in args.batch_sizes:
-            rows.append(bench_one(requests, qrels, judge, store, sorter=sorter,
-                                  batch_size=batch_size, args=args))
-            print(f"prp bench: {sorter} B={batch_size}: {rows[-1]['inferences']:.1f} inferences/query,"
-                  f" nDCG@10 {rows[-1]['ndcg@10']:.3f}", file=sys.stderr, flush=True)
+        for orders in args.orders:
+            for budget in args.budgets or [None]:
+                for batch_size in args.batch_sizes:
+                    rows.append(bench_one(requests, qrels, judge, store, sorter=sorter,
+                                          batch_size=batch_size, orders=orders, budget=budget, args=args))
+                    print(f"prp bench: {sorter} orders={orders} budget={budget} B={batch_size}: "
+                          f"{rows[-1]['inferences']:.1f} inferences/query, "
+                          f"nDCG@10 {rows[-1]['ndcg@10']:.3f}", file=sys.stderr, flush=True)
     return rows
 
 
 def bench_one(requests: list[RankRequest], qrels: dict, judge: Backend, store: Cache | None, *,
-              sorter: str, batch_size: int, args: argparse.Namespace) -> dict:
-    """One sorter x B over every request: a row of per-query means and metrics."""
+              sorter: str, batch_size: int, args: argparse.Namespace, orders: str = "both",
+              budget: int | None = None) -> dict:
+    """One sorter x orders x budget x B over every request: a row of per-query means and metrics."""
     replay = ReplayJudge(judge, store if store is not None else MemoryCache(), args.latency)
-    reranker = Reranker(replay, sorter=sorter, k=args.k, batch_size=batch_size, orders=args.orders,
+    reranker = Reranker(replay, sorter=sorter, k=args.k, batch_size=batch_size, orders=orders,
                         aggregate=args.aggregate, cache=None, in_flight=args.in_flight,
-                        concurrency=args.concurrency, seed=args.seed, latency=args.latency)
+                        concurrency=args.concurrency, seed=args.seed, latency=args.latency,
+                        budget=budget, debias=args.debias)
     results = reranker.rank_many(requests)
     means, queries = reranker.last_cost.per_query(), len(requests)
     rankings = {r.qid: r.doc_ids for r in results}
-    row: dict = {"sorter": sorter, "batch_size": batch_size, "queries": queries}
+    row: dict = {"sorter": sorter, "batch_size": batch_size, "orders": orders,
+                 "budget": "-" if budget is None else budget, "queries": queries}
     row.update({name: round(means[name], 4) for name in LEDGER})
     row.update({"physical_inferences": round(replay.inferences / queries, 4),
                 "physical_prompts": round(replay.prompts / queries, 4),
@@ -239,7 +260,8 @@ def settings(args: argparse.Namespace) -> dict:
     latency = args.latency
     return {"data": str(args.data), "queries": args.queries, "depth": args.depth, "k": args.k,
             "sorters": split_specs(args.sorters), "batch_sizes": args.batch_sizes,
-            "orders": args.orders, "aggregate": args.aggregate,
+            "orders": args.orders, "aggregate": args.aggregate, "budgets": args.budgets,
+            "debias": args.debias,
             "in_flight": "all" if args.in_flight is None else args.in_flight,
             "concurrency": args.concurrency, "seed": args.seed, "cache_dir": args.cache_dir,
             "judge": backends.backend_label(args),
@@ -287,7 +309,11 @@ def write_plots(out: Path, rows: list[dict], baseline: dict) -> list[str]:
         return []
     plot_frontier(out / "frontier.png", rows, baseline)
     plot_batches(out / "inferences_vs_batch.png", rows)
-    return ["frontier.png", "inferences_vs_batch.png"]
+    names = ["frontier.png", "inferences_vs_batch.png"]
+    if any(row["budget"] != "-" for row in rows):
+        plot_budgets(out / "ndcg_vs_prompts.png", rows, baseline)
+        names.append("ndcg_vs_prompts.png")
+    return names
 
 
 def _sorters(rows: list[dict]) -> list[str]:
@@ -332,6 +358,30 @@ def plot_frontier(path: Path, rows: list[dict], baseline: dict) -> None:
            title=f"Cost / quality frontier (first-stage nDCG@10 {baseline['ndcg@10']:.3f})")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def plot_budgets(path: Path, rows: list[dict], baseline: dict) -> None:
+    """nDCG@10 against prompts per query: a line per sorter x orders x B through its budgets."""
+    from matplotlib import colormaps
+
+    colours = colormaps["tab20"]
+    fig, ax = _figure()
+    lines: dict[tuple[str, str, int], list[dict]] = {}
+    for row in rows:
+        lines.setdefault((row["sorter"], row["orders"], row["batch_size"]), []).append(row)
+    sizes = {key[2] for key in lines}
+    for i, ((sorter, orders, size), mine) in enumerate(lines.items()):
+        mine.sort(key=lambda r: r["prompts"])
+        label = f"{sorter}, {orders}" + (f", B={size}" if len(sizes) > 1 else "")
+        ax.plot([r["prompts"] for r in mine], [r["ndcg@10"] for r in mine], label=label,
+                color=colours(i % 20), marker="osD^vP*Xh<>"[i % 11],
+                linestyle="-" if orders == "both" else "--")
+    ax.axhline(baseline["ndcg@10"], color="grey", linestyle=":", label="first stage")
+    ax.set(xlabel="prompts per query", ylabel="nDCG@10", title="Quality per prompt (per-query budgets)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path)
 

@@ -10,11 +10,12 @@ import argparse
 import json
 
 from cost.calibrate import check, fit, load_records
+from prp.cli.helptext import HelpFormatter
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("calibrate", help="fit alpha, beta, gamma of the latency model",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("measurements", nargs="+", help="JSON or JSON-lines files of measured inferences")
     p.add_argument("--holdout", action="append", default=[],
                    help="a run not used for fitting, to check the predictions on (repeatable)")

@@ -15,20 +15,23 @@ from dataclasses import asdict
 
 from prp.cache import make_cache
 from prp.cli.backends import add_backend_args, make_backend
+from prp.cli.helptext import HelpFormatter
 from prp.data import load_dataset
 from prp.oracles.fit import both_orders, fit_noisy, judge_all, sample_pairs
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("calibrate-oracle", help="fit the noisy simulated judge to a real judge",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", required=True, help="directory with bm25-top100.json and qrels.txt")
     p.add_argument("--depth", type=int, default=100)
     p.add_argument("--pairs", type=int, default=60, help="candidate pairs to sample (2 prompts each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--cache-dir", default=None, help="persistent judgment cache (reused, filled)")
-    p.add_argument("--samples-out", default=None, help="write every (gap, margin) sample as JSON lines")
+    p.add_argument("--cache-dir", default=None,
+                   help="persistent judgment cache, reused and filled (default: in memory)")
+    p.add_argument("--samples-out", default=None,
+                   help="write every (gap, margin) sample as JSON lines (default: not written)")
     p.add_argument("--format", default="table", choices=["table", "json"])
     add_backend_args(p)
     p.set_defaults(run=run)

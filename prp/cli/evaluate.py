@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 
+from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned
 from prp.data import load_qrels, load_run
 from prp.evaluate import evaluate_run
@@ -27,7 +28,7 @@ from prp.evaluate import evaluate_run
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("evaluate", help="nDCG@10, MRR@10 and Recall@k of a TREC run",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("run_file", metavar="RUN", help="TREC run: qid Q0 docid rank score tag")
     p.add_argument("--qrels", required=True, help="TREC qrels: qid 0 docid grade")
     p.add_argument("--k", type=int, default=10, help="cutoff of Recall@k (default 10)")

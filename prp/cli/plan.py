@@ -1,7 +1,7 @@
 """``prp plan``: which sorter is cheapest for n candidates, top k, batches of B?
 
 Simulates every sorter through the real engine on synthetic DL19-like candidate lists with a
-simulated judge (:mod:`cost.planner`), ranks them by ``--objective`` (inferences, predicted
+simulated judge (:mod:`prp.planner`), ranks them by ``--objective`` (inferences, predicted
 seconds or rounds per query; ties by fewer rounds, then name) and explains the pick. Figures
 are per-query means over ``--trials`` seeds x ``--queries`` queries. Exit 2 on bad input.
 """
@@ -13,9 +13,10 @@ import json
 import textwrap
 
 from cost.model import DEFAULT_LATENCY, LatencyModel
-from cost.planner import DEFAULT_JUDGE, OBJECTIVES, Prediction, default_sorters, explain, plan
 from prp.cli.argtypes import in_flight_or_all
+from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned
+from prp.planner import DEFAULT_JUDGE, OBJECTIVES, Prediction, default_sorters, explain, plan
 from prp.spec import split_specs
 
 HEADS = ("#", "sorter", "comparisons", "prompts", "inferences", "rounds", "seconds", "ndcg@10")
@@ -23,7 +24,7 @@ HEADS = ("#", "sorter", "comparisons", "prompts", "inferences", "rounds", "secon
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("plan", help="predict the cheapest sorter for a reranking shape",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--n", type=int, required=True, help="candidates per query")
     p.add_argument("--k", type=int, default=10, help="top documents to order")
     p.add_argument("--batch-size", type=int, default=8, help="most prompts per inference (B)")

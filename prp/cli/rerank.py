@@ -8,6 +8,10 @@ Input, one of:
         first-stage order (by score, descending and stable, when every candidate has one)
   --input bm25-top100.json
         the retrieve_results JSON list (a file starting with '[')
+  --dataset ID [--run RUN]
+        topics and passages through ir_datasets (prp[datasets]), e.g.
+        msmarco-passage/trec-dl-2019/judged, where the data is local; candidates from RUN, or
+        without it from the dataset's own first-stage results (scoreddocs)
 
 Rules:
   * The first --depth candidates of each query are reranked for the top --k; the output holds
@@ -16,23 +20,41 @@ Rules:
   * --output-format trec writes 'qid Q0 docid rank score prp' lines; jsonl writes
     '{"qid", "query", "cut", "ranking": [{"docid", "rank", "score"}]}' per query. The file
     appears only once complete (written beside it, then renamed): a failed run leaves none.
-  * Queries are ranked --in-flight at a time (default all): the prompts of a group share
-    batches; the next group starts when the group ends.
+  * Queries are ranked --in-flight at a time (default 256): the prompts of a group share
+    batches; the next group starts when the group ends, and its output is written then (to a
+    temp file: the output still appears only once complete). Memory: the input, the in-memory
+    cache (bounded) and one group.
   * --max-inferences is a budget for the whole run. When it is spent every unfinished query
     keeps the best ranking reached so far: the output is still written, its cut queries are
     marked ("cut": true in jsonl, named on stderr), and the exit code is 4.
-  * --dry-run predicts the cost (comparisons, prompts, inferences, rounds, seconds under the
-    --latency model) with the cost planner, a simulated judge on synthetic candidate lists of
-    the same sizes, without building the backend: no model is loaded and nothing is written.
+  * --dry-run predicts the cost (comparisons, prompts, inferences, rounds, seconds) with the
+    cost planner, a simulated judge on synthetic candidate lists of the same sizes, without
+    building the backend: no model is loaded and nothing is written.
+  * Seconds are predicted by a latency model: --latency if given, else the one refitted on
+    earlier runs of the same judge in --cache-dir, else the judge's default (measured on a
+    2-core CPU for the packaged llama.cpp models; a stated guess otherwise). Every prediction
+    names the model it used. After a real run with --cache-dir, the model is refitted on the
+    run's timed inferences and stored there (latency.json), so the next --dry-run uses it.
   * --cache-dir keeps every judgment on disk: a rerun pays only for what was not judged yet.
-  * A progress bar (queries done, inferences, prompts, cache hits) goes to stderr when it is a
-    terminal, unless --quiet. The summary goes to stdout (stderr when the run does), as text
-    or, with --format json, one JSON object.
+  * An input with no query ("no queries in FILE") is bad input. Ids holding whitespace, text
+    that is not UTF-8 or holds lone surrogates, NaN scores... are refused with the file and line.
+  * An unparsed answer (no A/B, a NaN or infinite margin) is asked once more, then counted as a
+    tie and never cached; the share of such prompts is named on stderr. --max-unparsed FRACTION
+    fails the run past that share (checked after each --in-flight group): exit 5, no output.
+  * Ctrl-C or SIGTERM stops the run: one line on stderr says how many judgments were kept in
+    --cache-dir (or that the in-memory ones are lost), no output is written, exit code 130.
+  * A progress bar goes to stderr when it is a terminal, unless --quiet: prompts done (judged
+    or found in the cache) out of the planner's estimate, with an ETA, and queries done,
+    inferences and cache hits beside it. The summary goes to stdout (stderr when the run
+    does), as text or, with --format json, one JSON object; it shows the HTTP requests beside
+    the inferences when the backend counts them.
 
 Exit codes: 0 ok; 2 bad input (missing or malformed files, unknown docids or queries, duplicate
 docids, bad options, a backend that is not installed); 3 backend failure after its retries
 (judgments already made stay in --cache-dir; no output is written); 4 budget exhausted (output
-written, some queries cut).
+written, some queries cut by --max-inferences; a query that reaches its --budget is not an
+error); 5 too many unparsed answers (above --max-unparsed; no output
+written); 130 interrupted (Ctrl-C or SIGTERM; no output written).
 """
 
 from __future__ import annotations
@@ -41,19 +63,33 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 from cost.ledger import Ledger
-from cost.model import DEFAULT_LATENCY, LatencyModel
+from cost.model import LatencyModel
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import Cache, make_cache
-from prp.cli.argtypes import in_flight_or_all
-from prp.cli.backends import add_backend_args, backend_label, make_backend
-from prp.data import atomic_output, check_output_path, load_candidates, load_run_candidates, trec_run_lines
+from prp.cli.argtypes import debias_arg, in_flight_or_all
+from prp.cli.backends import DEFAULT_LLAMA_MODEL, SIMULATED, add_backend_args, backend_label, make_backend
+from prp.cli.helptext import HelpFormatter
+from prp.cli.progress import Progress, ProgressBackend, ProgressCache
+from prp.data import (
+    DataError,
+    atomic_output,
+    check_output_path,
+    load_candidates,
+    load_run_candidates,
+    trec_run_lines,
+)
+from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
+from prp.latency import LatencyChoice, default_for, record_run, resolve
 from prp.oracles.base import Backend, BackendError
-from prp.reranker import RankRequest, Reranker
+from prp.oracles.timed import TimedBackend
+from prp.reranker import DEFAULT_IN_FLIGHT, RankRequest, Reranker
 from prp.result import RankedResult
 from prp.types import BatchResult, Prompt
 
@@ -74,16 +110,22 @@ class Query:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("rerank", help="rerank first-stage results with a pairwise judge",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, formatter_class=HelpFormatter)
     src = p.add_argument_group("input")
-    src.add_argument("--input", help="candidates JSONL, or a retrieve_results JSON list")
+    src.add_argument("--input",
+                     help="candidates JSONL, or a retrieve_results JSON list (default: none; or --run)")
     src.add_argument("--run", dest="run_path", metavar="RUN",
-                     help="TREC run of the first stage (with --topics and --docs)")
-    src.add_argument("--topics", help="qid<TAB>query file (with --run)")
-    src.add_argument("--docs", help='JSONL of {"docid", "text"} (with --run)')
-    src.add_argument("--queries", type=int, default=None, metavar="N", help="only the first N queries")
+                     help="TREC run of the first stage, with --topics and --docs (default: none; or --input)")
+    src.add_argument("--topics", help="qid<TAB>query file, with --run (default: none)")
+    src.add_argument("--docs", help='JSONL of {"docid", "text"}, with --run (default: none)')
+    src.add_argument("--dataset", metavar="ID",
+                     help="ir_datasets id: topics and passages from there, with --run or alone "
+                          "(default: none)")
+    src.add_argument("--queries", type=int, default=None, metavar="N",
+                     help="only the first N queries (default: all)")
     out = p.add_argument_group("output")
-    out.add_argument("--output", help="the reranked run: a path, or - for stdout (required unless --dry-run)")
+    out.add_argument("--output", help="the reranked run: a path, or - for stdout (required unless "
+                                      "--dry-run; default: none)")
     out.add_argument("--output-format", choices=["trec", "jsonl"], default="trec")
     out.add_argument("--format", choices=["text", "json"], default="text", help="the summary's format")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -97,12 +139,26 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--orders", choices=ORDERS, default="both")
     rk.add_argument("--aggregate", choices=AGGREGATES, default="auto")
     rk.add_argument("--cache-dir", default=None, help="persistent judgment cache (default: in memory)")
-    rk.add_argument("--in-flight", type=in_flight_or_all, default=None, metavar="N|all",
-                    help="queries ranked together (default all)")
+    rk.add_argument("--in-flight", type=in_flight_or_all, default=DEFAULT_IN_FLIGHT, metavar="N|all",
+                    help=f"queries ranked together (default {DEFAULT_IN_FLIGHT})")
     rk.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
-    rk.add_argument("--max-inferences", type=int, default=None, metavar="N", help="budget for the whole run")
-    rk.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY, metavar="A,B,G",
-                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
+    rk.add_argument("--max-inferences", type=int, default=None, metavar="N",
+                    help="budget for the whole run (default: no limit)")
+    rk.add_argument("--budget", type=int, default=None, metavar="N",
+                    help="most prompts per query (active plans to it; other sorters are cut; "
+                         "default: none)")
+    rk.add_argument("--debias", type=debias_arg, default="off",
+                    help="first-shown bias removed from margins before aggregation: off, auto or a "
+                         "number from prp calibrate-oracle (default: off)")
+    rk.add_argument("--infer", action="store_true",
+                    help="answer comparisons the decided ones imply by transitivity, with no prompt")
+    rk.add_argument("--max-unparsed", type=float, default=None, metavar="FRACTION",
+                    help="fail (exit 5) when more than this share of the prompts stays unparsed "
+                         "after its retry (default: no limit, a warning only)")
+    rk.add_argument("--latency", type=LatencyModel.parse, default=None, metavar="A,B,G",
+                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens "
+                         "(default: the model refitted on earlier runs in --cache-dir, else the judge's "
+                         "default; the summary names the one used)")
     add_backend_args(p)
     p.set_defaults(run=run)
 
@@ -116,6 +172,7 @@ def _check(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.max_inferences is not None and args.max_inferences < 0:
         raise ValueError(f"--max-inferences must be >= 0, got {args.max_inferences}")
+    check_max_unparsed(args.max_unparsed, "--max-unparsed")
     if args.dry_run:
         return
     if args.output is None:
@@ -129,17 +186,28 @@ def _check(args: argparse.Namespace) -> None:
 def load_input(args: argparse.Namespace) -> list[RankRequest]:
     """The queries of whichever input layout ``args`` name (exactly one)."""
     paired = (args.run_path, args.topics, args.docs)
+    if args.dataset:
+        if args.input or args.topics or args.docs:
+            raise ValueError("--dataset reads topics and passages from ir_datasets: give it alone or "
+                             "with --run, not with --input, --topics or --docs")
+        from prp.datasets import load_ir_dataset
+        return load_ir_dataset(args.dataset, args.run_path)
     if args.input and any(paired):
         raise ValueError("give --input, or --run with --topics and --docs, not both")
     if args.input:
-        return load_candidates(args.input)
-    if not all(paired):
-        if not any(paired):
-            raise ValueError("no input: give --input FILE, or --run RUN --topics TOPICS --docs DOCS")
+        requests, source = load_candidates(args.input), args.input
+    elif all(paired):
+        requests, source = load_run_candidates(args.run_path, args.topics, args.docs), args.run_path
+    elif not any(paired):
+        raise ValueError("no input: give --input FILE, or --run RUN --topics TOPICS --docs DOCS, "
+                         "or --dataset ID")
+    else:
         raise ValueError("--run, --topics and --docs go together (missing: " + ", ".join(
             flag for flag, value in zip(("--run", "--topics", "--docs"), paired, strict=True)
             if not value) + ")")
-    return load_run_candidates(args.run_path, args.topics, args.docs)
+    if not requests:
+        raise DataError(f"no queries in {source}")
+    return requests
 
 
 def split_depth(requests: Sequence[RankRequest], depth: int) -> list[Query]:
@@ -164,72 +232,8 @@ class _NoJudge:
 def _reranker(args: argparse.Namespace, backend: Backend, cache: object, budget: int | None) -> Reranker:
     return Reranker(backend, sorter=args.sorter, k=args.k, batch_size=args.batch_size,
                     orders=args.orders, aggregate=args.aggregate, cache=cache, in_flight=None,
-                    concurrency=args.concurrency, latency=args.latency, max_inferences=budget)
-
-
-# --- progress -------------------------------------------------------------------------------------
-
-class Progress:
-    """Counts inferences and prompts as they are paid, queries and cache hits as they finish,
-    and shows them on a tqdm bar (when enabled and tqdm is installed)."""
-
-    REFRESH_SECONDS = 0.2  # redraw at most this often between queries done
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.inferences = self.prompts = self.cache_hits = 0
-        self.bar, self._drawn = None, 0.0
-        if enabled:
-            try:
-                from tqdm import tqdm
-            except ImportError:  # pragma: no cover - tqdm is optional
-                return
-            self.bar = tqdm(total=total, unit="query", file=sys.stderr, dynamic_ncols=True)
-            self._show()
-
-    def judged(self, prompts: int) -> None:
-        self.inferences += 1
-        self.prompts += prompts
-        if time.monotonic() - self._drawn >= self.REFRESH_SECONDS:
-            self._show()
-
-    def finished(self, results: Sequence[RankedResult]) -> None:
-        self.cache_hits += sum(r.cost.cache_hits for r in results)
-        if self.bar is not None:
-            self._show()
-            self.bar.update(len(results))
-
-    def _show(self) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(inferences=self.inferences, prompts=self.prompts,
-                                 cache_hits=self.cache_hits, refresh=True)
-            self._drawn = time.monotonic()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class ProgressBackend:
-    """Delegates to a backend and reports every inference to a :class:`Progress`."""
-
-    def __init__(self, inner: Backend, progress: Progress) -> None:
-        self.inner, self.progress = inner, progress
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def keys_by(self) -> str:
-        return self.inner.keys_by
-
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
-        result = await self.inner.judge(prompts)
-        self.progress.judged(len(prompts))
-        return result
-
-    def __getattr__(self, attr: str) -> object:
-        return getattr(self.inner, attr)
+                    concurrency=args.concurrency, latency=args.latency, max_inferences=budget,
+                    budget=args.budget, debias=args.debias, infer=args.infer)
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -241,28 +245,48 @@ def _groups(queries: Sequence[Query], size: int | None) -> Iterator[Sequence[Que
 
 
 def rerank(args: argparse.Namespace, queries: Sequence[Query], backend: Backend, cache: Cache | None,
-           progress: Progress) -> list[RankedResult]:
-    """Rank every query, ``--in-flight`` at a time, within the run's inference budget."""
+           progress: Progress, out: TextIO) -> list[RankedResult]:
+    """Rank every query, ``--in-flight`` at a time, within the run's inference budget; write each
+    group to ``out`` as it ends. The results returned keep their ledger and ``cut`` flag, not
+    their ranked documents (memory stays bounded by the group, not the run)."""
     judge = ProgressBackend(backend, progress)
+    counted = None if cache is None else ProgressCache(cache, progress)
     results: list[RankedResult] = []
     for group in _groups(queries, args.in_flight):
         budget = None if args.max_inferences is None else max(0, args.max_inferences - progress.inferences)
-        done = _reranker(args, judge, cache, budget).rank_many([q.head for q in group])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnparsedWarning)  # one line for the run, in _report
+            done = _reranker(args, judge, counted, budget).rank_many([q.head for q in group])
         results.extend(done)
         progress.finished(done)
+        _check_unparsed(args, results)
+        write_output(args, group, done, out)
+        for result in done:
+            result.docs = []
     return results
 
 
-def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult]) -> None:
-    with atomic_output(args.output) as fh:
-        for query, result in zip(queries, results, strict=True):
-            ids = result.doc_ids + list(query.tail)
-            if args.output_format == "trec":
-                fh.writelines(trec_run_lines(query.qid, ids))
-                continue
-            ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
-            fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
-                                 "ranking": ranking}) + "\n")
+def _check_unparsed(args: argparse.Namespace, results: Sequence[RankedResult]) -> None:
+    """--max-unparsed, on the run so far."""
+    if args.max_unparsed is None:
+        return
+    ledger = Ledger.total([r.cost for r in results])
+    if ledger.unparsed and unparsed_share(ledger) > args.max_unparsed:
+        raise UnparsedError(f"{describe_unparsed(ledger)} (in {len(results)} queries), above "
+                            f"--max-unparsed {args.max_unparsed:g}")
+
+
+def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
+                 fh: TextIO) -> None:
+    """The output lines of ``queries`` (reranked ``results``, then each tail) to ``fh``."""
+    for query, result in zip(queries, results, strict=True):
+        ids = result.doc_ids + list(query.tail)
+        if args.output_format == "trec":
+            fh.writelines(trec_run_lines(query.qid, ids))
+            continue
+        ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
+        fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
+                             "ranking": ranking}) + "\n")
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -270,45 +294,107 @@ def _settings(args: argparse.Namespace) -> dict:
             "batch_size": args.batch_size, "orders": args.orders, "aggregate": args.aggregate,
             "in_flight": "all" if args.in_flight is None else args.in_flight,
             "concurrency": args.concurrency, "max_inferences": args.max_inferences,
-            "cache_dir": args.cache_dir}
+            "max_unparsed": args.max_unparsed, "cache_dir": args.cache_dir}
+
+
+def latency_choice(args: argparse.Namespace) -> LatencyChoice:
+    """The latency model of this run: --latency, else the one refitted on earlier runs of this
+    judge in --cache-dir, else the judge's default (see :mod:`prp.latency`)."""
+    if args.backend in SIMULATED:
+        return resolve(args.latency, None, backend_label(args), default_for(args.backend))
+    model = args.model or (DEFAULT_LLAMA_MODEL if args.backend == "llama.cpp" else None)
+    return resolve(args.latency, args.cache_dir, latency_key(args), default_for(args.backend, model))
+
+
+def latency_key(args: argparse.Namespace) -> str:
+    """The judge a latency model is stored for: backend, model and, for a server, its URLs."""
+    urls = f"@{','.join(args.base_url)}" if args.backend == "openai" and args.base_url else ""
+    return backend_label(args) + urls
+
+
+def http_requests(backend: object) -> int | None:
+    """HTTP requests the backend made, when it counts them (``stats``, or ``requests_made``)."""
+    stats = getattr(backend, "stats", None)
+    if callable(stats):
+        stats = stats()
+    value = stats.get("requests") if isinstance(stats, dict) else getattr(stats, "requests", None)
+    if value is None:
+        value = getattr(backend, "requests_made", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
     queries = split_depth(load_input(args)[: args.queries], args.depth)
+    args.latency_choice = latency_choice(args)
+    args.latency = args.latency_choice.model
     checker = _reranker(args, _NoJudge(), False, args.max_inferences)  # bad settings fail here
     if args.dry_run:
         return dry_run(args, queries, checker)
+    show = not args.quiet and sys.stderr.isatty()
+    estimate = predict_cost(args, queries, checker)["total"]["prompts"] if show else 0.0
     cache = make_cache(args.cache_dir)
     try:
         backend = make_backend(args)
+        timed = TimedBackend(backend)
         started = time.perf_counter()
-        results = _rerank_reporting(args, queries, backend, cache)
+        with atomic_output(args.output) as out:  # appears only if the run ends well
+            results = _rerank_reporting(args, queries, timed, cache, out,
+                                        Progress(estimate, len(queries), show))
         seconds = time.perf_counter() - started
     finally:
         close = getattr(cache, "close", None)
         if callable(close):
             close()
-    write_output(args, queries, results)
-    stats = getattr(backend, "stats", None)  # the HTTP backend's real requests and endpoints
-    return _report(args, queries, results, seconds, stats() if callable(stats) else None)
+    refit = _refit(args, timed.records)
+    stats = getattr(backend, "stats", None)  # the HTTP backend's requests, by endpoint
+    return _report(args, queries, results, seconds, http_requests(backend), refit,
+                   stats() if callable(stats) else None)
+
+
+def _refit(args: argparse.Namespace, records: list[dict]) -> LatencyChoice | None:
+    """Refit this judge's latency model on the run's timings, stored in --cache-dir (not for the
+    simulated judges, whose timings say nothing of a real judge's)."""
+    if not args.cache_dir or args.backend in SIMULATED or not records:
+        return None
+    try:
+        return record_run(args.cache_dir, latency_key(args), records)
+    except OSError as exc:
+        print(f"prp rerank: warning: latency model not stored in {args.cache_dir}: {exc}", file=sys.stderr)
+        return None
 
 
 def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], backend: Backend,
-                      cache: Cache | None) -> list[RankedResult]:
-    """:func:`rerank` under a progress bar; a backend failure says what was kept."""
-    progress = Progress(len(queries), enabled=not args.quiet and sys.stderr.isatty())
+                      cache: Cache | None, out: TextIO, progress: Progress) -> list[RankedResult]:
+    """:func:`rerank` under a progress bar; a failure or an interrupt says what was kept."""
+    where = f" at {args.cache_dir}" if args.cache_dir else " in memory only (lost)"
+    before = len(cache) if args.cache_dir and cache is not None else 0
     try:
-        return rerank(args, queries, backend, cache, progress)
+        return rerank(args, queries, backend, cache, progress, out)
     except BackendError as exc:
-        where = f" at {args.cache_dir}" if args.cache_dir else " in memory only (lost)"
         raise BackendError(f"{exc}; no output written; judgments made so far were cached{where}") from exc
+    except UnparsedError as exc:
+        raise UnparsedError(f"{exc}; no output written; parsed judgments were cached{where}") from exc
+    except KeyboardInterrupt:
+        progress.close()
+        if args.cache_dir and cache is not None:
+            kept = f"{len(cache) - before} new judgments kept in the cache at {args.cache_dir} " \
+                   "(a rerun pays only for the rest)"
+        else:
+            kept = f"{progress.prompts} prompts judged in memory only: lost (--cache-dir keeps them)"
+        raise Interrupted(f"interrupted after {progress.inferences} inferences; {kept}; "
+                          "no output written") from None
     finally:
         progress.close()
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a run (exit 130); the message says what was kept."""
+
+
 def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
-            seconds: float, http: dict | None = None) -> int:
+            seconds: float, requests: int | None, refit: LatencyChoice | None,
+            http: dict | None = None) -> int:
     from prp.cli import EXIT_BUDGET, EXIT_OK
 
     ledger = Ledger.total([r.cost for r in results])
@@ -317,7 +403,9 @@ def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequenc
     summary = {"queries": len(results), "cut_queries": len(cut), "cut_qids": cut,
                "candidates": sum(len(q.head.docs) + len(q.tail) for q in queries),
                "reranked_candidates": sum(len(q.head.docs) for q in queries),
-               "cost": ledger.to_dict(), "per_query": ledger.per_query(), "output": args.output,
+               "cost": ledger.to_dict(), "per_query": ledger.per_query(), "http_requests": requests,
+               "latency": args.latency_choice.to_dict(),
+               "latency_refit": None if refit is None else refit.to_dict(), "output": args.output,
                "output_format": args.output_format, "seconds": seconds, "settings": _settings(args)}
     if http is not None:
         summary["http"] = http
@@ -325,8 +413,15 @@ def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequenc
     if args.format == "json":
         print(json.dumps(summary), file=stream)
     else:
-        print(_summary_text(summary, ledger), file=stream)
-    if cut:
+        print(_summary_text(summary, ledger, args.latency_choice, refit), file=stream)
+    if ledger.unparsed:
+        print(f"prp rerank: warning: {describe_unparsed(ledger)} and were counted as ties "
+              "(--max-unparsed FRACTION makes this an error)", file=sys.stderr)
+    if cut and args.max_inferences is None:  # only --budget: reaching it is the plan, not a failure
+        print(f"prp rerank: {len(cut)} of {len(results)} queries reached the --budget of "
+              f"{args.budget} prompts before their sorter finished (best ranking so far written)",
+              file=sys.stderr)
+    elif cut:
         print(f"prp rerank: the budget of {args.max_inferences} inferences ran out: {len(cut)} of "
               f"{len(results)} queries cut (best ranking so far written; {', '.join(cut[:10])}"
               f"{', ...' if len(cut) > 10 else ''})", file=sys.stderr)
@@ -334,20 +429,26 @@ def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequenc
     return EXIT_OK
 
 
-def _summary_text(summary: dict, ledger: Ledger) -> str:
+def _summary_text(summary: dict, ledger: Ledger, latency: LatencyChoice, refit: LatencyChoice | None) -> str:
     s = summary["settings"]
     means = summary["per_query"]
-    return "\n".join([
+    requests = summary["http_requests"]
+    lines = [
         f"reranked {summary['queries']} queries ({summary['cut_queries']} cut) with {s['backend']}, "
         f"{s['sorter']} k={s['k']} depth={s['depth']} B={s['batch_size']} orders={s['orders']} "
         f"in {summary['seconds']:.1f} s",
         f"total: {ledger.comparisons} comparisons, {ledger.prompts} prompts, {ledger.inferences:g} "
-        f"inferences, {ledger.cache_hits} cache hits, {ledger.unparsed} unparsed, "
-        f"predicted {ledger.predicted_seconds:.1f} s",
-        "per query: " + ", ".join(f"{means[name]:.2f} {name.replace('_', ' ')}" for name in PREDICTED),
-        *_http_lines(summary.get("http")),
-        f"output: {summary['output']} ({summary['output_format']})",
-    ])
+        f"inferences{'' if requests is None else f' ({requests} HTTP requests)'}, {ledger.cache_hits} "
+        f"cache hits, {ledger.unparsed} unparsed",
+        f"seconds: {summary['seconds']:.1f} measured, {ledger.predicted_seconds:.1f} predicted for these "
+        f"batches by the latency model {latency.describe()}",
+    ]
+    if refit is not None:
+        lines.append(f"latency model {refit.source}: {refit.describe().split(' (')[0]}")
+    lines += ["per query: " + ", ".join(f"{means[name]:.2f} {name.replace('_', ' ')}" for name in PREDICTED),
+              *_http_lines(summary.get("http")),
+              f"output: {summary['output']} ({summary['output_format']})"]
+    return "\n".join(lines)
 
 
 def _http_lines(http: dict | None) -> list[str]:
@@ -367,7 +468,7 @@ def _http_lines(http: dict | None) -> list[str]:
 def predict_cost(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> dict:
     """The planner's predicted cost of ranking ``queries``: one prediction per candidate count
     (queries of fewer than 2 candidates need no comparison and cost nothing)."""
-    from cost.planner import predict
+    from prp.planner import predict
 
     sizes = Counter(len(q.head.docs) for q in queries)
     groups, totals = [], dict.fromkeys(PREDICTED, 0.0)
@@ -385,7 +486,7 @@ def predict_cost(args: argparse.Namespace, queries: Sequence[Query], checker: Re
         groups.append(row)
     per_query = {name: totals[name] / max(len(queries), 1) for name in PREDICTED}
     return {"dry_run": True, "queries": len(queries), "groups": groups, "total": totals,
-            "per_query": per_query, "settings": _settings(args)}
+            "per_query": per_query, "latency": args.latency_choice.to_dict(), "settings": _settings(args)}
 
 
 def dry_run(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> int:
@@ -400,6 +501,7 @@ def dry_run(args: argparse.Namespace, queries: Sequence[Query], checker: Reranke
                      + _figures(g))
     lines.append("total: " + _figures(report["total"]))
     lines.append("per query: " + _figures(report["per_query"]))
+    lines.append("seconds by the latency model " + args.latency_choice.describe())
     print("\n".join(lines))
     return 0
 

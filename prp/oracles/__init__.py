@@ -8,7 +8,7 @@ from prp.oracles.base import Backend, BackendError
 from prp.oracles.simulated import NoisyOracle, PerfectOracle, Qrels, ScoresOracle
 from prp.spec import parse_spec
 
-SIMULATED = ("perfect", "noisy")
+SIMULATED = ("perfect", "noisy", "replay")
 
 __all__ = ["Backend", "BackendError", "LlamaCppBackend", "NoisyOracle", "OpenAIBackend",
            "PerfectOracle", "ScoresOracle", "TransformersBackend", "make_simulated_oracle"]
@@ -34,6 +34,12 @@ def make_simulated_oracle(spec: str, qrels: Qrels) -> Backend:
     name, options = parse_spec(spec)
     if name == "perfect" and not options:
         return PerfectOracle(qrels)
+    if name == "replay":
+        if set(options) != {"path"}:
+            raise ValueError(f"replay takes one option, path: replay:path=SET.json.gz; got {spec!r}")
+        from prp.oracles.replay import ReplayOracle
+
+        return ReplayOracle(str(options["path"]))
     if name == "noisy":
         known = {"scale", "bias", "noise", "seed"}
         unknown = set(options) - known
@@ -41,4 +47,5 @@ def make_simulated_oracle(spec: str, qrels: Qrels) -> Backend:
             raise ValueError(f"unknown noisy oracle option(s) {sorted(unknown)}; known: {sorted(known)}")
         return NoisyOracle(qrels, **options)  # type: ignore[arg-type]
     raise ValueError(f"unknown simulated oracle {spec!r}; known: {', '.join(SIMULATED)} "
-                     "(noisy takes scale, bias, noise, seed: noisy:bias=1.5,noise=1.0,seed=0)")
+                     "(noisy takes scale, bias, noise, seed: noisy:bias=1.5,noise=1.0,seed=0; "
+                     "replay takes path: replay:path=SET.json.gz)")

@@ -24,6 +24,9 @@ class Backend(Protocol):
     #: What the judge reads: "text" (LLMs; the cache keys on texts) or "id" (simulated judges
     #: that look up qrels; the cache keys on qid and doc ids).
     keys_by: Literal["text", "id"]
+    # Optional (not part of the checked protocol): ``reports_margins`` - True if every parsed
+    # judgment carries a margin, False if none does (``aggregate="margin"`` then fails before
+    # any inference); absent or None when it depends on the server.
 
     async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
         """Judge one batch of prompts as one inference."""

@@ -130,6 +130,7 @@ class TransformersBackend(LLMBackend):
     """
 
     kind = "transformers"
+    reports_margins = True  # logits of " A" and " B" for every prompt
 
     def __init__(self, model: Any, tokenizer: Any = None, *, device: str = "cpu", dtype: Any = None,
                  chat: bool | None = None, model_id: str | None = None, weights_hash: str | None = None,

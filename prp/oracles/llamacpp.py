@@ -41,6 +41,7 @@ class LlamaCppBackend(LLMBackend):
     """
 
     kind = "llama.cpp"
+    reports_margins = True  # logits of " A" and " B" for every prompt
 
     def __init__(self, model: str | None = None, *, model_path: str | os.PathLike[str] | None = None,
                  n_ctx: int = 2048, n_threads: int | None = None, chat: bool | None = None,

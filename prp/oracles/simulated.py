@@ -8,14 +8,19 @@
   noise is a seeded function of (seed, qid, first id, second id), so the same prompt always
   gets the same answer, whatever the batching.
 
+``delay`` (seconds, default 0) makes each inference take that long (yielding to the event loop),
+standing in for an LLM's latency in load tests of the service.
+
 Simulated judges report estimated prompt tokens (4 characters a token, passages truncated to
 ``passage_tokens``) so the latency model has something to work with.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 
 from cost.model import TEMPLATE_TOKENS, estimate_tokens
@@ -27,6 +32,8 @@ Qrels = Mapping[str, Mapping[str, int]]
 class _Simulated:
     keys_by = "id"
     kind = "simulated"
+    reports_margins = True
+    delay = 0.0  # seconds each inference takes
 
     def __init__(self, passage_tokens: int = 128) -> None:
         self.passage_tokens = passage_tokens
@@ -44,6 +51,8 @@ class _Simulated:
         )
 
     async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         judgments = []
         for p in prompts:
             m = self.margin(p)
@@ -85,8 +94,13 @@ class NoisyOracle(PerfectOracle):
     def __init__(self, qrels: Qrels, scale: float = 1.0, bias: float = 0.0, noise: float = 0.0,
                  seed: int = 0) -> None:
         super().__init__(qrels)
+        for label, value in (("scale", scale), ("bias", bias), ("noise", noise)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"noisy oracle: {label} must be a finite number, got {value!r}")
         if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
+            raise ValueError(f"noisy oracle: noise must be >= 0, got {noise}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"noisy oracle: seed must be an integer, got {seed!r}")
         self.scale, self.bias, self.noise, self.seed = scale, bias, noise, seed
         self.name = f"simulated/noisy:scale={scale},bias={bias},noise={noise},seed={seed}"
 

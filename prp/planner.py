@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 
 from cost.ledger import Ledger
 from cost.model import DEFAULT_LATENCY, LatencyModel
+from prp.types import RankRequest
 
 DEFAULT_SORTERS = ("heapsort", "bubblesort", "quicksort", "quicksort:pivot=median-of-three",
                    "mergesort", "allpair")
@@ -106,7 +107,6 @@ def _grades(rng: random.Random, n: int) -> list[int]:
 
 def synthetic_queries(n: int, queries: int = 1, seed: int = 0, trial: int = 0):
     """``queries`` synthetic queries of ``n`` candidates: (list of RankRequest, qrels)."""
-    from prp.reranker import RankRequest  # lazily: prp.reranker imports this module lazily too
 
     rng = random.Random(f"prp-planner/{seed}/{trial}")
     requests, qrels = [], {}

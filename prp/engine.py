@@ -1,0 +1,372 @@
+"""The long-lived engine: one owner of a backend, a cache and the scheduler loop.
+
+An :class:`Engine` is an async context manager. While it is open, a loop task runs
+:func:`prp.scheduler.step` over every query in flight; callers submit requests (one or many
+queries each) at any time with :meth:`Engine.rank_many` / :meth:`Engine.rank` and await their
+results. :class:`SyncEngine` runs one in a thread of its own for synchronous callers.
+
+Rules kept here:
+
+* **Admission.** A request joins the next step: requests waiting when a step ends are admitted
+  (first come, first served; at most ``in_flight`` queries in flight in all) before the next
+  step is planned, so every query in flight shares that step's batches. An idle engine that
+  wakes up waits ``linger_ms`` before its first step, to let a batch fill.
+* **Per request.** A request may carry a ``budget`` (prompts per query, see
+  :mod:`prp.scheduler`), ``max_inferences`` (for the whole request, as ``Reranker``'s), and a
+  ``timeout`` (seconds from submission). A request with ``max_inferences`` is stepped in a
+  group of its own (its budget counts whole batches, so it cannot share them); the others share.
+  A request past its deadline is cut at the next step boundary: each of its queries gets its
+  sorter's best ranking so far (``cut=True``).
+* **Cancellation.** Cancelling the awaiting task (or its future) drops the request's queries
+  at the next step boundary: prompts only they would have asked are never sent. A step is never
+  interrupted, so whatever was sent is judged and cached: nothing judged is lost.
+* **Failure.** A backend error fails the requests of the group whose step raised, and only those;
+  the engine keeps serving the others.
+* **Determinism.** Requests submitted together (before the loop's next step) are admitted in
+  submission order and the schedule then depends only on the inputs, so rankings and counts are
+  the same run after run (a single request is scheduled exactly as :func:`prp.scheduler.run`).
+  When requests arrive over time, timing decides which step each one joins: that changes batch
+  composition (how inferences are shared, hence each ledger's fractional ``inferences``) and
+  what the cache holds when it is asked, never a ranking for a judge whose answer to a prompt
+  does not depend on the batch (budgets count cache hits, so a cut never depends on the cache).
+* **Hooks.** ``on_inference(prompts, batch_result)`` after every inference; ``on_result(result)``
+  for every query's result as its request completes. They run on the engine's loop: keep them
+  cheap and never raise from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from cost.ledger import Ledger
+from prp import scheduler
+from prp.result import RankedResult
+from prp.types import RankRequest
+
+if TYPE_CHECKING:
+    from prp.reranker import Reranker
+
+ResultHook = Callable[[RankedResult], None]
+
+
+class EngineClosed(RuntimeError):
+    """The engine is closing or closed: it admits no new request."""
+
+
+class _Request:
+    """One submission: its queries, its limits and the future its caller awaits."""
+
+    __slots__ = ("jobs", "waiting", "future", "deadline", "left", "started")
+
+    def __init__(self, jobs: list[scheduler.Job], future: asyncio.Future, deadline: float | None,
+                 max_inferences: int | None) -> None:
+        self.jobs, self.future, self.deadline = jobs, future, deadline
+        self.waiting = deque(jobs)
+        self.left = math.inf if max_inferences is None else max_inferences
+        self.started = time.perf_counter()
+        for job in jobs:
+            job.request = self
+
+    @property
+    def limited(self) -> bool:
+        return self.left != math.inf
+
+    def stop_all(self) -> None:
+        """Cut every unfinished query (the best ranking so far; never admitted: first-stage)."""
+        for job in self.jobs:
+            if job.order is None:
+                job.stop()
+        self.waiting.clear()
+
+    def drop(self) -> None:
+        """Forget every unfinished query: no more prompts are planned for them."""
+        self.waiting.clear()
+        for job in self.jobs:
+            if job.order is None:
+                job.order, job.cut = [], True
+
+
+class Engine:
+    """Ranks requests submitted at any time, sharing batches across all of them.
+
+    ``reranker`` is a :class:`~prp.reranker.Reranker` (its backend, cache and settings are the
+    engine's) or a backend, with ``**options`` the Reranker's keyword arguments. ``linger_ms``
+    is how long an idle engine waits for more requests before its first step.
+    """
+
+    def __init__(self, reranker: Reranker | object, *, linger_ms: float = 0.0,
+                 on_inference: scheduler.InferenceHook | None = None,
+                 on_result: ResultHook | None = None, **options: object) -> None:
+        from prp.reranker import Reranker
+
+        if not isinstance(reranker, Reranker):
+            reranker = Reranker(reranker, **options)  # type: ignore[arg-type]
+        elif options:
+            raise TypeError("options go to the Reranker, not to an Engine built from one")
+        if isinstance(linger_ms, bool) or not isinstance(linger_ms, (int, float)) or not linger_ms >= 0:
+            raise ValueError(f"linger_ms must be a number >= 0, got {linger_ms!r}")
+        self.reranker = reranker
+        self.linger = linger_ms / 1000
+        self.on_inference, self.on_result = on_inference, on_result
+        self._requests: list[_Request] = []
+        self._active: list[scheduler.Job] = []
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self.steps = 0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def start(self) -> None:
+        """Start the loop on the running event loop."""
+        if self._task is not None:
+            raise RuntimeError("the engine is already running")
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the engine runs on (None when it is not running)."""
+        return None if self._task is None else self._task.get_loop()
+
+    @property
+    def accepting(self) -> bool:
+        return self.running and not self._closing
+
+    async def aclose(self, drain: bool = True) -> None:
+        """Stop admitting; with ``drain``, finish every request in flight, else cancel them."""
+        self._closing = True
+        if self._task is None:
+            return
+        if not drain:
+            for request in self._requests:
+                request.future.cancel()
+        assert self._wake is not None
+        self._wake.set()
+        while self._requests and not self._task.done():
+            await asyncio.sleep(0.005)
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    # --- submission -------------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        """Queries submitted and not yet admitted."""
+        return sum(len(r.waiting) for r in self._requests)
+
+    @property
+    def in_flight(self) -> int:
+        """Queries admitted and not finished."""
+        return len(self._active)
+
+    async def rank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
+                   qid: str | None = None, **limits: object) -> RankedResult:
+        return (await self.rank_many([RankRequest(query, docs, doc_ids, qid)], **limits))[0]  # type: ignore[arg-type]
+
+    async def rank_many(self, requests: Iterable[RankRequest | dict], *, budget: int | None = None,
+                        max_inferences: int | None = None, timeout: float | None = None,
+                        sorter: str | None = None, k: int | None = None, orders: str | None = None
+                        ) -> list[RankedResult]:
+        """Rank queries as one request (their results in input order, each with ``run_cost``:
+        the request's total). ``budget`` (prompts per query), ``max_inferences`` (the request's),
+        ``timeout`` (seconds), ``sorter`` (a spec), ``k`` and ``orders`` apply to this request
+        only (None: the Reranker's). Raises :class:`EngineClosed` when the engine is not
+        admitting, ValueError on a bad option."""
+        from prp.aggregate import ORDERS, check_choice
+        from prp.reranker import _positive_int, _validate
+
+        if not self.accepting:
+            raise EngineClosed("the engine is not running" if not self.running else "the engine is closing")
+        if self.loop is not asyncio.get_running_loop():
+            raise RuntimeError("an Engine serves the event loop it was started on; from other threads "
+                               "or loops use a SyncEngine")
+        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
+            raise ValueError(f"budget must be an integer >= 0 (prompts per query) or None, got {budget!r}")
+        if max_inferences is not None and (not isinstance(max_inferences, int)
+                                           or isinstance(max_inferences, bool) or max_inferences < 0):
+            raise ValueError(f"max_inferences must be an integer >= 0 or None, got {max_inferences!r}")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        _positive_int("k", k, allow_none=True)
+        if orders is not None:
+            check_choice("orders", orders, ORDERS)
+        rr = self.reranker
+        if sorter is not None:
+            rr.check_sorter(sorter)
+        checked = [_validate(r if isinstance(r, RankRequest) else RankRequest(**r)) for r in requests]
+        jobs = [scheduler.Job(qid, query, ids, texts,
+                              *rr._sorter_factory(len(texts), budget, sorter, k, orders),
+                              budget=budget, orders=orders, k=k)
+                for qid, query, ids, texts in checked]
+        if max_inferences is None:
+            max_inferences = rr.settings.max_inferences
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        request = _Request(jobs, loop.create_future(), deadline, max_inferences)
+        self._requests.append(request)
+        assert self._wake is not None
+        self._wake.set()
+        return await request.future
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        try:
+            await self._run_loop()
+        except Exception as exc:  # a bug, not a backend error: fail everyone rather than hang
+            for request in self._requests:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            raise
+
+    async def _run_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            if not self._active and not any(r.waiting for r in self._requests):
+                self._settle()
+                self._wake.clear()
+                await self._wake.wait()
+                if self.linger:
+                    await asyncio.sleep(self.linger)
+            self._sweep()
+            self._admit()
+            if self._active:
+                await self._step()
+            self._settle()
+
+    def _sweep(self) -> None:
+        """Drop cancelled requests; cut those past their deadline."""
+        now = asyncio.get_running_loop().time()
+        for request in self._requests:
+            if request.future.done():  # cancelled by its caller
+                request.drop()
+            elif request.deadline is not None and now >= request.deadline:
+                request.stop_all()
+        self._active = [job for job in self._active if job.order is None]
+
+    def _admit(self) -> None:
+        limit = self.reranker.settings.in_flight or math.inf
+        backend = self.reranker.oracle
+        for request in self._requests:
+            while request.waiting and len(self._active) < limit:
+                job = request.waiting.popleft()
+                job.start(backend.keys_by)
+                if job.order is None:
+                    self._active.append(job)
+
+    async def _step(self) -> None:
+        """One step over every query in flight: one shared group, one group per limited request."""
+        shared: list[scheduler.Job] = []
+        limited: dict[_Request, list[scheduler.Job]] = {}
+        for job in self._active:
+            request: _Request = job.request  # type: ignore[assignment]
+            if request.limited:
+                limited.setdefault(request, []).append(job)
+            else:
+                shared.append(job)
+        groups = ([(shared, None)] if shared else []) + [(jobs, r) for r, jobs in limited.items()]
+        self.steps += 1
+        await asyncio.gather(*(self._step_group(jobs, request) for jobs, request in groups))
+        self._active = [job for job in self._active if job.order is None]
+
+    async def _step_group(self, jobs: list[scheduler.Job], request: _Request | None) -> None:
+        rr = self.reranker
+        budget = math.inf if request is None else request.left
+        try:
+            spent = await scheduler.step(jobs, rr.oracle, rr.cache, rr.settings, budget, self.on_inference)
+        except Exception as exc:  # fail the requests of this group only
+            for req in {job.request for job in jobs}:
+                if not req.future.done():
+                    req.future.set_exception(exc)
+                req.drop()
+            return
+        if request is not None:
+            if spent is None:
+                request.stop_all()
+            else:
+                request.left -= spent
+
+    def _settle(self) -> None:
+        """Answer every request whose queries are all done; drop cancelled ones."""
+        keep = []
+        for request in self._requests:
+            if request.future.done():  # cancelled by its caller (or failed)
+                request.drop()
+                continue
+            if request.waiting or any(job.order is None for job in request.jobs):
+                keep.append(request)
+                continue
+            results = [self.reranker._result(job) for job in request.jobs]
+            run = Ledger.total([r.cost for r in results])
+            run.wall_seconds = time.perf_counter() - request.started
+            for result in results:
+                result.run_cost = run
+                if self.on_result is not None:
+                    self.on_result(result)
+            request.future.set_result(results)
+        self._requests = keep
+        self._active = [job for job in self._active if job.order is None]
+
+
+class SyncEngine:
+    """An :class:`Engine` on an event loop in a thread of its own, for synchronous callers
+    (any thread may call :meth:`rank_many` at any time; calls share batches). Close it (or use
+    it as a context manager) to drain and stop the thread."""
+
+    def __init__(self, reranker: Reranker | object, **options: object) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="prp-engine", daemon=True)
+        self._thread.start()
+
+        async def make() -> Engine:
+            engine = Engine(reranker, **options)
+            engine.start()
+            return engine
+
+        self.engine = self._run(make())
+
+    def _run(self, coro):  # noqa: ANN001, ANN202
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def rank_many(self, requests: Iterable[RankRequest | dict], **limits: object) -> list[RankedResult]:
+        return self._run(self.engine.rank_many(list(requests), **limits))  # type: ignore[arg-type]
+
+    def rank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
+             qid: str | None = None, **limits: object) -> RankedResult:
+        return self.rank_many([RankRequest(query, docs, doc_ids, qid)], **limits)[0]
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._run(self.engine.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> SyncEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

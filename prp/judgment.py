@@ -1,0 +1,138 @@
+"""What counts as a usable answer from a judge, and what happens to the others.
+
+The scheduler passes every backend answer through :func:`check_result` (and nothing else
+decides it). Rules:
+
+* **Structure** - ``judge()`` must return a :class:`~prp.types.BatchResult` (or an object with
+  ``judgments``, ``prompt_tokens``, ``completion_tokens``) holding one
+  :class:`~prp.types.Judgment` per prompt, and token counts that are finite numbers >= 0.
+  Anything else (a list, None, the wrong number of judgments, a judgment of another type) is a
+  broken backend: :class:`~prp.oracles.base.BackendError`.
+* **Content** - a judgment is *unparsed* (``parsed=False``) when its ``preferred`` is not
+  ``"A"``, ``"B"`` or None, or its ``margin`` is not None and not a finite real number (NaN,
+  +-inf, a string...). A NaN margin is never a decided tie. Margins are returned as floats.
+* **Unparsed policy** - an unparsed answer is never cached and never decides a comparison. The
+  scheduler sends each unparsed prompt once more, in a later batch of the same step (within
+  the inference budget); if the second answer is unparsed too, the comparison counts as a tie
+  and the prompt is counted in ``Ledger.unparsed`` (the retries in ``Ledger.unparsed_retries``).
+  Every run that gives up on a prompt says so: :class:`UnparsedWarning` (library) or a line
+  on stderr (``prp rerank``). ``max_unparsed`` (``--max-unparsed``) turns a share above the
+  threshold into :class:`UnparsedError` (``prp rerank`` exit code 5).
+* **Shares** - :func:`unparsed_share` is unparsed prompts over prompts judged (cache hits are
+  not judged; a retried prompt counts once).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from cost.ledger import Ledger
+from prp.oracles.base import BackendError
+from prp.types import BatchResult, Judgment
+
+UNPARSED = Judgment(None, None, parsed=False)
+_SIDES = ("A", "B")
+
+
+class UnparsedError(RuntimeError):
+    """Too large a share of a run's prompts stayed unparsed (above ``max_unparsed``).
+
+    ``results`` holds the rankings reached (unparsed comparisons counted as ties), if any;
+    every parsed judgment is already in the cache."""
+
+    def __init__(self, message: str, results: list | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []
+
+
+class UnparsedWarning(RuntimeWarning):
+    """Some prompts stayed unparsed after their retry and were counted as ties."""
+
+
+def check_judgment(judgment: object, backend: str = "backend") -> Judgment:
+    """``judgment`` if usable, with its margin as a float; :data:`UNPARSED` if its content is not
+    (see the module docstring); BackendError if it is not a Judgment at all."""
+    if type(judgment) is not Judgment and not isinstance(judgment, Judgment):
+        raise BackendError(f"backend {backend!r} returned a {type(judgment).__name__} where a "
+                           "Judgment was expected")
+    preferred, margin, parsed = judgment
+    if not parsed:
+        return UNPARSED
+    if preferred is not None and not (type(preferred) is str and preferred in _SIDES):
+        return UNPARSED
+    if margin is not None:
+        if type(margin) is not float:
+            if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
+                return UNPARSED
+            margin = float(margin)
+            judgment = Judgment(preferred, margin)
+        if not math.isfinite(margin):
+            return UNPARSED
+    if parsed is not True:
+        judgment = Judgment(preferred, margin)
+    return judgment
+
+
+def check_result(result: object, prompts: int, backend: str = "backend") -> BatchResult:
+    """The backend's answer to a batch of ``prompts`` prompts, checked (see the module
+    docstring): a BatchResult of usable or unparsed judgments, or BackendError."""
+    if type(result) is BatchResult:
+        judgments, prompt_tokens, completion_tokens = result
+    else:
+        judgments = getattr(result, "judgments", None)
+        prompt_tokens = getattr(result, "prompt_tokens", 0)
+        completion_tokens = getattr(result, "completion_tokens", 0)
+    if type(judgments) is not list and not isinstance(judgments, (list, tuple)):
+        raise BackendError(f"backend {backend!r} returned {type(result).__name__} from judge(), "
+                           "not a BatchResult with a list of judgments")
+    if len(judgments) != prompts:
+        raise BackendError(f"backend {backend!r} returned {len(judgments)} judgments for "
+                           f"{prompts} prompts")
+    for field, value in (("prompt_tokens", prompt_tokens), ("completion_tokens", completion_tokens)):
+        if not (type(value) is int or (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                                       and math.isfinite(value))) or value < 0:
+            raise BackendError(f"backend {backend!r} reported {field}={value!r}; expected a "
+                               "number >= 0")
+    checked = None
+    for index, judgment in enumerate(judgments):
+        # the common case, inline: a parsed Judgment with a finite float margin and a known side
+        if (type(judgment) is Judgment and judgment[2] is True and type(judgment[1]) is float
+                and math.isfinite(judgment[1])
+                and (judgment[0] is None or (type(judgment[0]) is str and judgment[0] in _SIDES))):
+            continue
+        good = check_judgment(judgment, backend)
+        if good is not judgment:
+            if checked is None:
+                checked = list(judgments)
+            checked[index] = good
+    if checked is None and type(result) is BatchResult and type(judgments) is list:
+        return result
+    return BatchResult(list(judgments) if checked is None else checked, prompt_tokens, completion_tokens)
+
+
+def judged_prompts(ledger: Ledger) -> int:
+    """Prompts judged for their first time (retries of unparsed prompts not counted again)."""
+    return ledger.prompts - ledger.unparsed_retries
+
+
+def unparsed_share(ledger: Ledger) -> float:
+    """Unparsed prompts over prompts judged (0 when nothing was judged)."""
+    judged = judged_prompts(ledger)
+    return ledger.unparsed / judged if judged else 0.0
+
+
+def describe_unparsed(ledger: Ledger) -> str:
+    """E.g. ``"12 of 3400 prompts (0.35 %) stayed unparsed after one retry"``."""
+    return (f"{ledger.unparsed} of {judged_prompts(ledger)} prompts "
+            f"({100 * unparsed_share(ledger):.2f} %) stayed unparsed after one retry")
+
+
+def check_max_unparsed(value: object, name: str = "max_unparsed") -> float | None:
+    """``value`` if it is None or a fraction in [0, 1]; ValueError otherwise."""
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or not 0 <= value <= 1):
+        raise ValueError(f"{name} must be a fraction between 0 and 1, got {value!r}")
+    return float(value)

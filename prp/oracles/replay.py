@@ -1,0 +1,107 @@
+"""A judge that replays a real LLM's recorded answers: every ranker on real judgments, at no cost.
+
+A replay set (``bench/replay_matrix.py`` builds one) is a gzipped JSON object::
+
+    {"model": "<the judge's cache identity>", "depth": 20,
+     "queries": [{"qid", "query", "doc_ids": [...], "margins": [[...], ...]}]}
+
+``margins[i][j]`` is the judge's margin (score of A minus score of B) for the prompt showing
+``doc_ids[i]`` as passage A and ``doc_ids[j]`` as B; the diagonal and unparsed answers are null.
+:class:`ReplayOracle` answers a prompt from it, and raises :class:`ReplayMiss` (a
+:class:`~prp.oracles.base.BackendError`, naming the query and documents) for a prompt the set
+does not hold, or one the recorded judge left unparsed - it never guesses.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from prp.oracles.base import BackendError
+from prp.types import BatchResult, Judgment, Prompt
+
+
+class ReplayMiss(BackendError):
+    """A prompt the replay set has no answer for."""
+
+
+def read_replay(path: str | os.PathLike[str]) -> dict:
+    """The replay set at ``path`` (gzipped JSON), checked for shape."""
+    path = Path(path)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a replay set (gzipped JSON): {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("queries"), list):
+        raise ValueError(f"{path}: not a replay set: no 'queries' list")
+    for number, q in enumerate(data["queries"], start=1):
+        n = len(q.get("doc_ids", []))
+        rows = q.get("margins", [])
+        if not n or len(rows) != n or any(len(row) != n for row in rows):
+            raise ValueError(f"{path}: query {number} ({q.get('qid')!r}) needs an n x n margins "
+                             f"matrix for its {n} doc ids")
+    return data
+
+
+def write_replay(path: str | os.PathLike[str], data: dict) -> None:
+    """Write ``data`` to ``path`` as gzipped JSON, atomically (a temp file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
+            fh.write(json.dumps(data, separators=(",", ":")).encode("utf-8"))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class ReplayOracle:
+    """Judges from a replay set: the recorded margin of (qid, first id, second id)."""
+
+    keys_by = "id"
+    kind = "replay"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        data = read_replay(path)
+        self.path = Path(path)
+        self.model = str(data.get("model", "?"))
+        self.name = f"replay/{self.model}"
+        self.depth = data.get("depth")
+        self._index: dict[str, tuple[dict[str, int], list[list[float | None]]]] = {
+            str(q["qid"]): ({str(d): pos for pos, d in enumerate(q["doc_ids"])}, q["margins"])
+            for q in data["queries"]}
+        self.queries = {str(q["qid"]): (q["query"], [str(d) for d in q["doc_ids"]])
+                        for q in data["queries"]}
+
+    def margin(self, p: Prompt) -> float:
+        try:
+            pos, margins = self._index[p.qid]
+        except KeyError:
+            raise ReplayMiss(f"replay set {self.path} has no query {p.qid!r}; it holds "
+                             f"{', '.join(sorted(self._index))}") from None
+        try:
+            value = margins[pos[p.first_id]][pos[p.second_id]]
+        except KeyError as exc:
+            raise ReplayMiss(f"replay set {self.path} has no document {exc.args[0]!r} for query "
+                             f"{p.qid!r} (it holds the top {len(pos)})") from None
+        if value is None:
+            raise ReplayMiss(f"replay set {self.path} has no answer for query {p.qid!r}, "
+                             f"{p.first_id!r} shown before {p.second_id!r}")
+        return float(value)
+
+    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
+        judgments = []
+        for p in prompts:
+            m = self.margin(p)
+            judgments.append(Judgment("A" if m > 0 else "B" if m < 0 else None, m))
+        return BatchResult(judgments, completion_tokens=len(prompts))
