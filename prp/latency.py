@@ -9,9 +9,12 @@ Rules:
 * **Defaults** are per backend and measured on this project's 2-core CPU machines where there is
   a measurement; otherwise they are stated guesses, and say so:
 
-  - llama.cpp, ``qwen2.5-coder-1.5b``: 0.0131 s per prompt token (about 3.1 s for a 233-token
-    prompt): the quicksort run of ``bench/results/real-qwen1.5b-dl19.json``, 1,022 s for 77,976
-    prompt tokens in 44 inferences of up to 8 prompts.
+  - llama.cpp, ``qwen2.5-coder-1.5b``: 1.32 s per inference + 0.00644 s per prompt token (about
+    1.7 s for a 233-token prompt in a batch of 8, consecutive prompts sharing their KV prefix):
+    the first ``make demo`` on an idle 2-core machine, 10 inferences, 129 s
+    (``bench/results/demo-idle-latency.json``). The earlier figure, 0.0131 s a token from the run
+    of ``bench/results/real-qwen1.5b-dl19.json``, was measured under load and predicted the
+    idle demo +93 %.
   - llama.cpp, ``qwen2.5-coder-0.5b``: 0.425 s + 0.304 s per prompt + 0.00158 s per prompt token,
     fitted by ``prp calibrate`` on ``bench/results/llama-qwen0.5b-latency.json``.
   - llama.cpp, ``smollm2-135m``: the 0.5B's figures (a guess: an upper bound).
@@ -46,10 +49,10 @@ from cost.model import DEFAULT_LATENCY, LatencyModel
 FILENAME = "latency.json"
 KEEP = 1000  # most recent timed inferences kept per judge
 
-QWEN_1_5B_CPU = LatencyModel(0.0, 0.0, 0.0131)
+QWEN_1_5B_CPU = LatencyModel(1.32, 0.0, 0.00644)
 QWEN_0_5B_CPU = LatencyModel(0.425, 0.304, 0.00158)
 
-_QWEN_1_5B = "measured on a 2-core CPU: bench/results/real-qwen1.5b-dl19.json"
+_QWEN_1_5B = "measured on an idle 2-core CPU: bench/results/demo-idle-latency.json"
 _QWEN_0_5B = "measured on a 2-core CPU: bench/results/llama-qwen0.5b-calibration.txt"
 _GPU_GUESS = "a guess: a mid-size judge on one GPU"
 _LLAMA_MODELS = {

@@ -25,12 +25,15 @@ from prp.latency import (
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 
 
-def test_the_1_5b_default_reproduces_its_measured_run():
-    run = json.loads((RESULTS / "real-qwen1.5b-dl19.json").read_text())["runs"][0]
+def test_the_1_5b_default_is_the_fit_of_its_measured_run():
+    stored_fit = json.loads((RESULTS / "demo-idle-latency.json").read_text())
+    judge = stored_fit["judges"]["llama.cpp/qwen2.5-coder-1.5b"]
+    records = [{"prompts": p, "prompt_tokens": t, "completion_tokens": 0, "seconds": s}
+               for p, t, s in judge["records"]]
     m = QWEN_1_5B_CPU
-    predicted = m.alpha * run["inferences"] + m.beta * run["prompts"] + m.gamma * run["prompt_tokens"]
-    assert predicted == pytest.approx(run["seconds"], rel=0.01)
-    assert 2.5 < run["seconds"] / run["prompts"] < 3.5  # ~3 s a prompt on these 2 cores
+    predicted = sum(m.batch_seconds(r["prompts"], r["prompt_tokens"]) for r in records)
+    assert predicted == pytest.approx(sum(r["seconds"] for r in records), rel=0.02)
+    assert (m.alpha, m.gamma) == pytest.approx((judge["alpha"], judge["gamma"]), rel=0.01)
 
 
 def test_the_0_5b_default_is_the_calibration_fit():
@@ -41,7 +44,7 @@ def test_the_0_5b_default_is_the_calibration_fit():
 
 def test_defaults_per_backend_say_where_they_come_from():
     llama = default_for("llama.cpp", "qwen2.5-coder-1.5b")
-    assert llama.model == QWEN_1_5B_CPU and "real-qwen1.5b-dl19.json" in llama.source
+    assert llama.model == QWEN_1_5B_CPU and "demo-idle-latency.json" in llama.source
     assert default_for("llama.cpp", None).model == QWEN_1_5B_CPU  # the default packaged judge
     assert default_for("llama.cpp", "qwen2.5-coder-0.5b").model == QWEN_0_5B_CPU
     assert "guess" in default_for("llama.cpp", "/models/other.gguf").source
