@@ -5,8 +5,8 @@
 #               against reranked nDCG@10, the cost, and the seconds measured against those the
 #               dry run predicted. Judgments persist in $(DEMO_DIR): a second `make demo` is
 #               served from that cache in seconds.
-#   make test   what CI runs (.ci/run is `make test`): the install, the default suite, then the
-#               slow real-model checks, bounded by $(SLOW_TIMEOUT) s. pytest's exit 5 (no test
+#   make test   exactly what CI runs: .ci/run (`make test-install`, then `pytest`, then
+#               `pytest -m slow` bounded by $(SLOW_TIMEOUT) s). pytest's exit 5 (no test
 #               selected) counts as a pass.
 #
 # Both create $(VENV) when it is missing and build llama.cpp safely (.ci/install-llama: AMX off,
@@ -69,6 +69,5 @@ demo: demo-install
 	$(PRP) rerank $(DEMO_ARGS) --output $(DEMO_DIR)/reranked.trec --format json > $(DEMO_DIR)/summary.json
 	@$(RUN) bench/demo.py report --data $(DATA) --dir $(DEMO_DIR)
 
-test: test-install
-	$(RUN) -m pytest || [ $$? -eq 5 ]
-	$(HERE) timeout $(SLOW_TIMEOUT) $(PY) -m pytest -m slow || [ $$? -eq 5 ]
+test:
+	VENV="$(VENV)" SLOW_TIMEOUT="$(SLOW_TIMEOUT)" bash .ci/run
