@@ -380,9 +380,10 @@ def _uncount_unanswered(step: _Step) -> None:
     known = step.known
     for job, round_, pairs, implied in step.plans:
         answered = {pair for pair, answers in pairs.items() if all(key in known for _, key in answers)}
+        settled = answered | implied.keys()  # answered by a prompt or by the graph
         unsent = sum(1 for key, owner in step.owner.items() if owner is job and key not in known)
         led = job.ledger
-        led.comparisons -= sum((min(i, j), max(i, j)) not in answered | implied.keys() for i, j in round_)
+        led.comparisons -= sum((min(i, j), max(i, j)) not in settled for i, j in round_)
         led.unique_comparisons -= len(pairs) - len(answered)
         led.virtual_prompts -= unsent
         step.virtual[job] -= unsent
