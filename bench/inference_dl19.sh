@@ -10,6 +10,6 @@ for ORACLE in perfect noisy:scale=0.2377,bias=1.523,noise=0.7707,seed=0; do
   for INFER in "" "--infer"; do
     echo "# oracle=$ORACLE infer=${INFER:-off}"
     prp simulate --data "$DATA" --sorters "$SORTERS" --batch-sizes 1 --cache on --in-flight 1 \
-      --aggregate margin --oracle "$ORACLE" $INFER
+      --aggregate margin --judge "$ORACLE" $INFER
   done
 done

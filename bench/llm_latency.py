@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from prp import Reranker  # noqa: E402
+from prp.cache import prompt_key  # noqa: E402
 from prp.data import load_retrieve_results  # noqa: E402
+from prp.engine import SyncEngine  # noqa: E402
+from prp.judging import judge_batch  # noqa: E402
 from prp.oracles.llamacpp import LlamaCppBackend  # noqa: E402
-from prp.oracles.timed import TimedBackend  # noqa: E402
 from prp.types import Prompt  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "trec-dl-2019" / "bm25-top100.json"
@@ -47,23 +49,28 @@ def pivot_pairs(request, count: int, rng: random.Random) -> list[Prompt]:
     return prompts[:count]
 
 
+def timed(backend, prompts: list[Prompt]) -> dict:
+    """One inference of ``prompts`` (no cache), as a latency record."""
+    keys = [prompt_key(backend.name, backend.keys_by, p) for p in prompts]
+    return asyncio.run(judge_batch(backend, prompts, keys, None)).record()
+
+
 def sweep(backend, request, batch_sizes: list[int], repeats: int, seed: int) -> list[dict]:
-    timed = TimedBackend(backend)
     rng = random.Random(seed)
-    asyncio.run(timed.judge(pivot_pairs(request, 1, rng)))  # warm-up, not recorded
-    timed.records.clear()
+    timed(backend, pivot_pairs(request, 1, rng))  # warm-up, not recorded
+    records = []
     for size in batch_sizes:
         for _ in range(repeats):
-            asyncio.run(timed.judge(pivot_pairs(request, size, rng)))
-            timed.records[-1]["batch_size"] = size
-    return timed.records
+            records.append({**timed(backend, pivot_pairs(request, size, rng)), "batch_size": size})
+    return records
 
 
 def rerank_run(backend, request) -> list[dict]:
-    timed = TimedBackend(backend)
-    Reranker(timed, sorter="quicksort", k=10, batch_size=4, cache=False).rank(
-        request.query, request.docs[:10], request.doc_ids[:10], qid=request.qid)
-    return timed.records
+    records: list[dict] = []
+    reranker = Reranker(backend, sorter="quicksort", k=10, batch_size=4, cache=False)
+    with SyncEngine(reranker, on_inference=lambda inference: records.append(inference.record())) as engine:
+        engine.rank(request.query, request.docs[:10], request.doc_ids[:10], qid=request.qid)
+    return records
 
 
 def main() -> None:

@@ -6,7 +6,7 @@
 Writes a candidates JSONL of ``--queries`` queries x ``--depth`` candidates shaped like TREC DL
 2019's BM25 top-100 (passages of 383 characters on average, doc ids of 7, queries of 33; grades
 0/1/2/3 in DL19's proportions over those candidates: 68/12/13/7 %) and its qrels, then runs
-``prp rerank --backend perfect`` once per ``--in-flight`` value (``default``: the option left
+``prp rerank --judge perfect`` once per ``--in-flight`` value (``default``: the option left
 out), each in its own process, and reads that process's peak RSS (``ru_maxrss`` from
 ``wait4``). A first run only loads the input (``prp.data.load_candidates``): the RSS of Python,
 prp and the input alone. The judge is the perfect simulated one (no LLM): what is measured is
@@ -83,7 +83,7 @@ def main() -> None:
         cands, qrels = write_data(tmp_dir, opts.queries, opts.depth)
         size = cands.stat().st_size / 1e6
         print(f"{opts.queries} queries x {opts.depth} candidates: {size:.0f} MB of JSONL", flush=True)
-        base = ["rerank", "--input", str(cands), "--backend", "perfect", "--qrels", str(qrels), "--quiet",
+        base = ["rerank", "--input", str(cands), "--judge", "perfect", "--qrels", str(qrels), "--quiet",
                 "--format", "json"]
         load = ("import json; from prp.data import load_candidates; "
                 f"print(json.dumps({{'queries': len(load_candidates({str(cands)!r}))}}))")

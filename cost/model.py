@@ -28,6 +28,13 @@ def estimate_tokens(text: str, budget: int | None = None) -> int:
     return n if budget is None else min(n, budget)
 
 
+def estimate_prompt_tokens(query: str, first: str, second: str, passage_budget: int | None = 128) -> int:
+    """A PRP prompt's tokens, estimated: the template, the query and both passages (each
+    truncated to ``passage_budget`` tokens)."""
+    return (TEMPLATE_TOKENS + estimate_tokens(query) + estimate_tokens(first, passage_budget)
+            + estimate_tokens(second, passage_budget))
+
+
 @dataclass(frozen=True)
 class LatencyModel:
     alpha: float = 0.1

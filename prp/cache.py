@@ -4,7 +4,9 @@ A cache maps a prompt key to its :class:`~prp.types.Judgment`. The key is built 
 scheduler from (backend name - kind, model id, template id -, query, first passage, second
 passage), each passage and the query reduced to a 16-byte BLAKE2b digest of its text (or of
 its id, for simulated judges that read ids), so the order of the two passages is part of the
-key. Unparsed judgments are never stored.
+key. Caches store what they are given: the rule that unparsed judgments are never stored is
+kept where prompts are judged (:mod:`prp.judging`); a persistent cache still reads back only
+usable judgments (data written by another version is checked).
 
 * :class:`MemoryCache` - an LRU-bounded dict; the default, alive as long as the Reranker. It
   holds at most ``max_entries`` judgments (default :data:`DEFAULT_MAX_ENTRIES`: about 55 MB at
@@ -26,9 +28,11 @@ import hashlib
 import os
 import warnings
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from cost.model import estimate_prompt_tokens
 from prp.judgment import check_judgment
 from prp.types import Judgment, Prompt
 
@@ -75,8 +79,6 @@ class MemoryCache:
         return judgment
 
     def set(self, key: Key, judgment: Judgment) -> None:
-        if not judgment.parsed:
-            return
         data = self._data
         data[key] = judgment
         data.move_to_end(key)
@@ -138,10 +140,10 @@ class DiskCache:
         return judgment if check_judgment(judgment).parsed else None
 
     def set(self, key: Key, judgment: Judgment) -> None:
-        if self._cache is None or not judgment.parsed:
+        if self._cache is None:
             return
         try:
-            self._cache.set(self._disk_key(key), (judgment.preferred, judgment.margin))
+            self._cache.set(self._disk_key(key), tuple(judgment))
         except Exception as exc:
             self._failed("write", exc)
 
@@ -155,13 +157,14 @@ class DiskCache:
 
 def _encode(judgment: Judgment) -> bytes:
     margin = "" if judgment.margin is None else repr(float(judgment.margin))
-    return f"{judgment.preferred or ''}|{margin}".encode()
+    return f"{judgment.preferred or ''}|{margin}|{'' if judgment.parsed else 'unparsed'}".encode()
 
 
 def _decode(value: bytes) -> Judgment | None:
     try:
-        preferred, margin = value.decode().split("|")
-        judgment = Judgment(preferred or None, float(margin) if margin else None)  # type: ignore[arg-type]
+        preferred, margin, *flag = value.decode().split("|")
+        judgment = Judgment(preferred or None, float(margin) if margin else None,  # type: ignore[arg-type]
+                            flag != ["unparsed"])
     except ValueError:
         return None  # not ours: a miss, never a wrong answer
     if judgment.preferred not in (None, "A", "B"):
@@ -205,7 +208,7 @@ class RedisCache:
         return None if value is None else _decode(value)
 
     def set(self, key: Key, judgment: Judgment) -> None:
-        if self._redis is None or not judgment.parsed:
+        if self._redis is None:
             return
         try:
             self._redis.set(self.prefix + DiskCache._disk_key(key), _encode(judgment))
@@ -223,15 +226,26 @@ class RedisCache:
 
 
 class TieredCache:
-    """A fast cache in front of a shared one: look-ups try ``front`` then ``back`` (a hit there
-    is copied to the front); writes go to both."""
+    """A fast cache in front of a shared store (two layers); writes go to both.
 
-    def __init__(self, front: Cache, back: Cache) -> None:
-        self.front, self.back = front, back
+    ``replay=False`` (a shared cache, e.g. memory over Redis): a look-up tries ``front`` then
+    ``back``, a hit there is a cache hit, copied to the front.
+
+    ``replay=True`` (a replay store, e.g. ``prp bench --cache-dir``): look-ups see the front only,
+    so a run's ledger counts what it would pay on its own; when a batch is judged
+    (:func:`prp.judging.judge_batch`) the prompts the back holds are answered from it
+    (:meth:`recall`) and only the rest reach the judge. A replayed prompt is charged estimated
+    tokens (:func:`cost.model.estimate_prompt_tokens`) scaled by the ratio of reported to
+    estimated tokens of the prompts judged so far (1 before any), so the batch's usage hardly
+    depends on what was replayed."""
+
+    def __init__(self, front: Cache, back: Cache, *, replay: bool = False) -> None:
+        self.front, self.back, self.replay = front, back, replay
+        self._reported = self._estimated = 0.0  # tokens of the prompts judged (replay)
 
     def get(self, key: Key) -> Judgment | None:
         judgment = self.front.get(key)
-        if judgment is None:
+        if judgment is None and not self.replay:
             judgment = self.back.get(key)
             if judgment is not None:
                 self.front.set(key, judgment)
@@ -241,6 +255,27 @@ class TieredCache:
         self.front.set(key, judgment)
         self.back.set(key, judgment)
 
+    def recall(self, keys: Sequence[Key]) -> list[Judgment | None]:
+        """What the back holds for each key (replay only: otherwise nothing)."""
+        if not self.replay:
+            return [None] * len(keys)
+        found = [self.back.get(key) for key in keys]
+        for key, judgment in zip(keys, found, strict=True):
+            if judgment is not None:
+                self.front.set(key, judgment)
+        return found
+
+    def judged(self, prompts: Sequence[Prompt], reported_tokens: int) -> None:
+        """Prompts that reached the judge, and the tokens it reported for them."""
+        if reported_tokens:
+            self._reported += reported_tokens
+            self._estimated += sum(_estimate(p) for p in prompts)
+
+    def replay_tokens(self, prompts: Sequence[Prompt]) -> int:
+        """The tokens charged for replayed ``prompts``."""
+        ratio = self._reported / self._estimated if self._estimated else 1.0
+        return round(ratio * sum(_estimate(p) for p in prompts))
+
     def __len__(self) -> int:
         return len(self.back)  # type: ignore[arg-type]
 
@@ -248,6 +283,10 @@ class TieredCache:
         close = getattr(self.back, "close", None)
         if callable(close):
             close()
+
+
+def _estimate(p: Prompt) -> int:
+    return estimate_prompt_tokens(p.query, p.first, p.second)
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

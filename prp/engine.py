@@ -29,9 +29,13 @@ Rules kept here:
   composition (how inferences are shared, hence each ledger's fractional ``inferences``) and
   what the cache holds when it is asked, never a ranking for a judge whose answer to a prompt
   does not depend on the batch (budgets count cache hits, so a cut never depends on the cache).
-* **Hooks.** ``on_inference(prompts, batch_result)`` after every inference; ``on_result(result)``
-  for every query's result as its request completes. They run on the engine's loop: keep them
-  cheap and never raise from them.
+* **Hooks.** ``on_inference(inference)`` after every inference (a
+  :class:`prp.judging.Inference`: prompts, checked answers, prompts sent, seconds),
+  ``on_cached(prompts)`` once per step with the prompts the cache answered, and
+  ``on_result(result)`` for every query's result as soon as that query finishes (its
+  ``run_cost`` is set when its whole request completes; see
+  :class:`prp.scheduler.Hooks`). Progress, timing and counting are hooks, never wrapper
+  backends. They run on the engine's loop: keep them cheap and never raise from them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from typing import TYPE_CHECKING
 
 from cost.ledger import Ledger
 from prp import scheduler
+from prp.judging import Inference
 from prp.result import RankedResult
 from prp.types import RankRequest
 
@@ -62,7 +67,7 @@ class EngineClosed(RuntimeError):
 class _Request:
     """One submission: its queries, its limits and the future its caller awaits."""
 
-    __slots__ = ("jobs", "waiting", "future", "deadline", "left", "started")
+    __slots__ = ("jobs", "waiting", "future", "deadline", "left", "started", "finished", "results")
 
     def __init__(self, jobs: list[scheduler.Job], future: asyncio.Future, deadline: float | None,
                  max_inferences: int | None) -> None:
@@ -70,6 +75,8 @@ class _Request:
         self.waiting = deque(jobs)
         self.left = math.inf if max_inferences is None else max_inferences
         self.started = time.perf_counter()
+        self.finished: list[scheduler.Job] = []  # finished since the engine last looked
+        self.results: dict[int, RankedResult] = {}  # by id(job)
         for job in jobs:
             job.request = self
 
@@ -101,7 +108,8 @@ class Engine:
     """
 
     def __init__(self, reranker: Reranker | object, *, linger_ms: float = 0.0,
-                 on_inference: scheduler.InferenceHook | None = None,
+                 on_inference: Callable[[Inference], None] | None = None,
+                 on_cached: Callable[[int], None] | None = None,
                  on_result: ResultHook | None = None, **options: object) -> None:
         from prp.reranker import Reranker
 
@@ -113,7 +121,7 @@ class Engine:
             raise ValueError(f"linger_ms must be a number >= 0, got {linger_ms!r}")
         self.reranker = reranker
         self.linger = linger_ms / 1000
-        self.on_inference, self.on_result = on_inference, on_result
+        self.hooks = scheduler.Hooks(on_inference, on_cached, on_result)
         self._requests: list[_Request] = []
         self._active: list[scheduler.Job] = []
         self._wake: asyncio.Event | None = None
@@ -296,7 +304,7 @@ class Engine:
         rr = self.reranker
         budget = math.inf if request is None else request.left
         try:
-            spent = await scheduler.step(jobs, rr.oracle, rr.cache, rr.settings, budget, self.on_inference)
+            spent = await scheduler.step(jobs, rr.oracle, rr.cache, rr.settings, budget, self.hooks)
         except Exception as exc:  # fail the requests of this group only
             for req in {job.request for job in jobs}:
                 if not req.future.done():
@@ -310,22 +318,27 @@ class Engine:
                 request.left -= spent
 
     def _settle(self) -> None:
-        """Answer every request whose queries are all done; drop cancelled ones."""
+        """Report every query finished; answer every request whose queries are all done; drop
+        cancelled ones."""
         keep = []
+        on_result = self.hooks.on_result
         for request in self._requests:
             if request.future.done():  # cancelled by its caller (or failed)
                 request.drop()
                 continue
-            if request.waiting or any(job.order is None for job in request.jobs):
+            for job in request.finished:
+                result = request.results[id(job)] = self.reranker._result(job)
+                if on_result is not None:
+                    on_result(result)
+            request.finished.clear()
+            if len(request.results) < len(request.jobs):
                 keep.append(request)
                 continue
-            results = [self.reranker._result(job) for job in request.jobs]
+            results = [request.results[id(job)] for job in request.jobs]
             run = Ledger.total([r.cost for r in results])
             run.wall_seconds = time.perf_counter() - request.started
             for result in results:
                 result.run_cost = run
-                if self.on_result is not None:
-                    self.on_result(result)
             request.future.set_result(results)
         self._requests = keep
         self._active = [job for job in self._active if job.order is None]

@@ -26,8 +26,6 @@ cache, cross-query batching, ``orders``) is what gets predicted. Rules:
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import functools
 import math
 import random
@@ -130,29 +128,18 @@ def ndcg_at(ranking: Sequence[str], grades: dict[str, int], depth: int = 10) -> 
 
 # --- simulation -----------------------------------------------------------------------------
 
-def _rank(reranker, requests) -> list:
-    """``reranker.rank_many``, also from inside a running event loop (then in a worker thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return reranker.rank_many(requests)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(reranker.rank_many, requests).result()
-
-
 def simulate(sorter: str, requests, qrels, *, k: int, batch_size: int, orders: str = "both",
              latency: LatencyModel = DEFAULT_LATENCY, in_flight: int | None = 1, concurrency: int = 1,
              judge: str = DEFAULT_JUDGE) -> tuple[Ledger, float]:
-    """One engine run over ``requests``: (the run's ledger, mean nDCG@10 under the judge)."""
+    """One engine run over ``requests`` (a :mod:`prp.grid` cell with its own memory cache):
+    (the run's ledger, mean nDCG@10 under the judge)."""
+    from prp.grid import Cell, run_cell
     from prp.oracles import make_simulated_oracle
-    from prp.reranker import Reranker
 
-    reranker = Reranker(make_simulated_oracle(judge, qrels), sorter=sorter, k=k, batch_size=batch_size,
-                        orders=orders, cache=None, in_flight=in_flight, concurrency=concurrency,
-                        latency=latency)
-    results = _rank(reranker, requests)
-    ndcg = sum(ndcg_at(r.doc_ids, qrels[r.qid]) for r in results) / len(results)
-    return reranker.last_cost, ndcg
+    done = run_cell(requests, make_simulated_oracle(judge, qrels), Cell(sorter, batch_size, orders), k=k,
+                    in_flight=in_flight, concurrency=concurrency, latency=latency)
+    ndcg = sum(ndcg_at(r.doc_ids, qrels[r.qid]) for r in done.results) / len(done.results)
+    return done.cost, ndcg
 
 
 def predict(sorter: str, n: int, k: int, batch_size: int, *, orders: str = "both",

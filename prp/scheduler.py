@@ -9,8 +9,8 @@ comparisons. One *step* takes the current round of every query in flight and:
    nothing; the rest become pending prompts, owned by the first query that asked;
 3. packs pending prompts, in a deterministic order, into batches of at most ``batch_size``
    (prompts of different queries share batches) and sends each batch to the backend as one
-   inference, at most ``concurrency`` at a time; each answer is checked (:mod:`prp.judgment`)
-   and cached as soon as its batch returns, so a later failure loses nothing already judged;
+   inference, at most ``concurrency`` at a time, through :func:`prp.judging.judge_batch` (each
+   answer checked, and cached as soon as its batch returns: a later failure loses nothing);
    prompts whose answer is unparsed are sent once more, in batches after the others; once a
    batch has failed for good the step's other batches are cancelled and the failure is raised
    at once;
@@ -44,13 +44,26 @@ from cost.ledger import Ledger
 from cost.model import LatencyModel
 from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, outcome
 from prp.cache import Cache, Key, digest
-from prp.judgment import check_result
-from prp.oracles.base import Backend, BackendError
+from prp.judging import Inference, judge_batch
+from prp.oracles.base import Backend
 from prp.types import BatchResult, Judgment, Prompt
 from sorters import Cut, Pair, SorterGen
 
-#: Called after each inference with the batch's prompts and the backend's checked answer.
-InferenceHook = Callable[[Sequence[Prompt], BatchResult], None]
+
+@dataclass(frozen=True)
+class Hooks:
+    """Callbacks of a run, called on the engine's loop (keep them cheap; never raise from them):
+    ``on_inference(Inference)`` after every inference (:class:`prp.judging.Inference`: its
+    prompts, checked answers, prompts sent and seconds); ``on_cached(prompts)`` once per step
+    with the prompts the cache answered in it; ``on_result(RankedResult)`` for every query's
+    result as its request completes (the engine's)."""
+
+    on_inference: Callable[[Inference], None] | None = None
+    on_cached: Callable[[int], None] | None = None
+    on_result: Callable[[object], None] | None = None
+
+
+NO_HOOKS = Hooks()
 
 
 @dataclass(frozen=True)
@@ -128,12 +141,14 @@ class Job:
     def _finish(self, order: list[int]) -> None:
         self.order = order
         self.ledger.wall_seconds = time.perf_counter() - self.started
+        if self.request is not None:
+            self.request.finished.append(self)  # the engine reports it (``on_result``)
 
 
 class _Step:
     """The bookkeeping of one step (see the module docstring)."""
 
-    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed", "over", "on_inference")
+    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed", "over", "hooks", "cached")
 
     def __init__(self) -> None:
         self.known: dict[Key, Judgment] = {}  # answered by the cache, or judged in this step
@@ -145,7 +160,8 @@ class _Step:
         self.plans: list[tuple[Job, list[Pair], dict[Pair, list[tuple[bool, Key]]], dict[Pair, int]]] = []
         self.unparsed: set[Key] = set()
         self.over: list[Job] = []  # jobs whose round does not fit their budget: cut after the step
-        self.on_inference: InferenceHook | None = None
+        self.hooks = NO_HOOKS
+        self.cached = 0  # prompts the cache answered
 
 
 async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> None:
@@ -171,14 +187,16 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
 
 
 async def step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings,
-               budget: float = math.inf, on_inference: InferenceHook | None = None) -> int | None:
+               budget: float = math.inf, hooks: Hooks = NO_HOOKS) -> int | None:
     """One step over ``jobs`` (each with a round to answer); returns the inferences it made.
     If the step needs more than ``budget`` inferences, it sends only what fits (those answers
     are cached), counts only the comparisons answered, resumes no sorter and returns None.
-    Answers the cache holds cost nothing, so they never touch the budget. ``on_inference`` is
-    called after each inference."""
+    Answers the cache holds cost nothing, so they never touch the budget. ``hooks`` are called
+    as the step goes (see :class:`Hooks`)."""
     plan = _plan(jobs, backend.name, cache, s)
-    plan.on_inference = on_inference
+    plan.hooks = hooks
+    if hooks.on_cached is not None and plan.cached:
+        hooks.on_cached(plan.cached)
     return await _finish_step(plan, backend, cache, s, budget)
 
 
@@ -284,6 +302,7 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
                 judged = None if cache is None else cache.get(key)
                 if judged is not None:
                     known[key] = judged
+                    step.cached += 1
                     continue
                 hit = False
                 first, second = (a, b) if a_first else (b, a)
@@ -348,30 +367,21 @@ async def _send_batches(batches: list[list[Key]], step: _Step, backend: Backend,
 
 async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | None,
                 s: Settings) -> BatchResult:
-    """One inference: judge ``batch``, check, record and cache its answers."""
-    try:
-        result = await backend.judge([step.pending[key] for key in batch])
-    except BackendError:
-        raise
-    except Exception as exc:
-        raise BackendError(f"backend {backend.name!r} failed on a batch of {len(batch)} "
-                           f"prompts: {type(exc).__name__}: {exc}") from exc
-    result = check_result(result, len(batch), backend.name)
+    """One inference through the cache (:func:`prp.judging.judge_batch`), recorded in the step."""
+    done = await judge_batch(backend, [step.pending[key] for key in batch], batch, cache)
     known, no_margin = step.known, False
-    for key, judgment in zip(batch, result.judgments, strict=True):
+    for key, judgment in zip(batch, done.result.judgments, strict=True):
         known[key] = judgment
         if not judgment.parsed:
             step.unparsed.add(key)
-            continue
-        no_margin = no_margin or judgment.margin is None
-        if cache is not None:
-            cache.set(key, judgment)
-    if step.on_inference is not None:
-        step.on_inference([step.pending[key] for key in batch], result)
+        else:
+            no_margin = no_margin or judgment.margin is None
+    if step.hooks.on_inference is not None:
+        step.hooks.on_inference(done)
     if no_margin and s.aggregate == "margin":  # fail at the first such answer (it is cached)
         raise ValueError(f"aggregate='margin' needs a judge that reports margins; backend "
                          f"{backend.name!r} answered without one (use aggregate='consistent' or 'auto')")
-    return result
+    return done.result
 
 
 def _uncount_unanswered(step: _Step) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from cost.model import DEFAULT_LATENCY
 from prp.cli.simulate import simulate_one
 from prp.data import load_dataset
 from prp.evaluate import mean_measure
+from prp.grid import Cell
 
 SORTERS = ["heapsort", "bubblesort", "quicksort", "mergesort", "allpair"]
 
@@ -21,9 +20,8 @@ def dl19(dl19_dir):
 
 def row(dl19, sorter, batch_size, in_flight=1, cache=True, oracle="perfect", aggregate="auto"):
     requests, qrels = dl19
-    args = argparse.Namespace(oracle=oracle, k=10, orders="both", aggregate=aggregate,
-                              in_flight=in_flight, concurrency=1, seed=0, latency=DEFAULT_LATENCY)
-    return simulate_one(requests, qrels, sorter=sorter, batch_size=batch_size, cache=cache, args=args)
+    return simulate_one(requests, qrels, Cell(sorter, batch_size, cache=cache), judge=oracle, k=10,
+                        aggregate=aggregate, in_flight=in_flight, latency=DEFAULT_LATENCY)
 
 
 def test_reference_figures(dl19):

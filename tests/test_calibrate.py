@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 
@@ -12,8 +11,8 @@ from cost.calibrate import check, fit
 from cost.model import LatencyModel
 from prp import ScoresOracle
 from prp.cli import main
-from prp.oracles.timed import TimedBackend
-from prp.types import Prompt
+from prp.engine import SyncEngine
+from prp.reranker import Reranker
 
 
 def synthetic(model: LatencyModel, n: int = 40, noise: float = 0.0, seed: int = 0) -> list[dict]:
@@ -49,12 +48,14 @@ def test_check_on_held_out_runs():
         fit(synthetic(truth, n=2))
 
 
-def test_timed_backend_records_each_inference():
-    timed = TimedBackend(ScoresOracle({"a": 1, "b": 2}))
-    prompt = Prompt("q", "query", "a", "text a", "b", "text b")
-    asyncio.run(timed.judge([prompt, prompt]))
-    (record,) = timed.records
-    assert record["prompts"] == 2 and record["prompt_tokens"] > 0 and record["seconds"] >= 0
+def test_the_inference_hook_records_each_inference():
+    records: list[dict] = []
+    reranker = Reranker(ScoresOracle({"a": 1, "b": 2, "c": 3}), k=3, batch_size=2, cache=False)
+    with SyncEngine(reranker, on_inference=lambda inference: records.append(inference.record())) as engine:
+        result = engine.rank("query", ["text a", "text b", "text c"], ["a", "b", "c"])
+    assert len(records) == result.cost.inferences
+    assert sum(r["prompts"] for r in records) == result.cost.prompts
+    assert all(r["prompt_tokens"] > 0 and r["seconds"] >= 0 for r in records)
 
 
 def test_calibrate_command(tmp_path, capsys):

@@ -10,13 +10,16 @@ import pytest
 
 from prp.cli import main
 
-KEYS = {"sorter", "batch_size", "cache", "orders", "oracle", "queries", "in_flight", "comparisons",
+KEYS = {"sorter", "batch_size", "cache", "orders", "judge", "queries", "in_flight", "comparisons",
         "unique_comparisons", "cache_hits", "prompts", "inferences", "rounds", "predicted_seconds",
         "ndcg@10"}
 
 
 def simulate(capsys, *args):
-    code = main(["simulate", *args])
+    try:
+        code = main(["simulate", *args])
+    except SystemExit as exit_:  # argparse's own errors (exit 2)
+        code = exit_.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -53,7 +56,7 @@ def test_table_and_console_script(dl19_dir):
     (["--k", "0"], "--k must be >= 1"),
     (["--depth", "0"], "--depth must be >= 1"),
     (["--sorters", "bogosort"], "known sorters: heapsort"),
-    (["--oracle", "psychic"], "known: perfect, noisy"),
+    (["--judge", "psychic"], "unknown judge 'psychic'"),
     (["--batch-sizes", "0"], "--batch-sizes"),
     (["--cache", "maybe"], "--cache"),
 ])

@@ -17,7 +17,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def bench(dl19_dir, out, *extra):
     return main(["bench", "--data", str(dl19_dir), "--queries", "3", "--depth", "20",
                  "--sorters", "heapsort,quicksort:pivot=median-of-three", "--batch-sizes", "2,8",
-                 "--backend", "perfect", "--out", str(out), *extra])
+                 "--judge", "perfect", "--out", str(out), *extra])
 
 
 def test_bench_writes_report_results_and_plots(capsys, dl19_dir, tmp_path):

@@ -53,7 +53,7 @@ def test_a_real_run_refits_beside_the_cache_and_counts_http_requests(capsys, can
     cache = tmp_path / "cache"
     judge = FakeJudge(REL, refuse_lists=400)  # single-prompt requests: more requests than inferences
     with FaultServer(judge) as server:
-        common = ["--input", str(candidates), "--k", "3", "--batch-size", "4", "--backend", "openai",
+        common = ["--input", str(candidates), "--k", "3", "--batch-size", "4", "--judge", "openai",
                   "--model", "fake", "--base-url", server.url, "--cache-dir", str(cache)]
         before = _json(capsys, *common, "--dry-run")
         summary = _json(capsys, *common, "--output", str(tmp_path / "out.run"))
@@ -78,9 +78,9 @@ def test_a_real_run_refits_beside_the_cache_and_counts_http_requests(capsys, can
 def test_unknown_oracle_option_lists_the_accepted_keys_before_loading(capsys, candidates, tmp_path):
     # the model path does not exist: had the backend been built, that would be the error
     code = main(["rerank", "--input", str(candidates), "--model", str(tmp_path / "none.gguf"),
-                 "--oracle-options", "n_thread=2", "--output", str(tmp_path / "o.run")])
+                 "--judge", "llama.cpp:n_thread=2", "--output", str(tmp_path / "o.run")])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown key n_thread" in err
+    assert code == 2 and "unknown option n_thread" in err
     assert "accepted: chat, n_ctx, n_threads, passage_tokens, query_tokens, seed" in err
 
 

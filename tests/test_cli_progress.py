@@ -11,7 +11,8 @@ from prp import RankRequest, Reranker, ScoresOracle
 from prp.cache import MemoryCache
 from prp.cli import main
 from prp.cli import rerank as rerank_cli
-from prp.cli.progress import Progress, ProgressBackend, ProgressCache
+from prp.cli.progress import Progress
+from prp.engine import SyncEngine
 
 
 class Snapshots(CountingOracle):
@@ -35,15 +36,15 @@ def test_the_bar_moves_while_every_query_is_in_flight(capsys):
     reqs, scores = _requests()
     progress = Progress(estimate=100, queries=len(reqs), enabled=True)
     judge = Snapshots(ScoresOracle(scores), progress)
-    results = Reranker(ProgressBackend(judge, progress), k=3, batch_size=4, in_flight=None).rank_many(reqs)
-    progress.finished(results)
+    with SyncEngine(Reranker(judge, k=3, batch_size=4, in_flight=None), **progress.hooks()) as engine:
+        results = engine.rank_many(reqs)
     progress.close()
     done = [d for d, _ in judge.seen]
     assert len(done) == len(judge.batches) > 3
     assert done == [sum(judge.batches[:i]) for i in range(len(judge.batches))]  # one step per inference
     assert {queries for _, queries in judge.seen} == {0}  # no query had finished meanwhile
     assert progress.done == progress.prompts == sum(r.cost.prompts for r in results)
-    assert progress.inferences == len(judge.batches)
+    assert progress.inferences == len(judge.batches) and progress.done_queries == 3
     err = capsys.readouterr().err
     assert f"{progress.done}/{progress.done}" in err  # the bar ends at what was done
     assert "queries 3/3" in err and "<" in err  # tqdm's elapsed<remaining (the ETA)
@@ -55,16 +56,10 @@ def test_cache_hits_count_as_prompts_done():
     first = Reranker(ScoresOracle(scores), k=3, batch_size=4, cache=cache).rank_many(reqs)
     progress = Progress(estimate=10, queries=2, enabled=False)
     judge = CountingOracle(ScoresOracle(scores))
-    Reranker(ProgressBackend(judge, progress), k=3, batch_size=4,
-             cache=ProgressCache(cache, progress)).rank_many(reqs)
+    with SyncEngine(Reranker(judge, k=3, batch_size=4, cache=cache), **progress.hooks()) as engine:
+        engine.rank_many(reqs)
     assert judge.batches == [] and progress.inferences == 0
     assert progress.cached == progress.done == sum(r.cost.prompts for r in first)
-
-
-def test_progress_backend_delegates():
-    judge = CountingOracle(ScoresOracle({"a": 1.0}))
-    wrapped = ProgressBackend(judge, Progress(1, 1, enabled=False))
-    assert (wrapped.name, wrapped.keys_by, wrapped.batches) == (judge.name, judge.keys_by, judge.batches)
 
 
 def test_rerank_draws_prompts_out_of_the_planners_estimate(capsys, monkeypatch, tmp_path):
@@ -84,8 +79,9 @@ def test_rerank_draws_prompts_out_of_the_planners_estimate(capsys, monkeypatch, 
 
     monkeypatch.setattr(rerank_cli, "Progress", spy)
     monkeypatch.setattr(rerank_cli.sys.stderr, "isatty", lambda: True)
-    code = main(["rerank", "--input", str(cands), "--backend", "noisy", "--qrels", str(qrels),
-                 "--oracle-options", "bias=0.5,noise=1,seed=0", "--k", "5", "--depth", "20",
+    code = main(["rerank", "--input", str(cands), "--judge", "noisy:bias=0.5,noise=1,seed=0",
+                 "--qrels", str(qrels),
+                 "--k", "5", "--depth", "20",
                  "--output", str(tmp_path / "out.run"), "--format", "json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

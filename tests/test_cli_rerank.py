@@ -58,7 +58,7 @@ def layout_args(small: dict[str, Path], layout: str) -> list[str]:
 
 
 def perfect(small: dict[str, Path]) -> list[str]:
-    return ["--backend", "perfect", "--qrels", str(small["qrels.txt"])]
+    return ["--judge", "perfect", "--qrels", str(small["qrels.txt"])]
 
 
 def rerank(capsys, *args: str) -> tuple[int, str, str]:
@@ -120,7 +120,7 @@ def test_json_summary_counts_match_the_backend(capsys, monkeypatch, small, tmp_p
     judge = CountingOracle(PerfectOracle(load_qrels(small["qrels.txt"])))
     monkeypatch.setattr(rerank_cli, "make_backend", lambda args: judge)
     out_path = tmp_path / "out.run"
-    code, out, err = rerank(capsys, *layout_args(small, "run"), "--backend", "perfect", "--k", "3",
+    code, out, err = rerank(capsys, *layout_args(small, "run"), "--judge", "perfect", "--k", "3",
                             "--batch-size", "2", "--in-flight", "1", "--output", str(out_path),
                             "--format", "json")
     assert code == 0, err
@@ -178,7 +178,7 @@ def test_dry_run_never_builds_the_backend(capsys, monkeypatch, small, tmp_path):
         raise AssertionError("dry run built a backend")
 
     monkeypatch.setattr(rerank_cli, "make_backend", boom)
-    code, out, err = rerank(capsys, *layout_args(small, "jsonl"), "--backend", "llama.cpp", "--model",
+    code, out, err = rerank(capsys, *layout_args(small, "jsonl"), "--judge", "llama.cpp", "--model",
                             "/nonexistent.gguf", "--depth", "4", "--dry-run", "--format", "json",
                             "--output", str(tmp_path / "never.run"))
     assert code == 0, err
@@ -207,7 +207,7 @@ def test_dl19_perfect_rerank_evaluates_like_ir_measures(capsys, dl19_dir, tmp_pa
     import ir_measures
 
     out_path = tmp_path / "perfect.run"
-    code, _, err = rerank(capsys, "--input", str(dl19_dir / "bm25-top100.json"), "--backend", "perfect",
+    code, _, err = rerank(capsys, "--input", str(dl19_dir / "bm25-top100.json"), "--judge", "perfect",
                           "--qrels", str(dl19_dir / "qrels.txt"), "--queries", "5", "--depth", "30",
                           "--output", str(out_path))
     assert code == 0, err
@@ -235,14 +235,14 @@ def test_dl19_run_layout_in_a_subprocess(dl19_dir, tmp_path):
                             for entry in data for h in entry["hits"]))
     out_path = tmp_path / "out.run"
     proc = subprocess.run([sys.executable, "-m", "prp.cli", "rerank", "--run", str(dl19_dir / "bm25.run"),
-                           "--topics", str(dl19_dir / "topics.tsv"), "--docs", str(docs), "--backend",
-                           "noisy", "--oracle-options", "bias=1.5,noise=1.0,seed=0", "--qrels",
+                           "--topics", str(dl19_dir / "topics.tsv"), "--docs", str(docs), "--judge",
+                           "noisy:bias=1.5,noise=1.0,seed=0", "--qrels",
                            str(dl19_dir / "qrels.txt"), "--queries", "3", "--depth", "20",
                            "--aggregate", "margin", "--output", str(out_path), "--format", "json"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["queries"] == 3 and summary["settings"]["backend"].startswith("noisy:")
+    assert summary["queries"] == 3 and summary["settings"]["judge"].startswith("noisy:")
     ranked = read_trec(out_path)
     assert len(ranked) == 3 and all(len(ids) == 100 for ids in ranked.values())
 
@@ -328,12 +328,11 @@ def test_bad_output_exits_2(capsys, small, args, message):
 
 
 @pytest.mark.parametrize("backend_args, message", [
-    (["--backend", "perfect"], "--backend perfect needs --qrels"),
-    (["--backend", "noisy", "--qrels", "QRELS", "--oracle-options", "psychic=1"],
-     "unknown noisy oracle option"),
-    (["--backend", "transformers"], "--backend transformers needs --model"),
-    (["--backend", "llama.cpp", "--model", "/nonexistent.gguf"], "no GGUF model at /nonexistent.gguf"),
-    (["--backend", "llama.cpp", "--model", "qwen-9000"], "neither a packaged model"),
+    (["--judge", "perfect"], "--judge perfect needs --qrels"),
+    (["--judge", "noisy:psychic=1", "--qrels", "QRELS"], "unknown noisy oracle option"),
+    (["--judge", "transformers"], "--judge transformers needs --model"),
+    (["--judge", "llama.cpp", "--model", "/nonexistent.gguf"], "no GGUF model at /nonexistent.gguf"),
+    (["--judge", "llama.cpp", "--model", "qwen-9000"], "neither a packaged model"),
 ])
 def test_bad_backend_exits_2(capsys, small, tmp_path, backend_args, message):
     backend_args = [str(small["qrels.txt"]) if a == "QRELS" else a for a in backend_args]
@@ -344,9 +343,9 @@ def test_bad_backend_exits_2(capsys, small, tmp_path, backend_args, message):
 
 def test_unknown_backend_lists_the_known_ones(capsys, small):
     with pytest.raises(SystemExit) as exit_info:
-        main(["rerank", *layout_args(small, "jsonl"), "--backend", "psychic", "--output", "-"])
+        main(["rerank", *layout_args(small, "jsonl"), "--judge", "psychic", "--output", "-"])
     assert exit_info.value.code == 2
-    assert "'perfect', 'noisy', 'llama.cpp', 'transformers', 'openai'" in capsys.readouterr().err
+    assert "choose from perfect, noisy, llama.cpp, transformers, openai, replay" in capsys.readouterr().err
 
 
 def test_missing_extra_names_it(capsys, monkeypatch, small, tmp_path):
@@ -362,7 +361,7 @@ def test_backend_failure_exits_3_and_writes_nothing(capsys, monkeypatch, small, 
     judge = CountingOracle(PerfectOracle(load_qrels(small["qrels.txt"])), fail_after=2)
     monkeypatch.setattr(rerank_cli, "make_backend", lambda args: judge)
     out_path = tmp_path / "out.run"
-    code, _, err = rerank(capsys, *layout_args(small, "jsonl"), "--backend", "perfect",
+    code, _, err = rerank(capsys, *layout_args(small, "jsonl"), "--judge", "perfect",
                           "--batch-size", "1", "--output", str(out_path))
     assert code == 3 and "backend failure" in err and "no output written" in err, err
     assert not out_path.exists() and not list(tmp_path.glob(".out.run.*"))

@@ -92,7 +92,7 @@ def test_errors_name_the_dataset_or_the_run_line(tiny, tmp_path):
 
 
 def test_cli_dataset_input_gives_the_same_run_as_the_files(tiny, tmp_path, capsys):
-    judge = ["--backend", "perfect", "--qrels", str(tiny["qrels"]), "--k", "2", "--quiet"]
+    judge = ["--judge", "perfect", "--qrels", str(tiny["qrels"]), "--k", "2", "--quiet"]
     via_dataset, via_files = tmp_path / "a.trec", tmp_path / "b.trec"
     assert main(["rerank", "--dataset", tiny["id"], "--run", str(tiny["run"]), "--output", str(via_dataset),
                  *judge]) == 0
@@ -121,7 +121,7 @@ def test_readme_commands_on_dl19_bound_to_the_msmarco_id(dl19_dir, tmp_path, mon
     monkeypatch.chdir(ROOT)
     assert main([str(out) if a == "reranked.trec" else a for a in rerank[1:]] + ["--quiet"]) == 0
     reference = tmp_path / "reference.trec"
-    assert main(["rerank", "--input", str(dl19_dir / "bm25-top100.json"), "--backend", "perfect", "--qrels",
+    assert main(["rerank", "--input", str(dl19_dir / "bm25-top100.json"), "--judge", "perfect", "--qrels",
                  str(dl19_dir / "qrels.txt"), "--output", str(reference), "--quiet"]) == 0
     assert sorted(out.read_text().splitlines()) == sorted(reference.read_text().splitlines())
     capsys.readouterr()

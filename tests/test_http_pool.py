@@ -250,9 +250,9 @@ def test_cli_summary_shows_http_requests_and_endpoints(tmp_path, capsys):
             cands = [{"docid": d, "text": t} for d, t in zip(r["doc_ids"], r["docs"], strict=True)]
             fh.write(json.dumps({"qid": r["qid"], "query": r["query"], "candidates": cands}) + "\n")
     with Endpoints(["ok", "dead"], RELEVANCE) as pool:
-        argv = ["rerank", "--input", str(path), "--output", str(tmp_path / "out.trec"), "--backend", "openai",
-                "--model", "fake", "--k", str(K), "--batch-size", str(B), "--quiet",
-                "--oracle-options", "backoff=0.05,seed=0"]
+        argv = ["rerank", "--input", str(path), "--output", str(tmp_path / "out.trec"), "--judge",
+                "openai:backoff=0.05,seed=0", "--model", "fake", "--k", str(K), "--batch-size", str(B),
+                "--quiet"]
         for url in pool.urls:
             argv += ["--base-url", url]
         assert main(argv) == 0

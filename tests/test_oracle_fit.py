@@ -9,7 +9,8 @@ import pytest
 from prp import NoisyOracle, PerfectOracle
 from prp.cache import MemoryCache
 from prp.data import load_dataset
-from prp.oracles.fit import both_orders, fit_noisy, judge_all, sample_pairs
+from prp.judging import judge_all
+from prp.oracles.fit import both_orders, fit_noisy, sample_pairs
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,10 @@ def test_calibrate_oracle_command(dl19_dir, capsys):
     import json
 
     from prp.cli import main
-    code = main(["calibrate-oracle", "--data", str(dl19_dir), "--pairs", "120", "--backend", "noisy",
-                 "--qrels", str(dl19_dir / "qrels.txt"),
-                 "--oracle-options", "scale=2,bias=1,noise=0.5,seed=4", "--format", "json"])
+    code = main(["calibrate-oracle", "--data", str(dl19_dir), "--pairs", "120",
+                 "--judge", "noisy:scale=2,bias=1,noise=0.5,seed=4", "--qrels", str(dl19_dir / "qrels.txt"),
+                 "--format", "json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["scale"] == pytest.approx(2, abs=0.2) and report["bias"] == pytest.approx(1, abs=0.2)
-    assert report["oracle"].startswith("noisy:scale=") and report["pairs"] == 120
+    assert report["judge"].startswith("noisy:scale=") and report["pairs"] == 120

@@ -150,7 +150,7 @@ def test_simulate_budgets_give_one_row_per_budget(capsys, tmp_path):
     (data / "bm25-top100.json").write_text(json.dumps([{"query": "the query", "hits": hits}]))
     (data / "qrels.txt").write_text("".join(f"q1 0 {d} {(3 * i) % 4}\n" for i, d in enumerate(DOCS[:12])))
     code = main(["simulate", "--data", str(data), "--sorters", "active,quicksort", "--batch-sizes", "1",
-                 "--cache", "on", "--budgets", "10,40", "--oracle", "noisy:bias=1,noise=0.5",
+                 "--cache", "on", "--budgets", "10,40", "--judge", "noisy:bias=1,noise=0.5",
                  "--orders", "random", "--debias", "auto", "--format", "jsonl"])
     assert code == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

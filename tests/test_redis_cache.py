@@ -66,7 +66,7 @@ def test_round_trip_and_the_unparsed_rule(fresh):
     cache.set(key[:3] + (b"d" * 16,), Judgment(None, None, parsed=False))
     assert cache.get(key) == Judgment("A", 1.25)
     assert cache.get(key[:3] + (b"c" * 16,)) == Judgment(None, None)
-    assert cache.get(key[:3] + (b"d" * 16,)) is None and len(cache) == 2
+    assert cache.get(key[:3] + (b"d" * 16,)) is None  # never read back as a decided tie
     other = RedisCache(fresh)  # another process's view: the same server
     assert other.get(key) == Judgment("A", 1.25)
     odd = key[:3] + (b"e" * 16,)

@@ -47,7 +47,7 @@ def write_inputs(tmp: Path, queries: int = 2, n: int = 5) -> dict[str, Path]:
 
 
 def rerank(capsys, files: dict[str, Path], *args: str, judge: str = "perfect") -> tuple[int, str, str]:
-    code = main(["rerank", "--backend", judge, "--qrels", str(files["qrels.txt"]), *args])
+    code = main(["rerank", "--judge", judge, "--qrels", str(files["qrels.txt"]), *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -204,8 +204,8 @@ def test_an_empty_input_is_bad_input(capsys, files, tmp_path, layout):
 ])
 def test_bad_oracle_options_are_bad_input(capsys, files, tmp_path, options, message):
     out = tmp_path / "out.run"
-    code, _, err = rerank(capsys, files, *input_args(files, "jsonl"), "--oracle-options", options,
-                          "--output", str(out), judge="noisy")
+    code, _, err = rerank(capsys, files, *input_args(files, "jsonl"), "--output", str(out),
+                          judge=f"noisy:{options}")
     assert code == 2 and message in err, err
     assert not out.exists()
 
@@ -309,7 +309,7 @@ def test_an_interrupt_prints_one_line_keeps_the_cache_and_exits_130(capsys, tmp_
     script, marker, out = tmp_path / "slow.py", tmp_path / "judged", tmp_path / "out.run"
     script.write_text(SLOW_RERANK)
     cache = tmp_path / "cache"
-    args = ["rerank", *input_args(files, "jsonl"), "--backend", "perfect", "--qrels", str(files["qrels.txt"]),
+    args = ["rerank", *input_args(files, "jsonl"), "--judge", "perfect", "--qrels", str(files["qrels.txt"]),
             "--output", str(out), "--batch-size", "4", *(["--cache-dir", str(cache)] if cached else [])]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, str(script), str(marker), mode, *args], env=env,

@@ -44,7 +44,7 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         self.qrels = write_qrels(tmp / "qrels.txt")
         self.log = open(tmp / f"serve-{self.port}.log", "w")  # noqa: SIM115
-        command = [sys.executable, "-m", "prp.cli", "serve", "--backend", "perfect",
+        command = [sys.executable, "-m", "prp.cli", "serve", "--judge", "perfect",
                    "--qrels", str(tmp / "qrels.txt"), "--port", str(self.port), *args]
         self.proc = subprocess.Popen(command, env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
                                      stdout=self.log, stderr=subprocess.STDOUT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import random
 from collections.abc import Callable
 from itertools import product
@@ -166,10 +165,9 @@ def test_dl19_perfect_judge_near_the_comparison_floor(dl19_dir) -> None:
     from cost.model import DEFAULT_LATENCY
     from prp.cli.simulate import simulate_one
     from prp.data import load_dataset
+    from prp.grid import Cell
 
     requests, qrels = load_dataset(dl19_dir, depth=100)
-    args = argparse.Namespace(oracle="perfect", k=10, orders="both", aggregate="auto", in_flight=None,
-                              concurrency=1, seed=0, latency=DEFAULT_LATENCY)
-    row = simulate_one(requests, qrels, sorter="tournament", batch_size=64, cache=True, args=args)
+    row = simulate_one(requests, qrels, Cell("tournament", 64), k=10, in_flight=None, latency=DEFAULT_LATENCY)
     assert row["ndcg@10"] == pytest.approx(0.892, abs=0.0005)
     assert row["comparisons"] <= 175 and row["inferences"] <= 5.6

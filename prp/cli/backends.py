@@ -1,23 +1,26 @@
-"""The judge of a command, from its command-line arguments (shared by ``rerank`` and ``bench``).
+"""The judge of a command, from its command-line arguments (``rerank``, ``bench``, ``simulate``,
+``serve``, ``calibrate-oracle``).
 
-``add_backend_args(parser)`` adds the options, ``make_backend(args)`` builds the backend:
+``add_backend_args(parser)`` adds the options, ``make_backend(args)`` builds the backend. The
+judge is one word on every command: ``--judge NAME[:KEY=VALUE,...]``, its options after the
+colon (``prp plan --judge`` takes the simulated ones):
 
-* ``perfect`` / ``noisy``: simulated judges reading graded ``--qrels`` (required); ``noisy``
-  takes ``--oracle-options scale=1,bias=1.5,noise=1.0,seed=0``.
+* ``perfect`` / ``noisy``: simulated judges reading graded ``--qrels``; ``noisy`` takes
+  ``scale,bias,noise,seed`` (``--judge noisy:scale=1,bias=1.5,noise=1.0,seed=0``).
 * ``llama.cpp`` (default): ``--model`` is a packaged GGUF name (default
   ``qwen2.5-coder-1.5b``; see :mod:`prp.models`) or a path to a ``.gguf`` file.
 * ``transformers``: ``--model`` is a Hugging Face id or a local directory (required).
-* ``replay``: ``--model`` is a replay set (``bench/replay_matrix.py`` builds one): a real judge's
-  recorded answers, judged again at no cost; a prompt it does not hold is an error.
+* ``replay``: ``--judge replay:path=SET.json.gz``, a replay set (``bench/replay_matrix.py``
+  builds one): a real judge's recorded answers, judged again at no cost; a prompt it does not
+  hold is an error.
 * ``openai``: an OpenAI-compatible server; ``--model``, ``--base-url`` (repeatable: a pool that
   routes around failing endpoints) and ``--api-key`` default to the environment
   (``PRP_OPENAI_*``, ``OPENAI_*``).
 
-For the LLM backends ``--oracle-options key=value,...`` are passed to the backend's constructor
-(e.g. ``n_threads=2`` for llama.cpp, ``device=cpu`` for transformers, ``endpoint=chat`` or
-``tokenizer=qwen2.5-coder-0.5b`` for openai). Their keys are checked against the backend's
-constructor before anything is loaded: an unknown key raises a ValueError listing the accepted
-ones (:func:`accepted_options`).
+An LLM judge's options are passed to its backend's constructor (``llama.cpp:n_threads=2``,
+``transformers:device=cpu``, ``openai:endpoint=chat,tokenizer=qwen2.5-coder-0.5b``). Their keys
+are checked against the constructor before anything is loaded: an unknown key raises a
+ValueError listing the accepted ones (:func:`accepted_options`).
 Building a backend loads its model: commands that only predict must not call
 :func:`make_backend`. A missing extra or packaged model raises :class:`BackendUnavailable` (a
 ValueError, so the CLI exits 2) whose message says what to install.
@@ -44,12 +47,26 @@ class BackendUnavailable(ValueError):
     """The backend cannot be built here: an extra or a packaged model is missing."""
 
 
-def add_backend_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``--backend``, ``--model``, ``--base-url``, ``--api-key``, ``--qrels`` and
-    ``--oracle-options`` to ``parser``."""
+class JudgeSpec(argparse.Action):
+    """``--judge NAME[:KEY=VALUE,...]``: sets ``judge`` (the name) and ``judge_options`` (the
+    text after the colon)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: object,
+                 option: str | None = None) -> None:
+        name, _, options = str(value).partition(":")
+        if name not in BACKENDS:
+            parser.error(f"argument --judge: unknown judge {name!r}; choose from {', '.join(BACKENDS)}")
+        namespace.judge, namespace.judge_options = name, options
+
+
+def add_backend_args(parser: argparse.ArgumentParser, default: str = "llama.cpp") -> None:
+    """Add ``--judge``, ``--model``, ``--base-url``, ``--api-key`` and ``--qrels`` to ``parser``."""
     group = parser.add_argument_group("judge")
-    group.add_argument("--backend", choices=BACKENDS, default="llama.cpp",
-                       help="who judges the pairs (default: llama.cpp)")
+    group.add_argument("--judge", action=JudgeSpec, default=default, metavar="NAME[:OPTIONS]",
+                       help=f"who judges the pairs: {', '.join(BACKENDS)}, with options after a colon "
+                            f"(noisy:scale=1,bias=1.5; replay:path=SET.json.gz; llama.cpp:n_threads=2) "
+                            f"(default: {default})")
+    parser.set_defaults(judge_options="")
     group.add_argument("--model", default=None,
                        help=f"llama.cpp: packaged name ({', '.join(MODELS)}; default "
                             f"{DEFAULT_LLAMA_MODEL}) or a .gguf path; transformers: HF id or path; "
@@ -60,44 +77,44 @@ def add_backend_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key", default=None, help="openai: API key (default: from the environment)")
     group.add_argument("--qrels", default=None,
                        help="perfect/noisy: TREC qrels the judge reads (default: none)")
-    group.add_argument("--oracle-options", default="", metavar="KEY=VALUE,...",
-                       help="noisy: scale,bias,noise,seed; LLM backends: constructor options")
 
 
 def backend_label(args: argparse.Namespace) -> str:
     """A short description of the configured judge, e.g. ``llama.cpp/qwen2.5-coder-1.5b``."""
-    if args.backend in SIMULATED:
-        return args.backend + (f":{args.oracle_options}" if args.oracle_options else "")
-    model = args.model or (DEFAULT_LLAMA_MODEL if args.backend == "llama.cpp" else "(default)")
-    return f"{args.backend}/{model}"
+    if args.judge in SIMULATED:
+        return args.judge + (f":{args.judge_options}" if args.judge_options else "")
+    model = args.model or (DEFAULT_LLAMA_MODEL if args.judge == "llama.cpp" else "(default)")
+    return f"{args.judge}/{model}"
 
 
 def make_backend(args: argparse.Namespace) -> Backend:
     """The backend ``args`` describe (this loads an LLM backend's model)."""
-    options = _options(args.oracle_options)
-    if args.backend in SIMULATED:
+    options = _options(args.judge_options)
+    if args.judge in SIMULATED:
         return _simulated(args, options)
     if args.qrels:
-        raise ValueError(f"--qrels is for the simulated judges, not --backend {args.backend}")
+        raise ValueError(f"--qrels is for the simulated judges, not --judge {args.judge}")
     try:
-        _check_options(args.backend, options)
-        return _BUILDERS[args.backend](args, options)
+        _check_options(args.judge, options)
+        return _BUILDERS[args.judge](args, options)
     except (ImportError, ModelError) as exc:
-        raise BackendUnavailable(f"--backend {args.backend} is not available: {exc}") from exc
+        raise BackendUnavailable(f"--judge {args.judge} is not available: {exc}") from exc
 
 
-# Constructor parameters that are not --oracle-options: set by other flags, or not plain values.
+# Constructor parameters that are not judge options: set by other flags, or not plain values.
 _NOT_OPTIONS = frozenset({"self", "model", "model_path", "base_url", "api_key", "model_id", "weights_hash",
                           "template", "transport"})
 _CLASSES = {"llama.cpp": "LlamaCppBackend", "transformers": "TransformersBackend", "openai": "OpenAIBackend"}
 
 
 def accepted_options(backend: str) -> list[str]:
-    """The ``--oracle-options`` keys ``backend`` accepts: its constructor's keyword parameters,
-    and those of :class:`prp.oracles.llm.LLMBackend` when it passes extra keywords on. Importing
-    the class loads no model (an ImportError means its extra is missing)."""
+    """The judge options ``backend`` accepts (``--judge NAME:KEY=VALUE``): its constructor's
+    keyword parameters, and those of :class:`prp.oracles.llm.LLMBackend` when it passes extra
+    keywords on. Importing the class loads no model (an ImportError means its extra is missing)."""
     if backend == "noisy":
         return ["bias", "noise", "scale", "seed"]
+    if backend == "replay":
+        return ["path"]
     if backend not in _CLASSES:
         return []
     import prp.oracles
@@ -114,8 +131,8 @@ def accepted_options(backend: str) -> list[str]:
 def _check_options(backend: str, options: dict[str, object]) -> None:
     unknown = sorted(set(options) - set(accepted_options(backend)))
     if unknown:
-        raise ValueError(f"--oracle-options: unknown key{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(unknown)} for --backend {backend}; accepted: "
+        raise ValueError(f"--judge {backend}: unknown option{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)}; accepted: "
                          f"{', '.join(accepted_options(backend)) or 'none'}")
 
 
@@ -128,13 +145,13 @@ def _options(text: str) -> dict[str, object]:
 
 def _simulated(args: argparse.Namespace, options: dict[str, object]) -> Backend:
     if not args.qrels:
-        raise ValueError(f"--backend {args.backend} needs --qrels (the graded judgments it reads)")
+        raise ValueError(f"--judge {args.judge} needs --qrels (the graded judgments it reads)")
     for flag, value in (("--model", args.model), ("--base-url", args.base_url), ("--api-key", args.api_key)):
         if value:
-            raise ValueError(f"{flag} is for the LLM backends, not --backend {args.backend}")
-    if args.backend == "perfect" and options:
-        raise ValueError("--backend perfect takes no --oracle-options")
-    spec = args.backend + ("" if args.backend == "perfect" else ":" + args.oracle_options)
+            raise ValueError(f"{flag} is for the LLM judges, not --judge {args.judge}")
+    if args.judge == "perfect" and options:
+        raise ValueError("--judge perfect takes no options")
+    spec = args.judge + ("" if args.judge == "perfect" else ":" + args.judge_options)
     return make_simulated_oracle(spec, load_qrels(args.qrels))
 
 
@@ -152,7 +169,7 @@ def _llama(args: argparse.Namespace, options: dict[str, object]) -> Backend:
 
 def _transformers(args: argparse.Namespace, options: dict[str, object]) -> Backend:
     if not args.model:
-        raise ValueError("--backend transformers needs --model (a Hugging Face id or a local path)")
+        raise ValueError("--judge transformers needs --model (a Hugging Face id or a local path)")
     from prp.oracles import TransformersBackend
 
     return TransformersBackend(args.model, **options)
@@ -167,13 +184,11 @@ def _openai(args: argparse.Namespace, options: dict[str, object]) -> Backend:
 def _replay(args: argparse.Namespace, options: dict[str, object]) -> Backend:
     from prp.oracles.replay import ReplayOracle
 
-    if not args.model:
-        raise ValueError("--backend replay needs --model REPLAY_SET (a .json.gz replay set)")
-    if options:
-        raise ValueError("--backend replay takes no --oracle-options")
-    if not Path(args.model).is_file():
-        raise ValueError(f"--backend replay: no replay set at {args.model}")
-    return ReplayOracle(args.model)
+    if set(options) != {"path"} or args.model:
+        raise ValueError("--judge replay takes one option, the replay set: --judge replay:path=SET.json.gz")
+    if not Path(str(options["path"])).is_file():
+        raise ValueError(f"--judge replay: no replay set at {options['path']}")
+    return ReplayOracle(str(options["path"]))
 
 
 _BUILDERS: dict[str, Callable[[argparse.Namespace, dict[str, object]], Backend]] = {

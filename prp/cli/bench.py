@@ -1,19 +1,22 @@
 """``prp bench``: effectiveness and cost of every sorter x batch size on a TREC DL dataset.
 
 For each (sorter, batch size) it reranks the first ``--queries`` queries of ``--data`` (the
-first-stage top ``--depth``) with the judge of ``--backend`` and reports nDCG@10 and MRR@10
+first-stage top ``--depth``) with the judge of ``--judge`` and reports nDCG@10 and MRR@10
 (RR with rel >= 2, ir-measures), the per-query means of the cost ledger, the latency model's
 ``predicted_seconds`` and the measured wall seconds per query. Rules:
 
 * **Counts are standalone.** Every run starts with an empty in-memory cache of its own, so its
   ``inferences`` are what that sorter x B costs alone, whatever ran before it
-  (``virtual_inferences``: the same schedule with no cache at all).
+  (``virtual_inferences``: the same schedule with no cache at all). The grid runs on
+  :mod:`prp.grid`, as ``prp simulate`` and the cost planner do.
 * **Replay.** ``--cache-dir`` is a persistent judgment store shared by all runs (and with
-  ``prp rerank --cache-dir``: same keys). A prompt it holds is replayed, not judged, so each
-  run only pays for pairs no earlier run judged: ``physical_inferences`` / ``physical_prompts``
-  are what reached the backend. A replayed prompt is charged estimated prompt tokens (the text
-  estimate, scaled by the reported/estimated ratio of the prompts judged so far), so the
-  predictions hardly depend on what was replayed (for simulated judges: not at all).
+  ``prp rerank --cache-dir``: same keys), the second layer under each run's memory cache
+  (:class:`~prp.cache.TieredCache`, ``replay=True``). A prompt it holds is replayed, not judged,
+  so each run only pays for pairs no earlier run judged: ``physical_inferences`` /
+  ``physical_prompts`` are what reached the judge (counted by the engine's ``on_inference``
+  hook). A replayed prompt is charged estimated prompt tokens (the text estimate, scaled by the
+  reported/estimated ratio of the prompts judged so far), so the predictions hardly depend on
+  what was replayed (for simulated judges: not at all).
 * **Time.** ``measured_seconds`` is the run's wall time per query on this machine (replayed
   prompts cost almost nothing, so under replay it measures only the physical work);
   ``predicted_seconds`` the ledger's under ``--latency`` for the standalone schedule, and
@@ -36,23 +39,16 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from cost.model import DEFAULT_LATENCY, TEMPLATE_TOKENS, LatencyModel, estimate_tokens
-from prp.aggregate import ORDERS
-from prp.cache import Cache, MemoryCache, make_cache, prompt_key
-from prp.cli import backends
-from prp.cli.argtypes import comma_choices, comma_ints, debias_arg, in_flight_or_all
+from cost.model import LatencyModel
+from prp.cache import make_cache
+from prp.cli import backends, grid
 from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned, cell
-from prp.data import load_dataset
 from prp.evaluate import mean_measure
-from prp.oracles import ScoresOracle
-from prp.oracles.base import Backend
-from prp.reranker import RankRequest, Reranker
+from prp.grid import CellRun
 from prp.spec import split_specs
-from prp.types import BatchResult, Prompt
 
 MEASURES = {"ndcg@10": "nDCG@10", "mrr@10": "RR(rel=2)@10"}
 LEDGER = ("comparisons", "unique_comparisons", "cache_hits", "prompts", "inferences",
@@ -64,159 +60,52 @@ COLUMNS = (("sorter", "sorter"), ("B", "batch_size"), ("orders", "orders"), ("bu
            ("ndcg@10", "ndcg@10"), ("mrr@10", "mrr@10"))
 
 
-class ReplayJudge:
-    """A backend that answers from ``store`` what it holds and sends only the rest to ``inner``.
-
-    One call to ``inner`` is one physical inference. Judged answers that parsed are stored.
-    """
-
-    def __init__(self, inner: Backend, store: Cache, latency: LatencyModel = DEFAULT_LATENCY) -> None:
-        self.inner, self.store, self.latency = inner, store, latency
-        self.name, self.keys_by = inner.name, inner.keys_by
-        self.inferences = self.prompts = 0
-        self.predicted_seconds = 0.0
-        self._tokens = self._estimated = 0.0  # reported and estimated tokens of judged prompts
-
-    @staticmethod
-    def estimate(p: Prompt) -> int:
-        return (TEMPLATE_TOKENS + estimate_tokens(p.query) + estimate_tokens(p.first, 128)
-                + estimate_tokens(p.second, 128))
-
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
-        keys = [prompt_key(self.name, self.keys_by, p) for p in prompts]
-        answers = [self.store.get(key) for key in keys]
-        missing = [i for i, answer in enumerate(answers) if answer is None]
-        tokens = completion = 0
-        if missing:
-            result = await self.inner.judge([prompts[i] for i in missing])
-            self._record([prompts[i] for i in missing], result)
-            tokens, completion = result.prompt_tokens, result.completion_tokens
-            for i, judgment in zip(missing, result.judgments, strict=True):
-                answers[i] = judgment
-                if judgment.parsed:
-                    self.store.set(keys[i], judgment)
-        judged = set(missing)
-        replayed = [p for i, p in enumerate(prompts) if i not in judged]
-        tokens += round(self._ratio() * sum(self.estimate(p) for p in replayed))
-        return BatchResult(answers, tokens, completion)  # type: ignore[arg-type]
-
-    def _record(self, sent: list[Prompt], result: BatchResult) -> None:
-        self.inferences += 1
-        self.prompts += len(sent)
-        self.predicted_seconds += self.latency.batch_seconds(len(sent), result.prompt_tokens)
-        if result.prompt_tokens:
-            self._tokens += result.prompt_tokens
-            self._estimated += sum(self.estimate(p) for p in sent)
-
-    def _ratio(self) -> float:
-        """Reported tokens per estimated token over everything judged so far (1 before any)."""
-        return self._tokens / self._estimated if self._estimated else 1.0
-
-
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("bench", help="nDCG, MRR and cost of sorters x batch sizes, with plots",
                             description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--data", required=True, help="directory with bm25-top100.json and qrels.txt")
-    p.add_argument("--queries", type=int, default=None, help="only the first N queries (default: all)")
-    p.add_argument("--depth", type=int, default=100, help="candidates per query (first-stage top)")
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--sorters", default="heapsort,quicksort,quicksort:pivot=median-of-three,mergesort",
-                   help="comma-separated specs: 'heapsort,quicksort:pivot=random,seed=1'")
-    p.add_argument("--batch-sizes", type=comma_ints, default=[1, 4, 8, 16])
-    p.add_argument("--orders", type=comma_choices(ORDERS), default=["both"],
-                   help="comma-separated prompt orders to compare: both, one, random (default: both)")
-    p.add_argument("--aggregate", default="auto", choices=["auto", "margin", "consistent"])
-    p.add_argument("--budgets", type=comma_ints, default=None,
-                   help="per-query prompt budgets, one run each: '100,300,600' (default: none)")
-    p.add_argument("--debias", type=debias_arg, default="off",
-                   help="first-shown bias removed from margins: off, auto or a number (default: off)")
-    p.add_argument("--in-flight", type=in_flight_or_all, default=1,
-                   help="queries scheduled together, or 'all'")
-    p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
-    p.add_argument("--seed", type=int, default=0, help="seed for orders=random")
+    grid.add_grid_args(p, sorters="heapsort,quicksort,quicksort:pivot=median-of-three,mergesort",
+                       batch_sizes=[1, 4, 8, 16], judge="llama.cpp")
     p.add_argument("--cache-dir", default=None,
                    help="persistent judgment store shared by every run (replay: pay each pair once; "
                         "default: in memory)")
-    p.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY,
-                   help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
     p.add_argument("--out", default="bench-report", help="report directory (created)")
-    backends.add_backend_args(p)
     p.set_defaults(run=run, bench_parser=p)
 
 
-def _check(args: argparse.Namespace) -> None:
-    for flag, value in (("--k", args.k), ("--depth", args.depth), ("--concurrency", args.concurrency)):
-        if value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}")
-    if args.queries is not None and args.queries < 1:
-        raise ValueError(f"--queries must be >= 1, got {args.queries}")
-    if args.in_flight is not None and args.in_flight < 1:
-        raise ValueError(f"--in-flight must be >= 1 or 'all', got {args.in_flight}")
-    if not args.batch_sizes or min(args.batch_sizes) < 1:
-        raise ValueError(f"--batch-sizes must be integers >= 1, got {args.batch_sizes}")
-    if not split_specs(args.sorters):
-        raise ValueError("--sorters names no sorter")
-    for spec in split_specs(args.sorters):  # fail before loading data or a model
-        Reranker(ScoresOracle({}), sorter=spec, k=args.k)
-
-
 def run(args: argparse.Namespace) -> int:
-    _check(args)
-    requests, qrels = load_dataset(args.data, args.depth)
-    requests = requests[: args.queries]
-    if args.backend in backends.SIMULATED and not args.qrels:
-        args.qrels = str(Path(args.data) / "qrels.txt")  # the judge reads the dataset's qrels
+    grid.check(args)
+    requests, qrels, judge = grid.load(args)
     store = make_cache(args.cache_dir) if args.cache_dir else None
+    rows = []
     try:
-        rows = bench_all(requests, qrels, backends.make_backend(args), store, args)
+        for done in grid.run(args, requests, judge, store=store):
+            rows.append(row(done, qrels))
+            print(f"prp bench: {rows[-1]['sorter']} orders={rows[-1]['orders']} budget={rows[-1]['budget']} "
+                  f"B={rows[-1]['batch_size']}: {rows[-1]['inferences']:.1f} inferences/query, "
+                  f"nDCG@10 {rows[-1]['ndcg@10']:.3f}", file=sys.stderr, flush=True)
     finally:
         if hasattr(store, "close"):
             store.close()
     baseline = {name: round(mean_measure(m, {r.qid: list(r.doc_ids) for r in requests}, qrels), 4)
                 for name, m in MEASURES.items()}
-    table = format_table(rows)
-    print(table)
+    print(format_table(rows))
     write_report(Path(args.out), args, rows, baseline)
     return 0
 
 
-def bench_all(requests: list[RankRequest], qrels: dict, judge: Backend, store: Cache | None,
-              args: argparse.Namespace) -> list[dict]:
-    """Every sorter x B, in order, reporting progress on stderr."""
-    rows = []
-    for sorter in split_specs(args.sorters):
-        for orders in args.orders:
-            for budget in args.budgets or [None]:
-                for batch_size in args.batch_sizes:
-                    rows.append(bench_one(requests, qrels, judge, store, sorter=sorter,
-                                          batch_size=batch_size, orders=orders, budget=budget, args=args))
-                    print(f"prp bench: {sorter} orders={orders} budget={budget} B={batch_size}: "
-                          f"{rows[-1]['inferences']:.1f} inferences/query, "
-                          f"nDCG@10 {rows[-1]['ndcg@10']:.3f}", file=sys.stderr, flush=True)
-    return rows
-
-
-def bench_one(requests: list[RankRequest], qrels: dict, judge: Backend, store: Cache | None, *,
-              sorter: str, batch_size: int, args: argparse.Namespace, orders: str = "both",
-              budget: int | None = None) -> dict:
-    """One sorter x orders x budget x B over every request: a row of per-query means and metrics."""
-    replay = ReplayJudge(judge, store if store is not None else MemoryCache(), args.latency)
-    reranker = Reranker(replay, sorter=sorter, k=args.k, batch_size=batch_size, orders=orders,
-                        aggregate=args.aggregate, cache=None, in_flight=args.in_flight,
-                        concurrency=args.concurrency, seed=args.seed, latency=args.latency,
-                        budget=budget, debias=args.debias)
-    results = reranker.rank_many(requests)
-    means, queries = reranker.last_cost.per_query(), len(requests)
-    rankings = {r.qid: r.doc_ids for r in results}
-    row: dict = {"sorter": sorter, "batch_size": batch_size, "orders": orders,
-                 "budget": "-" if budget is None else budget, "queries": queries}
-    row.update({name: round(means[name], 4) for name in LEDGER})
-    row.update({"physical_inferences": round(replay.inferences / queries, 4),
-                "physical_prompts": round(replay.prompts / queries, 4),
-                "physical_predicted_seconds": round(replay.predicted_seconds / queries, 4),
+def row(run: CellRun, qrels: dict) -> dict:
+    """One cell's row of per-query means, physical counts and metrics."""
+    c, means, queries = run.cell, run.cost.per_query(), len(run.results)
+    rankings = {r.qid: r.doc_ids for r in run.results}
+    out: dict = {"sorter": c.sorter, "batch_size": c.batch_size, "orders": c.orders,
+                 "budget": "-" if c.budget is None else c.budget, "queries": queries}
+    out.update({name: round(means[name], 4) for name in LEDGER})
+    out.update({"physical_inferences": round(run.physical.inferences / queries, 4),
+                "physical_prompts": round(run.physical.prompts / queries, 4),
+                "physical_predicted_seconds": round(run.physical.predicted_seconds / queries, 4),
                 "measured_seconds": round(means["wall_seconds"], 6)})
-    row.update({name: round(mean_measure(m, rankings, qrels), 4) for name, m in MEASURES.items()})
-    return row
+    out.update({name: round(mean_measure(m, rankings, qrels), 4) for name, m in MEASURES.items()})
+    return out
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -247,7 +136,11 @@ def command_line(args: argparse.Namespace) -> str:
         if not action.option_strings or action.dest == "help" or value in (None, ""):
             continue
         flag = action.option_strings[-1]
-        if action.dest == "base_url":  # repeatable
+        if action.nargs == 0:  # a switch
+            words += [flag] if value else []
+        elif action.dest == "judge":
+            words += [flag, value + (f":{args.judge_options}" if args.judge_options else "")]
+        elif action.dest == "base_url":  # repeatable
             words += [w for url in value for w in (flag, url)]
         elif isinstance(value, LatencyModel):
             words += [flag, f"{value.alpha},{value.beta},{value.gamma}"]
@@ -261,7 +154,7 @@ def settings(args: argparse.Namespace) -> dict:
     return {"data": str(args.data), "queries": args.queries, "depth": args.depth, "k": args.k,
             "sorters": split_specs(args.sorters), "batch_sizes": args.batch_sizes,
             "orders": args.orders, "aggregate": args.aggregate, "budgets": args.budgets,
-            "debias": args.debias,
+            "debias": args.debias, "infer": args.infer,
             "in_flight": "all" if args.in_flight is None else args.in_flight,
             "concurrency": args.concurrency, "seed": args.seed, "cache_dir": args.cache_dir,
             "judge": backends.backend_label(args),

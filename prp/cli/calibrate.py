@@ -1,7 +1,8 @@
 """``prp calibrate``: fit the latency model to measured inferences and check it on held-out runs.
 
 Measurements are records of single inferences (``prompts``, ``prompt_tokens``, ``seconds``), as
-written by ``bench/llm_latency.py`` or collected with ``prp.oracles.timed.TimedBackend``.
+written by ``bench/llm_latency.py`` or collected from an engine's ``on_inference`` hook
+(``Inference.record()``).
 """
 
 from __future__ import annotations

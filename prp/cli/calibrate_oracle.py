@@ -2,7 +2,7 @@
 
 Samples judged candidate pairs (about equally many per grade gap), asks the backend both
 orders of each (through ``--cache-dir``, so judgments already paid for are reused), fits
-``margin = scale*(grade gap) + bias + N(0, noise^2)`` and prints the ``--oracle`` spec to give
+``margin = scale*(grade gap) + bias + N(0, noise^2)`` and prints the ``--judge`` spec to give
 ``prp simulate``, with the judge's accuracy on grade>=2-vs-0 pairs by summed margin.
 """
 
@@ -17,7 +17,8 @@ from prp.cache import make_cache
 from prp.cli.backends import add_backend_args, make_backend
 from prp.cli.helptext import HelpFormatter
 from prp.data import load_dataset
-from prp.oracles.fit import both_orders, fit_noisy, judge_all, sample_pairs
+from prp.judging import judge_all
+from prp.oracles.fit import both_orders, fit_noisy, sample_pairs
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         with open(args.samples_out, "w", encoding="utf-8") as fh:
             for s in samples:
                 fh.write(json.dumps(asdict(s)) + "\n")
-    report = {**asdict(fit), "oracle": fit.spec(args.seed), "backend": backend.name, "pairs": len(pairs)}
+    report = {**asdict(fit), "judge": fit.spec(args.seed), "fitted_to": backend.name, "pairs": len(pairs)}
     if args.format == "json":
         print(json.dumps(report, indent=2))
         return 0
@@ -60,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"margin = {fit.scale:.3f} * grade gap + {fit.bias:.3f} + N(0, {fit.noise:.3f}^2)")
     print(f"grade>=2 vs 0 pairs ordered right by summed margin: {fit.pair_accuracy:.0%} "
           f"of {fit.strong_pairs}")
-    print(f"simulate with: --oracle {fit.spec(args.seed)}")
+    print(f"simulate with: --judge {fit.spec(args.seed)}")
     return 0

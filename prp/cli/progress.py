@@ -4,8 +4,8 @@ Rules:
 
 * **The measure is prompts**, which move while every query is still in flight (queries finish
   only at the end when they are all ranked together). A prompt is *done* when it is sent to the
-  judge and answered (:class:`ProgressBackend` reports each inference) or answered by the cache
-  (:class:`ProgressCache` reports each hit).
+  judge and answered, or answered by the cache: the engine's hooks report both
+  (:meth:`Progress.hooks`), as they report each query that finishes.
 * **The total is an estimate**: the cost planner's predicted prompts for the run (no cache
   counted), so the ETA (tqdm's, from the rate of prompts done) is an estimate too. A run that
   needs more raises the total to what was done; the bar ends at what was actually done.
@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
 
-from prp.cache import Cache, Key
-from prp.oracles.base import Backend
+from prp.judging import Inference
 from prp.result import RankedResult
-from prp.types import BatchResult, Judgment, Prompt
 
 
 class Progress:
@@ -49,18 +46,22 @@ class Progress:
         """Prompts answered so far, by the judge or the cache."""
         return self.prompts + self.cached
 
-    def judged(self, prompts: int) -> None:
+    def hooks(self) -> dict:
+        """The engine hooks that move the bar (``Engine(..., **progress.hooks())``)."""
+        return {"on_inference": self.judged, "on_cached": self.hit, "on_result": self.finished}
+
+    def judged(self, inference: Inference) -> None:
         self.inferences += 1
-        self.prompts += prompts
+        self.prompts += len(inference.prompts)
         self._show(force=False)
 
-    def hit(self) -> None:
-        self.cached += 1
+    def hit(self, prompts: int) -> None:
+        self.cached += prompts
         self._show(force=False)
 
-    def finished(self, results: Sequence[RankedResult]) -> None:
-        self.done_queries += len(results)
-        self._show(force=True)
+    def finished(self, result: RankedResult) -> None:
+        self.done_queries += 1
+        self._show(force=self.done_queries == self.queries)
 
     def _show(self, force: bool) -> None:
         bar = self.bar
@@ -79,42 +80,3 @@ class Progress:
             self.bar.total = self.done  # the run is over: what was done is the whole of it
             self.bar.refresh()
             self.bar.close()
-
-
-class ProgressBackend:
-    """Delegates to a backend and reports every inference to a :class:`Progress`."""
-
-    def __init__(self, inner: Backend, progress: Progress) -> None:
-        self.inner, self.progress = inner, progress
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def keys_by(self) -> str:
-        return self.inner.keys_by
-
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
-        result = await self.inner.judge(prompts)
-        self.progress.judged(len(prompts))
-        return result
-
-    def __getattr__(self, attr: str) -> object:
-        return getattr(self.inner, attr)
-
-
-class ProgressCache:
-    """Delegates to a judgment cache and reports every hit to a :class:`Progress`."""
-
-    def __init__(self, inner: Cache, progress: Progress) -> None:
-        self.inner, self.progress = inner, progress
-
-    def get(self, key: Key) -> Judgment | None:
-        judged = self.inner.get(key)
-        if judged is not None:
-            self.progress.hit()
-        return judged
-
-    def set(self, key: Key, judgment: Judgment) -> None:
-        self.inner.set(key, judgment)

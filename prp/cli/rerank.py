@@ -20,10 +20,11 @@ Rules:
   * --output-format trec writes 'qid Q0 docid rank score prp' lines; jsonl writes
     '{"qid", "query", "cut", "ranking": [{"docid", "rank", "score"}]}' per query. The file
     appears only once complete (written beside it, then renamed): a failed run leaves none.
-  * Queries are ranked --in-flight at a time (default 256): the prompts of a group share
-    batches; the next group starts when the group ends, and its output is written then (to a
-    temp file: the output still appears only once complete). Memory: the input, the in-memory
-    cache (bounded) and one group.
+  * Queries are ranked on one engine, --in-flight at a time (default 256): the prompts of the
+    queries in flight share batches, and a query is admitted as soon as another finishes. Each
+    query is written as soon as it and every query before it are done (to a temp file: the
+    output still appears only once complete). Memory: the input, the in-memory cache (bounded),
+    the queries in flight and those finished ahead of an earlier one.
   * --max-inferences is a budget for the whole run. When it is spent every unfinished query
     keeps the best ranking reached so far: the output is still written, its cut queries are
     marked ("cut": true in jsonl, named on stderr), and the exit code is 4.
@@ -40,7 +41,7 @@ Rules:
     that is not UTF-8 or holds lone surrogates, NaN scores... are refused with the file and line.
   * An unparsed answer (no A/B, a NaN or infinite margin) is asked once more, then counted as a
     tie and never cached; the share of such prompts is named on stderr. --max-unparsed FRACTION
-    fails the run past that share (checked after each --in-flight group): exit 5, no output.
+    fails the run past that share (checked as each query finishes): exit 5, no output.
   * Ctrl-C or SIGTERM stops the run: one line on stderr says how many judgments were kept in
     --cache-dir (or that the in-memory ones are lost), no output is written, exit code 130.
   * A progress bar goes to stderr when it is a terminal, unless --quiet: prompts done (judged
@@ -60,23 +61,24 @@ written); 130 interrupted (Ctrl-C or SIGTERM; no output written).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
 from cost.ledger import Ledger
 from cost.model import LatencyModel
 from prp.aggregate import AGGREGATES, ORDERS
-from prp.cache import Cache, make_cache
+from prp.cache import make_cache
 from prp.cli.argtypes import debias_arg, in_flight_or_all
 from prp.cli.backends import DEFAULT_LLAMA_MODEL, SIMULATED, add_backend_args, backend_label, make_backend
 from prp.cli.helptext import HelpFormatter
-from prp.cli.progress import Progress, ProgressBackend, ProgressCache
+from prp.cli.progress import Progress
 from prp.data import (
     DataError,
     atomic_output,
@@ -85,10 +87,11 @@ from prp.data import (
     load_run_candidates,
     trec_run_lines,
 )
+from prp.engine import Engine
+from prp.judging import Inference
 from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
 from prp.latency import LatencyChoice, default_for, record_run, resolve
 from prp.oracles.base import Backend, BackendError
-from prp.oracles.timed import TimedBackend
 from prp.reranker import DEFAULT_IN_FLIGHT, RankRequest, Reranker
 from prp.result import RankedResult
 from prp.types import BatchResult, Prompt
@@ -229,51 +232,75 @@ class _NoJudge:
         raise RuntimeError("no judge: settings check only")
 
 
-def _reranker(args: argparse.Namespace, backend: Backend, cache: object, budget: int | None) -> Reranker:
+def _reranker(args: argparse.Namespace, backend: Backend, cache: object) -> Reranker:
     return Reranker(backend, sorter=args.sorter, k=args.k, batch_size=args.batch_size,
-                    orders=args.orders, aggregate=args.aggregate, cache=cache, in_flight=None,
-                    concurrency=args.concurrency, latency=args.latency, max_inferences=budget,
+                    orders=args.orders, aggregate=args.aggregate, cache=cache, in_flight=args.in_flight,
+                    concurrency=args.concurrency, latency=args.latency, max_inferences=args.max_inferences,
                     budget=args.budget, debias=args.debias, infer=args.infer)
 
 
 # --- running --------------------------------------------------------------------------------------
 
-def _groups(queries: Sequence[Query], size: int | None) -> Iterator[Sequence[Query]]:
-    step = size or max(len(queries), 1)
-    for start in range(0, len(queries), step):
-        yield queries[start: start + step]
+class _Run:
+    """One run on one engine: the hooks write each query (in input order) as it finishes, move
+    the progress bar, keep the timings and watch --max-unparsed."""
+
+    def __init__(self, args: argparse.Namespace, queries: Sequence[Query], progress: Progress,
+                 out: TextIO) -> None:
+        self.args, self.queries, self.progress, self.out = args, queries, progress, out
+        self.position = {q.qid: i for i, q in enumerate(queries)}
+        self.ready: dict[int, RankedResult] = {}
+        self.written = 0
+        self.so_far = Ledger(queries=0)
+        self.records: list[dict] = []
+        self.failure: UnparsedError | None = None
+        self.task: asyncio.Future | None = None
+
+    def on_inference(self, inference: Inference) -> None:
+        self.progress.judged(inference)
+        if inference.sent:
+            self.records.append(inference.record())
+
+    def on_result(self, result: RankedResult) -> None:
+        self.progress.finished(result)
+        self.ready[self.position[result.qid]] = result
+        while self.written in self.ready:  # input order; a result's docs are dropped once written
+            done = self.ready.pop(self.written)
+            write_output(self.args, [self.queries[self.written]], [done], self.out)
+            done.docs = []
+            self.written += 1
+        self.so_far.merge(result.cost)
+        limit = self.args.max_unparsed
+        if (limit is not None and self.failure is None and self.so_far.unparsed
+                and unparsed_share(self.so_far) > limit):
+            self.failure = UnparsedError(f"{describe_unparsed(self.so_far)} (in {self.so_far.queries} "
+                                         f"queries), above --max-unparsed {limit:g}")
+            self.task.cancel()  # type: ignore[union-attr]
+
+    async def rank(self, reranker: Reranker) -> list[RankedResult]:
+        hooks = {"on_inference": self.on_inference, "on_cached": self.progress.hit,
+                 "on_result": self.on_result}
+        async with Engine(reranker, **hooks) as engine:
+            self.task = asyncio.ensure_future(engine.rank_many([q.head for q in self.queries]))
+            try:
+                return await self.task
+            except asyncio.CancelledError:
+                if self.failure is not None:
+                    raise self.failure from None
+                raise
 
 
-def rerank(args: argparse.Namespace, queries: Sequence[Query], backend: Backend, cache: Cache | None,
-           progress: Progress, out: TextIO) -> list[RankedResult]:
-    """Rank every query, ``--in-flight`` at a time, within the run's inference budget; write each
-    group to ``out`` as it ends. The results returned keep their ledger and ``cut`` flag, not
-    their ranked documents (memory stays bounded by the group, not the run)."""
-    judge = ProgressBackend(backend, progress)
-    counted = None if cache is None else ProgressCache(cache, progress)
-    results: list[RankedResult] = []
-    for group in _groups(queries, args.in_flight):
-        budget = None if args.max_inferences is None else max(0, args.max_inferences - progress.inferences)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnparsedWarning)  # one line for the run, in _report
-            done = _reranker(args, judge, counted, budget).rank_many([q.head for q in group])
-        results.extend(done)
-        progress.finished(done)
-        _check_unparsed(args, results)
-        write_output(args, group, done, out)
-        for result in done:
-            result.docs = []
-    return results
-
-
-def _check_unparsed(args: argparse.Namespace, results: Sequence[RankedResult]) -> None:
-    """--max-unparsed, on the run so far."""
-    if args.max_unparsed is None:
-        return
-    ledger = Ledger.total([r.cost for r in results])
-    if ledger.unparsed and unparsed_share(ledger) > args.max_unparsed:
-        raise UnparsedError(f"{describe_unparsed(ledger)} (in {len(results)} queries), above "
-                            f"--max-unparsed {args.max_unparsed:g}")
+def rerank(args: argparse.Namespace, queries: Sequence[Query], reranker: Reranker, progress: Progress,
+           out: TextIO) -> tuple[list[RankedResult], list[dict]]:
+    """Rank every query on one engine (``--in-flight``, ``--max-inferences`` and ``--budget`` are
+    the Reranker's); write each to ``out`` as soon as it and those before it are done. Returns
+    the results (their ledgers and ``cut`` flags, not their ranked documents) and the run's
+    timed inferences."""
+    run = _Run(args, queries, progress, out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnparsedWarning)  # one line for the run, in _report
+        results = asyncio.run(run.rank(reranker))
+    return results, run.records
 
 
 def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
@@ -290,7 +317,7 @@ def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Se
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    return {"backend": backend_label(args), "sorter": args.sorter, "k": args.k, "depth": args.depth,
+    return {"judge": backend_label(args), "sorter": args.sorter, "k": args.k, "depth": args.depth,
             "batch_size": args.batch_size, "orders": args.orders, "aggregate": args.aggregate,
             "in_flight": "all" if args.in_flight is None else args.in_flight,
             "concurrency": args.concurrency, "max_inferences": args.max_inferences,
@@ -300,15 +327,15 @@ def _settings(args: argparse.Namespace) -> dict:
 def latency_choice(args: argparse.Namespace) -> LatencyChoice:
     """The latency model of this run: --latency, else the one refitted on earlier runs of this
     judge in --cache-dir, else the judge's default (see :mod:`prp.latency`)."""
-    if args.backend in SIMULATED:
-        return resolve(args.latency, None, backend_label(args), default_for(args.backend))
-    model = args.model or (DEFAULT_LLAMA_MODEL if args.backend == "llama.cpp" else None)
-    return resolve(args.latency, args.cache_dir, latency_key(args), default_for(args.backend, model))
+    if args.judge in SIMULATED:
+        return resolve(args.latency, None, backend_label(args), default_for(args.judge))
+    model = args.model or (DEFAULT_LLAMA_MODEL if args.judge == "llama.cpp" else None)
+    return resolve(args.latency, args.cache_dir, latency_key(args), default_for(args.judge, model))
 
 
 def latency_key(args: argparse.Namespace) -> str:
     """The judge a latency model is stored for: backend, model and, for a server, its URLs."""
-    urls = f"@{','.join(args.base_url)}" if args.backend == "openai" and args.base_url else ""
+    urls = f"@{','.join(args.base_url)}" if args.judge == "openai" and args.base_url else ""
     return backend_label(args) + urls
 
 
@@ -328,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
     queries = split_depth(load_input(args)[: args.queries], args.depth)
     args.latency_choice = latency_choice(args)
     args.latency = args.latency_choice.model
-    checker = _reranker(args, _NoJudge(), False, args.max_inferences)  # bad settings fail here
+    checker = _reranker(args, _NoJudge(), False)  # bad settings fail here
     if args.dry_run:
         return dry_run(args, queries, checker)
     show = not args.quiet and sys.stderr.isatty()
@@ -336,17 +363,16 @@ def run(args: argparse.Namespace) -> int:
     cache = make_cache(args.cache_dir)
     try:
         backend = make_backend(args)
-        timed = TimedBackend(backend)
         started = time.perf_counter()
         with atomic_output(args.output) as out:  # appears only if the run ends well
-            results = _rerank_reporting(args, queries, timed, cache, out,
-                                        Progress(estimate, len(queries), show))
+            results, records = _rerank_reporting(args, queries, _reranker(args, backend, cache), out,
+                                                 Progress(estimate, len(queries), show))
         seconds = time.perf_counter() - started
     finally:
         close = getattr(cache, "close", None)
         if callable(close):
             close()
-    refit = _refit(args, timed.records)
+    refit = _refit(args, records)
     stats = getattr(backend, "stats", None)  # the HTTP backend's requests, by endpoint
     return _report(args, queries, results, seconds, http_requests(backend), refit,
                    stats() if callable(stats) else None)
@@ -355,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
 def _refit(args: argparse.Namespace, records: list[dict]) -> LatencyChoice | None:
     """Refit this judge's latency model on the run's timings, stored in --cache-dir (not for the
     simulated judges, whose timings say nothing of a real judge's)."""
-    if not args.cache_dir or args.backend in SIMULATED or not records:
+    if not args.cache_dir or args.judge in SIMULATED or not records:
         return None
     try:
         return record_run(args.cache_dir, latency_key(args), records)
@@ -364,13 +390,14 @@ def _refit(args: argparse.Namespace, records: list[dict]) -> LatencyChoice | Non
         return None
 
 
-def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], backend: Backend,
-                      cache: Cache | None, out: TextIO, progress: Progress) -> list[RankedResult]:
+def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], reranker: Reranker, out: TextIO,
+                      progress: Progress) -> tuple[list[RankedResult], list[dict]]:
     """:func:`rerank` under a progress bar; a failure or an interrupt says what was kept."""
     where = f" at {args.cache_dir}" if args.cache_dir else " in memory only (lost)"
+    cache = reranker.cache
     before = len(cache) if args.cache_dir and cache is not None else 0
     try:
-        return rerank(args, queries, backend, cache, progress, out)
+        return rerank(args, queries, reranker, progress, out)
     except BackendError as exc:
         raise BackendError(f"{exc}; no output written; judgments made so far were cached{where}") from exc
     except UnparsedError as exc:
@@ -434,7 +461,7 @@ def _summary_text(summary: dict, ledger: Ledger, latency: LatencyChoice, refit: 
     means = summary["per_query"]
     requests = summary["http_requests"]
     lines = [
-        f"reranked {summary['queries']} queries ({summary['cut_queries']} cut) with {s['backend']}, "
+        f"reranked {summary['queries']} queries ({summary['cut_queries']} cut) with {s['judge']}, "
         f"{s['sorter']} k={s['k']} depth={s['depth']} B={s['batch_size']} orders={s['orders']} "
         f"in {summary['seconds']:.1f} s",
         f"total: {ledger.comparisons} comparisons, {ledger.prompts} prompts, {ledger.inferences:g} "

@@ -1,8 +1,8 @@
 """``prp serve``: the rerank service on uvicorn (``pip install prp[serve]``).
 
-    prp serve --backend llama.cpp --model qwen2.5-coder-1.5b --port 8000
-    prp serve --backend openai --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
-    prp serve --backend perfect --qrels qrels.txt --cache redis://127.0.0.1:6379/0
+    prp serve --judge llama.cpp --model qwen2.5-coder-1.5b --port 8000
+    prp serve --judge openai --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
+    prp serve --judge perfect --qrels qrels.txt --cache redis://127.0.0.1:6379/0
 
 Every request in flight shares the judge's batches (one :class:`~prp.engine.Engine`); see
 :mod:`prp.serve.app` for the endpoints. ``--cache`` is ``memory`` (default), ``none``, a directory, or a
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.simulated_delay < 0:
         raise ValueError(f"--simulated-delay must be >= 0, got {args.simulated_delay}")
-    if args.simulated_delay and args.backend not in SIMULATED:
+    if args.simulated_delay and args.judge not in SIMULATED:
         raise ValueError("--simulated-delay is for the simulated judges (perfect, noisy)")
     oracle = make_backend(args)
     if args.simulated_delay:

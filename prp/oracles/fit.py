@@ -3,7 +3,8 @@
 :class:`~prp.oracles.simulated.NoisyOracle` models a judge's margin for a prompt showing passage
 ``a`` first and ``b`` second as ``scale * (grade(a) - grade(b)) + bias + N(0, noise^2)``. Here we
 sample judged DL19 pairs (stratified by grade gap, each asked in both orders), have a real
-backend judge them (through the judgment cache, so judgments already paid for are reused), and
+backend judge them (:func:`prp.judging.judge_all`: through the judgment cache, so judgments
+already paid for are reused), and
 fit ``scale`` and ``bias`` by least squares and ``noise`` as the residual standard deviation.
 """
 
@@ -15,10 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prp.cache import Cache, prompt_key
-from prp.oracles.base import Backend
-from prp.reranker import RankRequest
-from prp.types import Judgment, Prompt
+from prp.types import Judgment, Prompt, RankRequest
 
 
 @dataclass(frozen=True)
@@ -83,22 +81,6 @@ def both_orders(pairs: Sequence[tuple[RankRequest, int, int]]) -> list[Prompt]:
         for a, b in ((i, j), (j, i)):
             prompts.append(Prompt(qid, req.query, req.doc_ids[a], req.docs[a], req.doc_ids[b], req.docs[b]))
     return prompts
-
-
-async def judge_all(backend: Backend, prompts: Sequence[Prompt], batch_size: int,
-                    cache: Cache | None) -> list[Judgment]:
-    """Judge ``prompts`` in batches, answering what the cache holds and caching the rest."""
-    keys = [prompt_key(backend.name, backend.keys_by, p) for p in prompts]
-    out: list[Judgment | None] = [cache.get(k) if cache is not None else None for k in keys]
-    missing = [i for i, judged in enumerate(out) if judged is None]
-    for start in range(0, len(missing), batch_size):
-        chunk = missing[start: start + batch_size]
-        result = await backend.judge([prompts[i] for i in chunk])
-        for i, judgment in zip(chunk, result.judgments, strict=True):
-            out[i] = judgment
-            if cache is not None and judgment.parsed:
-                cache.set(keys[i], judgment)
-    return out  # type: ignore[return-value]
 
 
 def fit_noisy(prompts: Sequence[Prompt], judgments: Sequence[Judgment],

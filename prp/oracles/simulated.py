@@ -23,7 +23,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 
-from cost.model import TEMPLATE_TOKENS, estimate_tokens
+from cost.model import estimate_prompt_tokens
 from prp.types import BatchResult, Judgment, Prompt
 
 Qrels = Mapping[str, Mapping[str, int]]
@@ -42,13 +42,7 @@ class _Simulated:
         raise NotImplementedError
 
     def tokens(self, p: Prompt) -> int:
-        budget = self.passage_tokens
-        return (
-            TEMPLATE_TOKENS
-            + estimate_tokens(p.query)
-            + estimate_tokens(p.first, budget)
-            + estimate_tokens(p.second, budget)
-        )
+        return estimate_prompt_tokens(p.query, p.first, p.second, self.passage_tokens)
 
     async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
         if self.delay:

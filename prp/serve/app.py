@@ -98,10 +98,10 @@ class Metrics:
         self.in_flight = Gauge("prp_in_flight", "Queries being ranked", registry=r)
         self.batch_size = batch_size
 
-    def on_inference(self, prompts: Any, result: Any) -> None:
+    def on_inference(self, inference: Any) -> None:
         self.inferences.inc()
-        self.prompts.inc(len(prompts))
-        self.batch_fill.observe(len(prompts) / self.batch_size)
+        self.prompts.inc(len(inference.prompts))
+        self.batch_fill.observe(len(inference.prompts) / self.batch_size)
 
 
 def _draining() -> JSONResponse:

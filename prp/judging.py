@@ -1,0 +1,105 @@
+"""Judging through the cache: the one road from a prompt to the judge.
+
+Every prompt the project sends goes through :func:`judge_batch`: the scheduler's steps, fitting
+a simulated judge to a real one (:func:`judge_all`), and replays from a store of earlier runs.
+Rules kept here and nowhere else:
+
+* **One call per batch.** The prompts of a batch that a replay store holds (a
+  :class:`~prp.cache.TieredCache` with ``replay=True``) are answered from it; the rest go to
+  the backend in one ``judge`` call, timed. A batch the store answers whole makes no call.
+  Replayed prompts are charged the store's token estimate, so a batch's usage does not depend
+  on what was replayed.
+* **Answers are checked** (:func:`prp.judgment.check_result`); any other exception from the
+  backend becomes a :class:`~prp.oracles.base.BackendError` naming the backend.
+* **Unparsed answers are never cached.** Parsed ones are stored as soon as their batch
+  returns, so a later failure loses nothing judged. (Caches store what they are given.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prp.cache import Cache, Key, prompt_key
+from prp.judgment import check_result
+from prp.oracles.base import Backend, BackendError
+from prp.types import BatchResult, Judgment, Prompt
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What one batch cost: the ``on_inference`` hook's argument.
+
+    ``result`` holds one checked judgment per prompt (replayed ones included) and the batch's
+    usage; ``sent`` is how many prompts reached the backend (the rest were replayed),
+    ``sent_tokens`` the prompt tokens it reported for them and ``seconds`` the wall time of its
+    call (0 and 0.0 when nothing was sent)."""
+
+    prompts: Sequence[Prompt]
+    result: BatchResult
+    sent: int
+    sent_tokens: int
+    seconds: float
+
+    def record(self) -> dict:
+        """The backend call as a latency sample (:func:`cost.calibrate.fit`'s input)."""
+        return {"prompts": self.sent, "prompt_tokens": self.sent_tokens,
+                "completion_tokens": self.result.completion_tokens, "seconds": self.seconds}
+
+
+def lookup(cache: Cache | None, keys: Sequence[Key]) -> list[Judgment | None]:
+    """What ``cache`` holds for each key (None: a miss, or no cache)."""
+    if cache is None:
+        return [None] * len(keys)
+    return [cache.get(key) for key in keys]
+
+
+async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequence[Key],
+                      cache: Cache | None) -> Inference:
+    """Judge one batch through ``cache`` (see the module docstring)."""
+    recall = getattr(cache, "recall", None)
+    answers: list[Judgment | None] = recall(keys) if callable(recall) else [None] * len(prompts)
+    missing = [i for i, answer in enumerate(answers) if answer is None]
+    tokens = completion = sent_tokens = 0
+    seconds = 0.0
+    if missing:
+        sent = [prompts[i] for i in missing]
+        started = time.perf_counter()
+        try:
+            raw = await backend.judge(sent)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"backend {backend.name!r} failed on a batch of {len(sent)} "
+                               f"prompts: {type(exc).__name__}: {exc}") from exc
+        seconds = time.perf_counter() - started
+        result = check_result(raw, len(sent), backend.name)
+        tokens = sent_tokens = result.prompt_tokens
+        completion = result.completion_tokens
+        for i, judgment in zip(missing, result.judgments, strict=True):
+            answers[i] = judgment
+            if cache is not None and judgment.parsed:
+                cache.set(keys[i], judgment)
+        if callable(recall):
+            cache.judged(sent, tokens)  # type: ignore[union-attr]
+    if callable(recall) and len(missing) < len(prompts):
+        held = set(missing)
+        tokens += cache.replay_tokens([p for i, p in enumerate(prompts) if i not in held])  # type: ignore[union-attr]
+    return Inference(prompts, BatchResult(answers, tokens, completion),  # type: ignore[arg-type]
+                     len(missing), sent_tokens, seconds)
+
+
+async def judge_all(backend: Backend, prompts: Sequence[Prompt], batch_size: int,
+                    cache: Cache | None) -> list[Judgment]:
+    """Judge ``prompts``: what the cache holds is answered from it, the rest in batches of
+    ``batch_size``, cached as they return."""
+    keys = [prompt_key(backend.name, backend.keys_by, p) for p in prompts]
+    out = lookup(cache, keys)
+    missing = [i for i, judged in enumerate(out) if judged is None]
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start: start + batch_size]
+        done = await judge_batch(backend, [prompts[i] for i in chunk], [keys[i] for i in chunk], cache)
+        for i, judgment in zip(chunk, done.result.judgments, strict=True):
+            out[i] = judgment
+    return out  # type: ignore[return-value]
