@@ -186,3 +186,26 @@ def record_run(cache_dir: str | os.PathLike[str], judge: str,
         if os.path.exists(tmp):
             os.unlink(tmp)
     return LatencyChoice(model, f"refitted on {len(kept)} timed inferences, stored in {path}")
+
+
+def judge_key(spec: str, model: str | None = None, base_url: Sequence[str] | None = None) -> str:
+    """The name a judge's latency model is stored under: its label and, for a server, its URLs."""
+    from prp.oracles.judges import describe
+
+    name = spec.partition(":")[0]
+    urls = f"@{','.join(base_url)}" if name == "openai" and base_url else ""
+    return describe(spec, model) + urls
+
+
+def choose(explicit: LatencyModel | None, cache_dir: str | os.PathLike[str] | None, spec: str,
+           model: str | None = None, base_url: Sequence[str] | None = None) -> LatencyChoice:
+    """The latency model of a run of judge ``spec``: ``explicit``, else the one refitted on earlier
+    runs of this judge in ``cache_dir`` (never for the offline judges: simulated, replay), else
+    the judge's default."""
+    from prp.oracles.judges import DEFAULT_LLAMA_MODEL, OFFLINE
+
+    name = spec.partition(":")[0]
+    if name in OFFLINE:
+        return resolve(explicit, None, judge_key(spec), default_for(name))
+    model = model or (DEFAULT_LLAMA_MODEL if name == "llama.cpp" else None)
+    return resolve(explicit, cache_dir, judge_key(spec, model, base_url), default_for(name, model))

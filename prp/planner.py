@@ -8,7 +8,7 @@ cache, cross-query batching, ``orders``) is what gets predicted. Rules:
   4,300 candidates; unjudged counted as 0). A list with no relevant passage is drawn again (TREC
   keeps only queries that have one). Passages are ~65 words (~100 estimated tokens) and queries
   ~6 words, so a simulated prompt is ~250 tokens for the latency model, as real PRP prompts are.
-* **Judge.** A simulated judge (``prp.oracles.make_simulated_oracle``), by default
+* **Judge.** A simulated judge (``prp.oracles.make_judge``), by default
   ``noisy:scale=1,bias=0.5,noise=1.0``: margin = grade gap + 0.5 for the passage shown first +
   N(0, 1), i.e. an imperfect judge with a position bias, so that comparison counts reflect the
   ties and inconsistencies of a real one.
@@ -134,9 +134,9 @@ def simulate(sorter: str, requests, qrels, *, k: int, batch_size: int, orders: s
     """One engine run over ``requests`` (a :mod:`prp.grid` cell with its own memory cache):
     (the run's ledger, mean nDCG@10 under the judge)."""
     from prp.grid import Cell, run_cell
-    from prp.oracles import make_simulated_oracle
+    from prp.oracles import make_judge
 
-    done = run_cell(requests, make_simulated_oracle(judge, qrels), Cell(sorter, batch_size, orders), k=k,
+    done = run_cell(requests, make_judge(judge, qrels=qrels), Cell(sorter, batch_size, orders), k=k,
                     in_flight=in_flight, concurrency=concurrency, latency=latency)
     ndcg = sum(ndcg_at(r.doc_ids, qrels[r.qid]) for r in done.results) / len(done.results)
     return done.cost, ndcg

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from prp import NoisyOracle, PerfectOracle, Reranker
-from prp.oracles import make_simulated_oracle
+from prp.oracles import make_judge
 from prp.types import Prompt
 
 QRELS = {"q": {"d0": 0, "d1": 1, "d2": 2, "d3": 3, "d4": 3}}
@@ -54,15 +54,15 @@ def test_position_bias_hurts_consistent_but_not_margin():
     assert by_consistent.doc_ids == ids
 
 
-def test_make_simulated_oracle():
-    assert isinstance(make_simulated_oracle("perfect", QRELS), PerfectOracle)
-    noisy = make_simulated_oracle("noisy:bias=1.5,noise=1.0,seed=0", QRELS)
+def test_make_judge_builds_simulated_judges():
+    assert isinstance(make_judge("perfect", qrels=QRELS), PerfectOracle)
+    noisy = make_judge("noisy:bias=1.5,noise=1.0,seed=0", qrels=QRELS)
     assert (noisy.bias, noisy.noise, noisy.seed, noisy.scale) == (1.5, 1.0, 0, 1.0)
     with pytest.raises(ValueError, match="known: perfect, noisy"):
-        make_simulated_oracle("oracle9000", QRELS)
+        make_judge("oracle9000", qrels=QRELS)
     with pytest.raises(ValueError, match="bais"):
-        make_simulated_oracle("noisy:bais=1", QRELS)
+        make_judge("noisy:bais=1", qrels=QRELS)
     with pytest.raises(ValueError, match="key=value"):
-        make_simulated_oracle("noisy:bias", QRELS)
+        make_judge("noisy:bias", qrels=QRELS)
     with pytest.raises(ValueError, match="noise"):
         NoisyOracle(QRELS, noise=-1)

@@ -161,14 +161,14 @@ def test_simulate_budgets_give_one_row_per_budget(capsys, tmp_path):
 
 
 def test_replay_oracle_answers_from_a_recorded_set_and_refuses_a_miss(tmp_path):
-    from prp.oracles import BackendError, make_simulated_oracle
+    from prp.oracles import BackendError, make_judge
     from prp.oracles.replay import write_replay
 
     margins = [[None, 1.5, -0.5], [0.25, None, 2.0], [-1.0, 0.0, None]]
     path = tmp_path / "set.json.gz"
     write_replay(path, {"model": "m", "depth": 3,
                         "queries": [{"qid": "q", "query": "query", "doc_ids": DOCS[:3], "margins": margins}]})
-    oracle = make_simulated_oracle(f"replay:path={path}", {})
+    oracle = make_judge(f"replay:path={path}")
     rr = Reranker(oracle, sorter="allpair", k=3, orders="both", aggregate="margin")
     result = rr.rank("query", DOCS[:3], doc_ids=DOCS[:3], qid="q")
     # a's margin: m(a, b) - m(b, a): d0-d1 1.25, d0-d2 0.5, d1-d2 2.0: d0 beats both, d1 beats d2

@@ -76,7 +76,7 @@ from cost.model import LatencyModel
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import make_cache
 from prp.cli.argtypes import debias_arg, in_flight_or_all
-from prp.cli.backends import DEFAULT_LLAMA_MODEL, SIMULATED, add_backend_args, backend_label, make_backend
+from prp.cli.backends import OFFLINE, add_backend_args, backend_label, judge_spec, make_backend
 from prp.cli.helptext import HelpFormatter
 from prp.cli.progress import Progress
 from prp.data import (
@@ -90,7 +90,7 @@ from prp.data import (
 from prp.engine import Engine
 from prp.judging import Inference
 from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
-from prp.latency import LatencyChoice, default_for, record_run, resolve
+from prp.latency import LatencyChoice, choose, judge_key, record_run
 from prp.oracles.base import Backend, BackendError
 from prp.reranker import DEFAULT_IN_FLIGHT, RankRequest, Reranker
 from prp.result import RankedResult
@@ -324,21 +324,6 @@ def _settings(args: argparse.Namespace) -> dict:
             "max_unparsed": args.max_unparsed, "cache_dir": args.cache_dir}
 
 
-def latency_choice(args: argparse.Namespace) -> LatencyChoice:
-    """The latency model of this run: --latency, else the one refitted on earlier runs of this
-    judge in --cache-dir, else the judge's default (see :mod:`prp.latency`)."""
-    if args.judge in SIMULATED:
-        return resolve(args.latency, None, backend_label(args), default_for(args.judge))
-    model = args.model or (DEFAULT_LLAMA_MODEL if args.judge == "llama.cpp" else None)
-    return resolve(args.latency, args.cache_dir, latency_key(args), default_for(args.judge, model))
-
-
-def latency_key(args: argparse.Namespace) -> str:
-    """The judge a latency model is stored for: backend, model and, for a server, its URLs."""
-    urls = f"@{','.join(args.base_url)}" if args.judge == "openai" and args.base_url else ""
-    return backend_label(args) + urls
-
-
 def http_requests(backend: object) -> int | None:
     """HTTP requests the backend made, when it counts them (``stats``, or ``requests_made``)."""
     stats = getattr(backend, "stats", None)
@@ -353,7 +338,7 @@ def http_requests(backend: object) -> int | None:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     queries = split_depth(load_input(args)[: args.queries], args.depth)
-    args.latency_choice = latency_choice(args)
+    args.latency_choice = choose(args.latency, args.cache_dir, judge_spec(args), args.model, args.base_url)
     args.latency = args.latency_choice.model
     checker = _reranker(args, _NoJudge(), False)  # bad settings fail here
     if args.dry_run:
@@ -380,11 +365,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _refit(args: argparse.Namespace, records: list[dict]) -> LatencyChoice | None:
     """Refit this judge's latency model on the run's timings, stored in --cache-dir (not for the
-    simulated judges, whose timings say nothing of a real judge's)."""
-    if not args.cache_dir or args.judge in SIMULATED or not records:
+    offline judges - simulated, replay -, whose timings say nothing of a real judge's)."""
+    if not args.cache_dir or args.judge in OFFLINE or not records:
         return None
     try:
-        return record_run(args.cache_dir, latency_key(args), records)
+        return record_run(args.cache_dir, judge_key(judge_spec(args), args.model, args.base_url), records)
     except OSError as exc:
         print(f"prp rerank: warning: latency model not stored in {args.cache_dir}: {exc}", file=sys.stderr)
         return None

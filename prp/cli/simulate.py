@@ -17,7 +17,7 @@ from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned, cell
 from prp.evaluate import mean_measure
 from prp.grid import Cell, CellRun, run_cell
-from prp.oracles import make_simulated_oracle
+from prp.oracles.judges import SIMULATED, make_judge
 from prp.types import RankRequest
 
 COLUMNS = ("comparisons", "unique_comparisons", "cache_hits", "inferred", "prompts", "inferences", "rounds",
@@ -51,7 +51,8 @@ def simulate_one(requests: list[RankRequest], qrels: dict, cell: Cell, judge: st
                  **options: object) -> dict:
     """One cell with a simulated judge (a spec: perfect, noisy:..., replay:path=...), as a row."""
     options.setdefault("in_flight", 1)
-    done = run_cell(requests, make_simulated_oracle(judge, qrels), cell, **options)
+    reads = judge.partition(":")[0] in SIMULATED
+    done = run_cell(requests, make_judge(judge, qrels=qrels if reads else None), cell, **options)
     return row(done, qrels, judge, options)
 
 
