@@ -160,7 +160,8 @@ class Engine:
         return self.running and not self._closing
 
     async def aclose(self, drain: bool = True) -> None:
-        """Stop admitting; with ``drain``, finish every request in flight, else cancel them."""
+        """Stop admitting; with ``drain``, finish every request in flight, else cancel them; then
+        release what the backend holds on this loop (its ``aclose``: the HTTP judge's client)."""
         self._closing = True
         if self._task is None:
             return
@@ -177,6 +178,9 @@ class Engine:
         except asyncio.CancelledError:
             pass
         self._task = None
+        close = getattr(self.reranker.oracle, "aclose", None)  # e.g. the HTTP judge's client
+        if callable(close):
+            await close()
 
     # --- submission -------------------------------------------------------------------------
 

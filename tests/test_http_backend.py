@@ -371,6 +371,23 @@ def test_one_client_per_event_loop_and_aclose():
     assert backend.requests_made == 3
 
 
+def test_the_engine_closes_the_client_it_used():
+    from prp.engine import Engine
+
+    backend = make(FakeJudge(REL))
+    clients = []
+
+    async def main():
+        async with Engine(backend, k=K, batch_size=4, cache=False,
+                          on_inference=lambda inference: clients.append(backend._state.client)) as engine:
+            result = await engine.rank("which doc?", DOCS, IDS)
+        return result
+
+    assert asyncio.run(main()).doc_ids[:K] == EXPECTED
+    assert clients and len({id(c) for c in clients}) == 1 and clients[0].is_closed
+    assert backend._state is None
+
+
 def test_single_prompts_go_out_one_by_one_in_text_order():
     """As the in-process judge evaluates them, so a llama.cpp server reuses the same KV prefixes."""
     judge = FakeJudge(REL, delay=0.01)
