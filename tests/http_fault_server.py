@@ -1,7 +1,10 @@
 """A fake OpenAI-compatible judge for the HTTP backend tests, with scripted and random faults.
 
-:class:`FakeJudge` answers /v1/completions and /v1/chat/completions by a relevance table: passages
-are written "doc <id> ...", and the passage with the higher relevance gets the higher logprob.
+:class:`FakeJudge` answers /v1/completions and /v1/chat/completions by a relevance table (per doc
+id, or per query and doc id): passages are written "doc <id> ...", and the passage with the
+higher relevance gets the higher logprob; equal relevance gets equal logprobs, a tie (as the
+perfect simulated judge's). ``delay`` makes each judging request take that long (its own
+thread: requests in flight together overlap), standing in for an LLM's forward pass.
 Each judging request first takes the next scripted :class:`Reply` from ``faults`` (if any is
 left), then may draw a random fault (``fault_rate``, from ``fault_mix``). It also serves a byte
 tokenizer (one token per UTF-8 byte, so a cut can split a character, and strict decoding then
@@ -20,6 +23,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +31,8 @@ from typing import Any
 import httpx
 
 PASSAGE = re.compile(r'Passage ([AB]): "doc (\w+)')
+QUERY = re.compile(r'Given a query "(.*?)", which of the following two passages', re.S)
+Relevance = Mapping[str, float] | Callable[[str, str], float]  # doc id ->, or (query, doc id) ->
 
 
 @dataclass
@@ -51,9 +57,13 @@ def status(code: int, retry_after: str | None = None, body: str = '{"error": "sc
 
 
 class FakeJudge:
-    """The server's brain; records every request (path, headers, JSON payload) it gets."""
+    """The server's brain; records every request (path, headers, JSON payload) it gets.
 
-    def __init__(self, relevance: dict[str, float], faults: list[Reply] | None = None, *,
+    ``relevance``: doc id -> relevance, or a callable (query, doc id) -> relevance, the query as
+    the prompt shows it (cut to the backend's query budget).
+    """
+
+    def __init__(self, relevance: Relevance, faults: list[Reply] | None = None, *,
                  refuse_lists: int | str | None = None, refuse_lists_times: int | None = None,
                  delay: float = 0.0, tokenizer: str | None = "llama.cpp", tokenize_prefix: tuple = (),
                  fault_rate: float = 0.0, fault_mix: list[Reply] | None = None, seed: int = 0,
@@ -71,6 +81,7 @@ class FakeJudge:
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.tokenizer_requests: list[tuple[str, dict[str, Any]]] = []
         self.judge_count = self.tokenizer_count = 0
+        self.prompt_count = 0  # prompts in the judging requests (a list counts its length)
         self.random_faults = 0
         self.in_flight = self.peak = 0
         self.lock = threading.Lock()
@@ -78,10 +89,17 @@ class FakeJudge:
     # -- the answer -------------------------------------------------------------------------
 
     def logprobs(self, prompt: str) -> tuple[float, float]:
-        """(logprob of " A", of " B"): the more relevant passage gets -0.1, the other -2.3."""
+        """(logprob of " A", of " B"): the more relevant passage gets -0.1, the other -2.3; a tie
+        -0.7 both."""
         ids = dict(PASSAGE.findall(prompt))
-        a_wins = self.relevance[ids["A"]] > self.relevance[ids["B"]]
-        return (-0.1, -2.3) if a_wins else (-2.3, -0.1)
+        if callable(self.relevance):
+            query = QUERY.search(prompt)
+            a, b = (self.relevance(query.group(1) if query else "", ids[s]) for s in "AB")
+        else:
+            a, b = self.relevance[ids["A"]], self.relevance[ids["B"]]
+        if a == b:
+            return -0.7, -0.7
+        return (-0.1, -2.3) if a > b else (-2.3, -0.1)
 
     def completion_choice(self, index: int, prompt: str, text: str | None) -> dict[str, Any]:
         if text is not None:
@@ -159,6 +177,8 @@ class FakeJudge:
                 return self.tokenize(path, payload)
         with self.lock:
             self.judge_count += 1
+            prompts = payload.get("prompt")  # absent in a chat request: one prompt
+            self.prompt_count += len(prompts) if isinstance(prompts, list) else 1
             if self.record:
                 self.requests.append((path, headers, payload))
             scripted = self.faults.pop(0) if self.faults else OK
