@@ -9,7 +9,7 @@ a redis-server started here on loopback) at ``--batch-size`` (B=64) with one of 
 
 * ``--judge simulated`` (default): the perfect simulated judge, each inference taking
   ``--delay`` seconds (standing in for an LLM's latency, see ``--simulated-delay``).
-* ``--judge openai``: ``prp serve --backend openai`` against a loopback OpenAI-compatible judge
+* ``--judge openai``: ``prp serve --judge openai`` against a loopback OpenAI-compatible judge
   started here (tests/http_fault_server.py's FakeJudge on a real socket, the one the test suite
   uses), each HTTP request taking ``--delay`` seconds (an LLM's batched forward pass). The
   batch goes out as one ``/v1/completions`` request with a list of prompts; passages are cut at
@@ -111,10 +111,10 @@ def start(args: argparse.Namespace, qrels: Path, cache: str, log: Path, judge_ur
           ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     if judge_url is None:
-        judge = ["--backend", "perfect", "--qrels", str(qrels), "--simulated-delay", str(args.delay)]
+        judge = ["--judge", "perfect", "--qrels", str(qrels), "--simulated-delay", str(args.delay)]
     else:
-        judge = ["--backend", "openai", "--base-url", judge_url + "/v1", "--model", "fake-judge",
-                 "--oracle-options", "tokenizer=chars"]
+        judge = ["--judge", "openai:tokenizer=chars", "--base-url", judge_url + "/v1",
+                 "--model", "fake-judge"]
     command = [sys.executable, "-m", "prp.cli", "serve", *judge, "--port", str(port),
                "--batch-size", str(args.batch_size), "--cache", cache, "--linger-ms", str(args.linger_ms)]
     proc = subprocess.Popen(command, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log.open("w"),

@@ -329,7 +329,7 @@ def test_bad_output_exits_2(capsys, small, args, message):
 
 @pytest.mark.parametrize("backend_args, message", [
     (["--judge", "perfect"], "judge perfect needs qrels"),
-    (["--judge", "noisy:psychic=1", "--qrels", "QRELS"], "judge noisy: unknown option psychic; accepted: bias"),
+    (["--judge", "noisy:psychic=1", "--qrels", "QRELS"], "unknown option psychic; accepted: bias"),
     (["--judge", "transformers"], "judge transformers needs a model"),
     (["--judge", "llama.cpp", "--model", "/nonexistent.gguf"], "no GGUF model at /nonexistent.gguf"),
     (["--judge", "llama.cpp", "--model", "qwen-9000"], "neither a packaged model"),

@@ -4,7 +4,7 @@ path of bench/serve_load.py --judge openai, bounded to seconds.
 The judge is tests/http_fault_server.py's FakeJudge on a real loopback socket, grading each
 (query, doc id) by a hidden table and taking ``DELAY`` seconds a judging request (an LLM's
 forward pass), so that requests arriving together share HTTP requests. The service runs as a
-subprocess (``python -m prp.cli serve --backend openai``), as it is deployed. Lone requests (one
+subprocess (``python -m prp.cli serve --judge openai``), as it is deployed. Lone requests (one
 at a time) are the reference for the concurrent ones.
 """
 
@@ -65,9 +65,9 @@ def judged_service(tmp_path_factory):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with FaultServer(judge) as server, open(log_path, "w") as log:
-        command = [sys.executable, "-m", "prp.cli", "serve", "--backend", "openai",
+        command = [sys.executable, "-m", "prp.cli", "serve", "--judge", "openai:tokenizer=chars",
                    "--base-url", server.url + "/v1", "--model", "fake-judge",
-                   "--oracle-options", "tokenizer=chars", "--port", str(port), "--batch-size", str(B),
+                   "--port", str(port), "--batch-size", str(B),
                    "--cache", "none"]
         proc = subprocess.Popen(command, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log,
                                 stderr=subprocess.STDOUT)
