@@ -236,12 +236,14 @@ class TieredCache:
     (:func:`prp.judging.judge_batch`) the prompts the back holds are answered from it
     (:meth:`recall`) and only the rest reach the judge. A replayed prompt is charged estimated
     tokens (:func:`cost.model.estimate_prompt_tokens`) scaled by the ratio of reported to
-    estimated tokens of the prompts judged so far (1 before any), so the batch's usage hardly
+    estimated tokens of the prompts judged so far (1 before any), and the mean completion
+    tokens of those prompts (1 before any: an answer is one token), so the batch's usage hardly
     depends on what was replayed."""
 
     def __init__(self, front: Cache, back: Cache, *, replay: bool = False) -> None:
         self.front, self.back, self.replay = front, back, replay
         self._reported = self._estimated = 0.0  # tokens of the prompts judged (replay)
+        self._completion = self._judged = 0  # their completion tokens, and how many they were
 
     def get(self, key: Key) -> Judgment | None:
         judgment = self.front.get(key)
@@ -265,16 +267,19 @@ class TieredCache:
                 self.front.set(key, judgment)
         return found
 
-    def judged(self, prompts: Sequence[Prompt], reported_tokens: int) -> None:
+    def judged(self, prompts: Sequence[Prompt], reported_tokens: int, completion_tokens: int) -> None:
         """Prompts that reached the judge, and the tokens it reported for them."""
         if reported_tokens:
             self._reported += reported_tokens
             self._estimated += sum(_estimate(p) for p in prompts)
+        self._completion += completion_tokens
+        self._judged += len(prompts)
 
-    def replay_tokens(self, prompts: Sequence[Prompt]) -> int:
-        """The tokens charged for replayed ``prompts``."""
+    def replay_tokens(self, prompts: Sequence[Prompt]) -> tuple[int, int]:
+        """The (prompt, completion) tokens charged for replayed ``prompts``."""
         ratio = self._reported / self._estimated if self._estimated else 1.0
-        return round(ratio * sum(_estimate(p) for p in prompts))
+        per_prompt = self._completion / self._judged if self._judged else 1.0  # a PRP answer: one token
+        return round(ratio * sum(_estimate(p) for p in prompts)), round(per_prompt * len(prompts))
 
     def __len__(self) -> int:
         return len(self.back)  # type: ignore[arg-type]

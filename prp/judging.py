@@ -82,10 +82,11 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
             if cache is not None and judgment.parsed:
                 cache.set(keys[i], judgment)
         if callable(recall):
-            cache.judged(sent, tokens)  # type: ignore[union-attr]
+            cache.judged(sent, tokens, completion)  # type: ignore[union-attr]
     if callable(recall) and len(missing) < len(prompts):
         held = set(missing)
-        tokens += cache.replay_tokens([p for i, p in enumerate(prompts) if i not in held])  # type: ignore[union-attr]
+        replayed = cache.replay_tokens([p for i, p in enumerate(prompts) if i not in held])  # type: ignore[union-attr]
+        tokens, completion = tokens + replayed[0], completion + replayed[1]
     return Inference(prompts, BatchResult(answers, tokens, completion),  # type: ignore[arg-type]
                      len(missing), sent_tokens, seconds)
 

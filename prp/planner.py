@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -169,6 +170,30 @@ def _predict(sorter: str, n: int, k: int, batch_size: int, orders: str, latency:
     return Prediction(sorter, n, k, batch_size, means["comparisons"], means["prompts"],
                       means["inferences"], means["rounds"], means["predicted_seconds"],
                       sum(ndcgs) / len(ndcgs))
+
+
+PREDICTED = ("comparisons", "prompts", "inferences", "rounds", "predicted_seconds")
+
+
+def predict_run(reranker, sizes: Sequence[int]) -> tuple[list[dict], dict[str, float]]:
+    """The predicted cost of ranking queries of these candidate counts with ``reranker``'s
+    settings (its sorter for each count, k, B, orders, latency, in_flight, concurrency): one
+    prediction per count (queries of fewer than 2 candidates cost nothing). Returns a row per
+    count (``n``, ``queries``, ``sorter`` and :data:`PREDICTED` per query) and the totals."""
+    s = reranker.settings
+    groups, totals = [], dict.fromkeys(PREDICTED, 0.0)
+    for n, count in sorted(Counter(sizes).items()):
+        row: dict = {"n": n, "queries": count, "sorter": reranker.sorter_for(n),
+                     **dict.fromkeys(PREDICTED, 0.0)}
+        if n >= 2:
+            p = predict(row["sorter"], n, reranker.k, s.batch_size, orders=s.orders, latency=s.latency,
+                        queries=min(count, s.in_flight or count), in_flight=None,
+                        concurrency=s.concurrency)
+            row.update({name: getattr(p, name) for name in PREDICTED})
+        for name in PREDICTED:
+            totals[name] += row[name] * count
+        groups.append(row)
+    return groups, totals
 
 
 # --- planning -------------------------------------------------------------------------------

@@ -66,7 +66,6 @@ import json
 import sys
 import time
 import warnings
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -91,12 +90,11 @@ from prp.engine import Engine
 from prp.judging import Inference
 from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
 from prp.latency import LatencyChoice, choose, judge_key, record_run
+from prp.oracles import ScoresOracle
 from prp.oracles.base import Backend, BackendError
+from prp.planner import PREDICTED
 from prp.reranker import DEFAULT_IN_FLIGHT, RankRequest, Reranker
 from prp.result import RankedResult
-from prp.types import BatchResult, Prompt
-
-PREDICTED = ("comparisons", "prompts", "inferences", "rounds", "predicted_seconds")
 
 
 @dataclass(frozen=True)
@@ -223,15 +221,6 @@ def split_depth(requests: Sequence[RankRequest], depth: int) -> list[Query]:
     return queries
 
 
-class _NoJudge:
-    """A stand-in backend that only lets a Reranker check its settings: it never judges."""
-
-    name, keys_by = "none", "id"
-
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:  # pragma: no cover
-        raise RuntimeError("no judge: settings check only")
-
-
 def _reranker(args: argparse.Namespace, backend: Backend, cache: object) -> Reranker:
     return Reranker(backend, sorter=args.sorter, k=args.k, batch_size=args.batch_size,
                     orders=args.orders, aggregate=args.aggregate, cache=cache, in_flight=args.in_flight,
@@ -324,23 +313,12 @@ def _settings(args: argparse.Namespace) -> dict:
             "max_unparsed": args.max_unparsed, "cache_dir": args.cache_dir}
 
 
-def http_requests(backend: object) -> int | None:
-    """HTTP requests the backend made, when it counts them (``stats``, or ``requests_made``)."""
-    stats = getattr(backend, "stats", None)
-    if callable(stats):
-        stats = stats()
-    value = stats.get("requests") if isinstance(stats, dict) else getattr(stats, "requests", None)
-    if value is None:
-        value = getattr(backend, "requests_made", None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def run(args: argparse.Namespace) -> int:
     _check(args)
     queries = split_depth(load_input(args)[: args.queries], args.depth)
     args.latency_choice = choose(args.latency, args.cache_dir, judge_spec(args), args.model, args.base_url)
     args.latency = args.latency_choice.model
-    checker = _reranker(args, _NoJudge(), False)  # bad settings fail here
+    checker = _reranker(args, ScoresOracle({}), False)  # bad settings fail here; no judge is built
     if args.dry_run:
         return dry_run(args, queries, checker)
     show = not args.quiet and sys.stderr.isatty()
@@ -359,8 +337,8 @@ def run(args: argparse.Namespace) -> int:
             close()
     refit = _refit(args, records)
     stats = getattr(backend, "stats", None)  # the HTTP backend's requests, by endpoint
-    return _report(args, queries, results, seconds, http_requests(backend), refit,
-                   stats() if callable(stats) else None)
+    http = stats() if callable(stats) else None
+    return _report(args, queries, results, seconds, refit, http)
 
 
 def _refit(args: argparse.Namespace, records: list[dict]) -> LatencyChoice | None:
@@ -405,10 +383,10 @@ class Interrupted(Exception):
 
 
 def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
-            seconds: float, requests: int | None, refit: LatencyChoice | None,
-            http: dict | None = None) -> int:
+            seconds: float, refit: LatencyChoice | None, http: dict | None) -> int:
     from prp.cli import EXIT_BUDGET, EXIT_OK
 
+    requests = None if http is None else http["requests"]
     ledger = Ledger.total([r.cost for r in results])
     ledger.wall_seconds = seconds
     cut = [r.qid for r in results if r.cut]
@@ -478,24 +456,10 @@ def _http_lines(http: dict | None) -> list[str]:
 # --- dry run ---------------------------------------------------------------------------------------
 
 def predict_cost(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> dict:
-    """The planner's predicted cost of ranking ``queries``: one prediction per candidate count
-    (queries of fewer than 2 candidates need no comparison and cost nothing)."""
-    from prp.planner import predict
+    """The planner's predicted cost of ranking ``queries`` (:func:`prp.planner.predict_run`)."""
+    from prp.planner import predict_run
 
-    sizes = Counter(len(q.head.docs) for q in queries)
-    groups, totals = [], dict.fromkeys(PREDICTED, 0.0)
-    for n, count in sorted(sizes.items()):
-        row: dict = {"n": n, "queries": count, "sorter": checker.sorter_for(n)}
-        if n >= 2:
-            p = predict(row["sorter"], n, args.k, args.batch_size, orders=args.orders,
-                        latency=args.latency, queries=min(count, args.in_flight or count),
-                        in_flight=None, concurrency=args.concurrency)
-            row.update({name: getattr(p, name) for name in PREDICTED})
-        else:
-            row.update(dict.fromkeys(PREDICTED, 0.0))
-        for name in PREDICTED:
-            totals[name] += row[name] * count
-        groups.append(row)
+    groups, totals = predict_run(checker, [len(q.head.docs) for q in queries])
     per_query = {name: totals[name] / max(len(queries), 1) for name in PREDICTED}
     return {"dry_run": True, "queries": len(queries), "groups": groups, "total": totals,
             "per_query": per_query, "latency": args.latency_choice.to_dict(), "settings": _settings(args)}
