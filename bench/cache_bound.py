@@ -29,8 +29,7 @@ def main() -> None:
         for bound in (50_000, 100_000, 200_000, 500_000, None):
             reranker = Reranker(PerfectOracle(qrels), sorter=sorter, k=10, in_flight=QUERIES,
                                 cache=MemoryCache(max_entries=bound))
-            reranker.rank_many(requests)
-            cost = reranker.last_cost
+            cost = reranker.rank_many(requests)[0].run_cost
             print(f"{sorter:>10} {str(bound):>11} {cost.prompts:>8} {cost.cache_hits:>10} "
                   f"{cost.inferences:>10.0f}", flush=True)
 

@@ -38,7 +38,7 @@ def run_once(backend, requests, qrels, sorter: str, args) -> dict:
                         aggregate="margin", cache=args.cache_dir, in_flight=None)
     started = time.perf_counter()
     results = reranker.rank_many(requests)
-    cost = reranker.last_cost
+    cost = results[0].run_cost
     row = {"sorter": sorter,
            "ndcg@10": mean_measure("nDCG@10", {r.qid: r.doc_ids for r in results}, qrels),
            "per_query_ndcg@10": {r.qid: mean_measure("nDCG@10", {r.qid: r.doc_ids}, qrels)

@@ -149,9 +149,7 @@ class Reranker:
             in_flight=in_flight, concurrency=concurrency, max_inferences=max_inferences, seed=seed,
             latency=latency, budget=budget, debias=check_debias(debias), infer=infer)
         self.cache = make_cache(cache, on_error=on_cache_error)
-        # the whole last call (wall time of the run); kept for compatibility: each result's
-        # ``run_cost`` is its own call's, safe under concurrent calls
-        self.last_cost: Ledger | None = None
+        self._last_cost: Ledger | None = None
         self._engine = None
 
     def rank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
@@ -183,9 +181,17 @@ class Reranker:
             async with Engine(self) as engine:
                 results = await engine.rank_many(requests)
         cost = results[0].run_cost if results else Ledger.total([])
-        self.last_cost = cost
+        self._last_cost = cost
         self._check_unparsed(cost, results)  # type: ignore[arg-type]
         return results
+
+    @property
+    def last_cost(self) -> Ledger | None:
+        """Deprecated: the last call's total, which concurrent calls race on. Each result's
+        ``run_cost`` is its own call's total."""
+        warnings.warn("Reranker.last_cost is deprecated: read result.run_cost (its own call's total)",
+                      DeprecationWarning, stacklevel=2)
+        return self._last_cost
 
     async def __aenter__(self) -> Reranker:
         """Open a long-lived engine on the running loop: concurrent calls share batches."""

@@ -49,7 +49,7 @@ def test_readme_example_reproduces_the_project_ndcg_on_dl19(dl19_dir, monkeypatc
         assert [r.doc_ids for r in adapter.last_results] == [r.doc_ids for r in results]
         own = mean_measure("nDCG@10", {r.qid: r.doc_ids for r in results}, qrels)
         assert table[name] == pytest.approx(own, abs=1e-9)
-        assert adapter.cost.inferences == pytest.approx(direct.last_cost.inferences)
+        assert adapter.cost.inferences == pytest.approx(results[0].run_cost.inferences)
         assert adapter.cost.queries == len(requests) == 43
     assert ns["perfect"].cost.per_query()["inferences"] == pytest.approx(61.3, abs=0.05)
 
@@ -171,5 +171,5 @@ def test_packaged_judge_in_a_pt_experiment(dl19_dir):
     # ranking is the adapter's.
     direct = Reranker(judge, sorter="quicksort", k=2, batch_size=8, cache=cache)
     results = direct.rank_many(requests)
-    assert direct.last_cost.inferences == 0
+    assert results[0].run_cost.inferences == 0
     assert [r.doc_ids for r in results] == [r.doc_ids for r in adapter.last_results]

@@ -72,8 +72,8 @@ def test_two_processes_sharing_a_directory_lose_nothing(tmp_path):
     oracle = CountingOracle(ScoresOracle(scores))
     rr = Reranker(oracle, sorter="allpair", k=5, cache=directory)
     from prp import RankRequest
-    rr.rank_many([RankRequest("query " + q, ids, ids, qid=q) for q in ("A", "B")])
-    assert oracle.batches == [] and rr.last_cost.cache_hits == 2 * 40 * 39 // 2
+    results = rr.rank_many([RankRequest("query " + q, ids, ids, qid=q) for q in ("A", "B")])
+    assert oracle.batches == [] and results[0].run_cost.cache_hits == 2 * 40 * 39 // 2
 
 
 def test_unusable_directory_is_a_clear_error(tmp_path):

@@ -82,7 +82,8 @@ def test_two_queries_share_batches():
     r0, r1 = rr.rank_many(reqs)
     assert oracle.batches == [5, 5, 5, 5, 5, 5, 2]
     assert r0.cost.inferences == pytest.approx(3.2) and r1.cost.inferences == pytest.approx(3.8)
-    assert rr.last_cost.inferences == pytest.approx(7) and rr.last_cost.prompts == 32
+    assert r0.run_cost is r1.run_cost and r0.run_cost.inferences == pytest.approx(7)
+    assert r0.run_cost.prompts == 32
     assert (r0.cost.rounds, r1.cost.rounds) == (1, 1)
 
 

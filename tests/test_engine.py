@@ -204,7 +204,8 @@ def test_reranker_closes_its_cache(tmp_path):
     reqs, scores = requests(1, 20)
     with Reranker(ScoresOracle(scores), k=5, batch_size=8, cache=tmp_path / "c") as rr:
         result = rr.rank(**vars(reqs[0]))
-        assert rr.last_cost.prompts == result.run_cost.prompts == result.cost.prompts
+        with pytest.warns(DeprecationWarning, match="run_cost"):
+            assert rr.last_cost.prompts == result.run_cost.prompts == result.cost.prompts
     disk = DiskCache(tmp_path / "c")
     assert len(disk) == result.cost.prompts > 0
     disk.close()

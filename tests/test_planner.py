@@ -84,8 +84,7 @@ def test_perfect_judge_prediction_matches_the_engine():
     for trial in range(trials):
         requests, qrels = synthetic_queries(n, queries, seed=0, trial=trial)
         reranker = Reranker(PerfectOracle(qrels), sorter="mergesort", k=k, batch_size=b, in_flight=None)
-        reranker.rank_many(requests)
-        ledgers.append(reranker.last_cost)
+        ledgers.append(reranker.rank_many(requests)[0].run_cost)
     means = Ledger.total(ledgers).per_query()
     for name in ("comparisons", "prompts", "inferences", "rounds", "predicted_seconds"):
         assert getattr(got, name) == pytest.approx(means[name]), name

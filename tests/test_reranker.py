@@ -67,7 +67,7 @@ def test_ledger_inferences_equal_backend_calls():
         oracle = CountingOracle(ScoresOracle(scores))
         rr = Reranker(oracle, sorter="quicksort", k=10, batch_size=6, in_flight=in_flight)
         results = rr.rank_many(reqs)
-        total = rr.last_cost
+        total = results[0].run_cost
         assert total.inferences == pytest.approx(len(oracle.batches))
         assert total.prompts == sum(oracle.batches)
         assert sum(total.batch_sizes.values()) == len(oracle.batches)
@@ -79,10 +79,10 @@ def test_cross_query_batching_shares_inferences():
     reqs, scores = requests(8, 30)
     alone = Reranker(ScoresOracle(scores), sorter="quicksort", batch_size=64, in_flight=1)
     together = Reranker(ScoresOracle(scores), sorter="quicksort", batch_size=64, in_flight=None)
-    alone.rank_many(reqs)
-    together.rank_many(reqs)
-    assert together.last_cost.prompts == alone.last_cost.prompts
-    assert together.last_cost.inferences < alone.last_cost.inferences
+    c_alone = alone.rank_many(reqs)[0].run_cost
+    c_together = together.rank_many(reqs)[0].run_cost
+    assert c_together.prompts == c_alone.prompts
+    assert c_together.inferences < c_alone.inferences
 
 
 def test_cache_saves_repeated_pairs_and_reports_virtual_cost():
@@ -91,7 +91,7 @@ def test_cache_saves_repeated_pairs_and_reports_virtual_cost():
     on = Reranker(ScoresOracle(scores), sorter="bubblesort:skip_tail=false", k=5, cache=True)
     r_off, r_on = off.rank_many(reqs), on.rank_many(reqs)
     assert [r.doc_ids for r in r_off] == [r.doc_ids for r in r_on]
-    c_off, c_on = off.last_cost, on.last_cost
+    c_off, c_on = r_off[0].run_cost, r_on[0].run_cost
     assert c_off.cache_hits == 0 and c_off.prompts == c_off.virtual_prompts
     assert c_on.cache_hits > 0
     assert c_on.prompts == c_off.prompts - 2 * c_on.cache_hits
