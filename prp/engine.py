@@ -332,6 +332,7 @@ class Engine:
                 continue
             for job in request.finished:
                 result = request.results[id(job)] = self.reranker._result(job)
+                job.release()
                 if on_result is not None:
                     on_result(result)
             request.finished.clear()

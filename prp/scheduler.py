@@ -138,6 +138,11 @@ class Job:
         else:  # pragma: no cover - a sorter that ignores Cut breaks the protocol
             raise RuntimeError("a sorter went on after Cut")
 
+    def release(self) -> None:
+        """Drop what only ranking needed (keys, sorter, decided outcomes) once the result is made."""
+        self.keys = self.sorter = self.round = None  # type: ignore[assignment]
+        self.beats = {}
+
     def _finish(self, order: list[int]) -> None:
         self.order = order
         self.ledger.wall_seconds = time.perf_counter() - self.started

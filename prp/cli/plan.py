@@ -37,7 +37,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--queries", type=int, default=1, help="synthetic queries per trial")
     p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     p.add_argument("--trials", type=int, default=5, help="seeds averaged over")
-    p.add_argument("--judge", default=DEFAULT_JUDGE, help="perfect | noisy:scale=1,bias=0.5,noise=1.0,seed=0")
+    p.add_argument("--judge", default=DEFAULT_JUDGE, metavar="NAME[:OPTIONS]",
+                   help="the simulated judge: perfect, or noisy:scale=1,bias=0.5,noise=1.0,seed=0")
     p.add_argument("--sorters", default=None,
                    help="comma-separated specs (default: all but allpair when n > 60)")
     p.add_argument("--seed", type=int, default=0)
