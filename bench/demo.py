@@ -56,7 +56,7 @@ def report(data: Path, directory: Path) -> int:
     measured, forecast = summary["seconds"], predicted["total"]["predicted_seconds"]
     lines = [
         f"prp demo: {summary['queries']} TREC DL 2019 queries, BM25 top-{s['depth']} reranked for the "
-        f"top {s['k']} by {s['backend']} ({s['sorter']}, B={s['batch_size']}, orders={s['orders']})",
+        f"top {s['k']} by {s['judge']} ({s['sorter']}, B={s['batch_size']}, orders={s['orders']})",
         f"  nDCG@10  BM25 {before:.4f} -> reranked {after:.4f}   (per query: {per_query})",
         f"  cost     {cost['comparisons']} comparisons, {cost['prompts']} prompts, "
         f"{cost['inferences']:g} inferences, {cost['cache_hits']} cache hits",

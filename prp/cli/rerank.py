@@ -66,6 +66,7 @@ import json
 import sys
 import time
 import warnings
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -89,7 +90,7 @@ from prp.data import (
 from prp.engine import Engine
 from prp.judging import Inference
 from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
-from prp.latency import LatencyChoice, choose, judge_key, record_run
+from prp.latency import KEEP, LatencyChoice, choose, judge_key, record_run
 from prp.oracles import ScoresOracle
 from prp.oracles.base import Backend, BackendError
 from prp.planner import PREDICTED
@@ -241,13 +242,16 @@ class _Run:
         self.ready: dict[int, RankedResult] = {}
         self.written = 0
         self.so_far = Ledger(queries=0)
-        self.records: list[dict] = []
+        # timings for the latency refit: only a real judge's with a --cache-dir, and only the
+        # most recent ones the refit keeps (memory stays flat however many inferences)
+        timed = args.cache_dir and args.judge not in OFFLINE
+        self.records: deque[dict] = deque(maxlen=KEEP if timed else 0)
         self.failure: UnparsedError | None = None
         self.task: asyncio.Future | None = None
 
     def on_inference(self, inference: Inference) -> None:
         self.progress.judged(inference)
-        if inference.sent:
+        if inference.sent and self.records.maxlen:
             self.records.append(inference.record())
 
     def on_result(self, result: RankedResult) -> None:
@@ -289,7 +293,7 @@ def rerank(args: argparse.Namespace, queries: Sequence[Query], reranker: Reranke
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnparsedWarning)  # one line for the run, in _report
         results = asyncio.run(run.rank(reranker))
-    return results, run.records
+    return results, list(run.records)
 
 
 def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
