@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prp.cache import Cache, Key, prompt_key
+from prp.cache import Cache, Key, TieredCache, prompt_key
 from prp.judgment import check_result
 from prp.oracles.base import Backend, BackendError
 from prp.types import BatchResult, Judgment, Prompt
@@ -58,8 +58,8 @@ def lookup(cache: Cache | None, keys: Sequence[Key]) -> list[Judgment | None]:
 async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequence[Key],
                       cache: Cache | None) -> Inference:
     """Judge one batch through ``cache`` (see the module docstring)."""
-    recall = getattr(cache, "recall", None)
-    answers: list[Judgment | None] = recall(keys) if callable(recall) else [None] * len(prompts)
+    replay: TieredCache | None = cache if getattr(cache, "replay", False) is True else None  # type: ignore[assignment]
+    answers: list[Judgment | None] = [None] * len(prompts) if replay is None else replay.recall(keys)
     missing = [i for i, answer in enumerate(answers) if answer is None]
     tokens = completion = sent_tokens = 0
     seconds = 0.0
@@ -81,11 +81,11 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
             answers[i] = judgment
             if cache is not None and judgment.parsed:
                 cache.set(keys[i], judgment)
-        if callable(recall):
-            cache.judged(sent, tokens, completion)  # type: ignore[union-attr]
-    if callable(recall) and len(missing) < len(prompts):
+        if replay is not None:
+            replay.judged(sent, tokens, completion)
+    if replay is not None and len(missing) < len(prompts):
         held = set(missing)
-        replayed = cache.replay_tokens([p for i, p in enumerate(prompts) if i not in held])  # type: ignore[union-attr]
+        replayed = replay.replay_tokens([p for i, p in enumerate(prompts) if i not in held])
         tokens, completion = tokens + replayed[0], completion + replayed[1]
     return Inference(prompts, BatchResult(answers, tokens, completion),  # type: ignore[arg-type]
                      len(missing), sent_tokens, seconds)
