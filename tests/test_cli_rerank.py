@@ -385,3 +385,34 @@ def test_budget_per_query_caps_prompts_and_is_not_an_error(capsys, small, tmp_pa
         rerank(capsys, *layout_args(small, "jsonl"), *perfect(small), "--debias", "maybe",
                "--output", str(out_path))
     assert exit_.value.code == 2 and "--debias" in capsys.readouterr().err
+
+
+def test_output_keeps_input_order_when_later_queries_finish_first(capsys, monkeypatch, tmp_path):
+    """All queries in flight: the long first query finishes last, yet is written first."""
+    sizes = {"long": 40, "s1": 3, "s2": 4, "s3": 2, "s4": 5}
+    grades = {q: {f"{q}-{i}": (i * 7) % 4 for i in range(n)} for q, n in sizes.items()}
+    cands, qrels = tmp_path / "c.jsonl", tmp_path / "qrels.txt"
+    cands.write_text("".join(json.dumps({"qid": q, "query": f"query {q}", "candidates": [
+        {"docid": d, "text": f"text {d}"} for d in docs]}) + "\n" for q, docs in grades.items()))
+    qrels.write_text("".join(f"{q} 0 {d} {g}\n" for q, docs in grades.items() for d, g in docs.items()))
+    finished = []
+    real = rerank_cli._Run.on_result
+
+    def spy(self, result):
+        finished.append(result.qid)
+        real(self, result)
+
+    monkeypatch.setattr(rerank_cli._Run, "on_result", spy)
+    out = tmp_path / "out.jsonl"
+    assert main(["rerank", "--input", str(cands), "--judge", "perfect", "--qrels", str(qrels), "--k", "3",
+                 "--batch-size", "4", "--in-flight", "all", "--sorter", "heapsort", "--quiet",
+                 "--output-format", "jsonl", "--output", str(out)]) == 0
+    capsys.readouterr()
+    assert finished[-1] == "long" and sorted(finished) == sorted(sizes)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["qid"] for r in rows] == list(sizes)
+    for row in rows:
+        ranked = [e["docid"] for e in row["ranking"]]
+        best = sorted(grades[row["qid"]], key=lambda d: -grades[row["qid"]][d])[:3]
+        assert sorted(ranked) == sorted(grades[row["qid"]])
+        assert [grades[row["qid"]][d] for d in ranked[:3]] == [grades[row["qid"]][d] for d in best]

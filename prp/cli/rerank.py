@@ -65,7 +65,6 @@ import asyncio
 import json
 import sys
 import time
-import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,7 +88,7 @@ from prp.data import (
 )
 from prp.engine import Engine
 from prp.judging import Inference
-from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
+from prp.judgment import UnparsedError, check_max_unparsed, describe_unparsed, unparsed_share
 from prp.latency import KEEP, LatencyChoice, choose, judge_key, record_run
 from prp.oracles import ScoresOracle
 from prp.oracles.base import Backend, BackendError
@@ -290,9 +289,7 @@ def rerank(args: argparse.Namespace, queries: Sequence[Query], reranker: Reranke
     the results (their ledgers and ``cut`` flags, not their ranked documents) and the run's
     timed inferences."""
     run = _Run(args, queries, progress, out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnparsedWarning)  # one line for the run, in _report
-        results = asyncio.run(run.rank(reranker))
+    results = asyncio.run(run.rank(reranker))  # the engine warns of nothing: _report says it once
     return results, list(run.records)
 
 
