@@ -61,5 +61,7 @@ def backend_label(args: argparse.Namespace) -> str:
 
 def make_backend(args: argparse.Namespace) -> Backend:
     """The judge ``args`` describe (this loads an LLM judge's model)."""
+    if args.judge in SIMULATED and not args.qrels:
+        raise ValueError(f"--judge {args.judge} needs qrels: give --qrels FILE (the graded judgments)")
     return make_judge(judge_spec(args), model=args.model, base_url=args.base_url, api_key=args.api_key,
                       qrels=args.qrels)
