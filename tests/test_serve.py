@@ -202,3 +202,38 @@ def test_sigterm_during_load_answers_every_accepted_request(tmp_path):
     disk = DiskCache(cache)
     assert len(disk) == sum(body["usage"]["prompts"] for body, _, _ in ok) > 0  # nothing judged is lost
     disk.close()
+
+
+def test_unreadable_answers_are_reported_not_silent():
+    """An answer the judge gave in no usable form is retried, then counted as a tie: the response's
+    usage and /metrics say how many, so it never passes as a decision unseen."""
+    from prp.oracles import ScoresOracle
+    from prp.reranker import Reranker
+    from prp.serve.app import create_app
+    from prp.types import BatchResult, Judgment
+
+    class Garbled(ScoresOracle):
+        """Answers prompts whose first passage is d3 with an unreadable judgment."""
+
+        async def judge(self, prompts):
+            result = await super().judge(prompts)
+            judgments = [Judgment(None, None, parsed=False) if p.first_id == "3" else j
+                         for p, j in zip(prompts, result.judgments, strict=True)]
+            return BatchResult(judgments, result.prompt_tokens, result.completion_tokens)
+
+    scores = {str(i): float(i) for i in range(6)}
+    app = create_app(Reranker(Garbled(scores), batch_size=8, cache=False), linger_ms=0)
+
+    async def main():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://prp") as client:
+                answer = await client.post("/v1/rerank", json={"query": "q", "documents": [  # ids: the texts
+                    str(i) for i in range(6)], "top_n": 3, "orders": "one"})
+                return answer, (await client.get("/metrics")).text
+
+    answer, metrics = asyncio.run(main())
+    assert answer.status_code == 200
+    unparsed = answer.json()["usage"]["unparsed"]
+    assert unparsed >= 1
+    assert f"prp_unparsed_total {float(unparsed)}" in metrics

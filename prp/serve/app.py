@@ -12,7 +12,8 @@ Endpoints:
   best, each with ``index`` into ``documents`` and ``relevance_score``: ``(n - rank + 1) / n``,
   so 1.0 for the best and decreasing with rank; a pairwise judge orders, it does not score),
   ``usage`` (prompts, inferences - this request's share of shared batches -, cache_hits,
-  tokens, cut) and Cohere's ``meta``.
+  tokens, cut, unparsed: prompts whose answer stayed unreadable after a retry, counted as ties)
+  and Cohere's ``meta``.
 * ``GET /health``: 200 ``{"status": "ok"}`` while admitting, 503 ``draining`` once shutting down.
 * ``GET /metrics``: Prometheus text (a registry per app).
 
@@ -89,6 +90,8 @@ class Metrics:
         self.prompts = Counter("prp_prompts", "Prompts sent to the judge", registry=r)
         self.inferences = Counter("prp_inferences", "Inferences (judge calls)", registry=r)
         self.cache_hits = Counter("prp_cache_hits", "Comparisons answered by the cache", registry=r)
+        self.unparsed = Counter("prp_unparsed", "Prompts whose answer stayed unreadable after a retry "
+                                "(counted as ties)", registry=r)
         self.documents = Counter("prp_documents", "Documents reranked", registry=r)
         self.batch_fill = Histogram("prp_batch_fill", "Prompts per inference / batch size", registry=r,
                                     buckets=(0.125, 0.25, 0.5, 0.75, 0.9, 1.0))
@@ -209,6 +212,7 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
             return _error(422, str(exc))
         cost = result.cost
         metrics.cache_hits.inc(cost.cache_hits)
+        metrics.unparsed.inc(cost.unparsed)
         metrics.documents.inc(n)
         results = []
         for doc in result.docs[:top_n]:
@@ -220,7 +224,8 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
                  "cache_hits": cost.cache_hits, "comparisons": cost.unique_comparisons,
                  "prompt_tokens": round(cost.prompt_tokens),
                  "completion_tokens": round(cost.completion_tokens),
-                 "total_tokens": round(cost.prompt_tokens + cost.completion_tokens), "cut": result.cut}
+                 "total_tokens": round(cost.prompt_tokens + cost.completion_tokens), "cut": result.cut,
+                 "unparsed": cost.unparsed}
         return JSONResponse({
             "id": uuid.uuid4().hex, "model": body.model or model_name, "results": results, "usage": usage,
             "meta": {"api_version": {"version": "2"},
