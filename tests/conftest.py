@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,10 @@ def expected_order(ids: list[str], scores: dict[str, float], k: int) -> list[str
     """Stable sort's top-k by score, then the rest in first-stage order."""
     top = sorted(ids, key=lambda d: -scores[d])[:k]
     return top + [d for d in ids if d not in top]
+
+
+def free_port() -> int:
+    """A loopback port free now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -26,13 +26,13 @@ import asyncio
 import importlib.util
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 httpx = pytest.importorskip("httpx", reason="the HTTP backend needs prp[http] (httpx)")
 pytest.importorskip("asyncio_throttle", reason="the HTTP backend needs prp[http] (asyncio-throttle)")
@@ -66,11 +66,6 @@ def _model_file() -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _wait_until_up(proc: subprocess.Popen, url: str, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
@@ -89,7 +84,7 @@ def _wait_until_up(proc: subprocess.Popen, url: str, log: Path) -> None:
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
     model = _model_file()
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
            "--port", str(port), "--logits_all", "true", "--n_ctx", "2048", "--verbose", "false"]

@@ -4,12 +4,11 @@ not installed): round trips, the unparsed rule, and replicas sharing judgments."
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
-from conftest import CountingOracle, score_docs
+from conftest import CountingOracle, free_port, score_docs
 
 pytest.importorskip("redis")
 if shutil.which("redis-server") is None:
@@ -17,12 +16,6 @@ if shutil.which("redis-server") is None:
 
 from prp import Judgment, RankRequest, Reranker, ScoresOracle  # noqa: E402
 from prp.cache import CacheError, DiskCache, RedisCache, TieredCache, make_cache  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

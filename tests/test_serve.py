@@ -9,13 +9,13 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -24,11 +24,6 @@ pytest.importorskip("prometheus_client")
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "test-key-1"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_qrels(path: Path, queries: int = 8, docs: int = 40) -> dict[str, dict[str, int]]:

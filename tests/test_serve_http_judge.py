@@ -14,13 +14,13 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -51,18 +51,13 @@ def _body(q: int) -> dict:
             "documents": [f"doc {d} is a passage about topic {q}" for d in ids], "_ids": ids}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def judged_service(tmp_path_factory):
     """(service URL, the FakeJudge behind it)."""
     judge = FakeJudge(lambda query, doc_id: TABLE[query][doc_id], delay=DELAY, tokenizer=None)
     log_path = tmp_path_factory.mktemp("serve-http") / "serve.log"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with FaultServer(judge) as server, open(log_path, "w") as log:
         command = [sys.executable, "-m", "prp.cli", "serve", "--judge", "openai:tokenizer=chars",
