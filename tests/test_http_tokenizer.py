@@ -118,3 +118,15 @@ def test_concurrent_calls_ask_for_a_text_once():
     assert all(r.judgments == results[0].judgments for r in results)
     asked = [p["content"] for path, p in judge.tokenizer_requests if path == "/tokenize" and p["content"]]
     assert sorted(asked) == sorted({"a query " * 10, "short", LONG, OTHER})  # each text once
+
+
+def test_a_tokenizer_answering_no_token_ids_is_a_backend_failure():
+    """Tokens that are not integers come from the server, not the user: a backend error."""
+    from prp.oracles.tokenizers import ServerTokenizer, TokenizerUnavailable
+
+    async def post(path, payload, refuse):
+        return 200, {"tokens": ["not", "ids"]}
+
+    with pytest.raises(TokenizerUnavailable, match="answered without tokens"):
+        asyncio.run(ServerTokenizer("m", post)._detect())
+    assert issubclass(TokenizerUnavailable, BackendError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -177,3 +178,25 @@ def test_replay_oracle_answers_from_a_recorded_set_and_refuses_a_miss(tmp_path):
         rr.rank("query", DOCS[:3], doc_ids=DOCS[:3], qid="other")
     with pytest.raises(BackendError, match="no document 'd9'"):
         rr.rank("query", ["a", "b"], doc_ids=["d0", "d9"], qid="q")
+
+
+@pytest.mark.parametrize("queries, message", [
+    ([[1]], "query 1 is not an object with a 'qid'"),
+    ([{"doc_ids": ["a"], "margins": [[None]]}], "query 1 is not an object with a 'qid'"),
+    ([{"qid": "q", "doc_ids": ["a", "b"], "margins": [1, 2]}], "needs an n x n margins matrix"),
+    ([{"qid": "q", "doc_ids": ["a", "b"], "margins": [[None, "x"], [1, None]]}], "numbers or null"),
+])
+def test_a_malformed_replay_set_is_bad_input(tmp_path, capsys, queries, message):
+    from prp.cli import main
+    from prp.oracles.replay import write_replay
+
+    path = tmp_path / "bad.json.gz"
+    write_replay(path, {"model": "m", "queries": queries})
+    data = tmp_path / "data"
+    data.mkdir()
+    hits = [{"qid": "q", "docid": d, "rank": r + 1, "score": 9.0 - r, "content": f"text {d}"}
+            for r, d in enumerate(DOCS[:3])]
+    (data / "bm25-top100.json").write_text(json.dumps([{"query": "the query", "hits": hits}]))
+    (data / "qrels.txt").write_text("q 0 d0 1\n")
+    assert main(["simulate", "--data", str(data), "--judge", f"replay:path={path}"]) == 2
+    assert message in capsys.readouterr().err

@@ -42,11 +42,16 @@ def read_replay(path: str | os.PathLike[str]) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("queries"), list):
         raise ValueError(f"{path}: not a replay set: no 'queries' list")
     for number, q in enumerate(data["queries"], start=1):
-        n = len(q.get("doc_ids", []))
-        rows = q.get("margins", [])
-        if not n or len(rows) != n or any(len(row) != n for row in rows):
-            raise ValueError(f"{path}: query {number} ({q.get('qid')!r}) needs an n x n margins "
+        if not isinstance(q, dict) or "qid" not in q or not isinstance(q.get("doc_ids"), list):
+            raise ValueError(f"{path}: query {number} is not an object with a 'qid' and a 'doc_ids' list")
+        n, rows = len(q["doc_ids"]), q.get("margins")
+        if (not n or not isinstance(rows, list) or len(rows) != n
+                or any(not isinstance(row, list) or len(row) != n for row in rows)):
+            raise ValueError(f"{path}: query {number} ({q['qid']!r}) needs an n x n margins "
                              f"matrix for its {n} doc ids")
+        if any(m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)))
+               for row in rows for m in row):
+            raise ValueError(f"{path}: query {number} ({q['qid']!r}): margins must be numbers or null")
     return data
 
 
@@ -76,12 +81,9 @@ class ReplayOracle:
         self.path = Path(path)
         self.model = str(data.get("model", "?"))
         self.name = f"replay/{self.model}"
-        self.depth = data.get("depth")
         self._index: dict[str, tuple[dict[str, int], list[list[float | None]]]] = {
             str(q["qid"]): ({str(d): pos for pos, d in enumerate(q["doc_ids"])}, q["margins"])
             for q in data["queries"]}
-        self.queries = {str(q["qid"]): (q["query"], [str(d) for d in q["doc_ids"]])
-                        for q in data["queries"]}
 
     def margin(self, p: Prompt) -> float:
         try:

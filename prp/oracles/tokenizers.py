@@ -165,15 +165,13 @@ class ServerTokenizer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._asked: dict[tuple[str, int], asyncio.Future[None]] = {}  # in flight, by this loop
 
-    async def _call(self, path: str, payload: dict[str, Any], refuse: frozenset[int] = frozenset()
-                    ) -> tuple[int, dict[str, Any] | None]:
-        return await self.post(path, payload, refuse)
-
     async def _detect(self) -> None:
         for dialect in DIALECTS:
-            status, body = await self._call(dialect.tokenize, dialect.encode(self.model, ""), NOT_THERE)
+            status, body = await self.post(dialect.tokenize, dialect.encode(self.model, ""), NOT_THERE)
             if status == 200 and body is not None and isinstance(body.get("tokens"), list):
-                self.dialect, self.prefix = dialect, [int(t) for t in body["tokens"]]
+                if not all(isinstance(t, int) for t in body["tokens"]):
+                    raise TokenizerUnavailable(f"{dialect.tokenize} answered without tokens: {body!r:.200}")
+                self.dialect, self.prefix = dialect, body["tokens"]
                 return
         raise TokenizerUnavailable(
             "the server has no tokenizer endpoint (/tokenize or /extras/tokenize): give the HTTP "
@@ -182,7 +180,7 @@ class ServerTokenizer:
 
     async def _encode(self, text: str) -> list[int]:
         assert self.dialect is not None
-        _, body = await self._call(self.dialect.tokenize, self.dialect.encode(self.model, text))
+        _, body = await self.post(self.dialect.tokenize, self.dialect.encode(self.model, text), frozenset())
         tokens = body.get("tokens") if body is not None else None
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
             raise TokenizerUnavailable(f"{self.dialect.tokenize} answered without tokens: {body!r:.200}")
@@ -196,9 +194,9 @@ class ServerTokenizer:
         path = self.dialect.detokenize
         for end in range(len(ids), max(len(ids) - 4, 0), -1):
             payload = {"model": self.model, "tokens": ids[:end]}
-            status, body = await self._call(path, payload, frozenset({500}))
+            status, body = await self.post(path, payload, frozenset({500}))
             if status == 500 and "decode" not in str(body):  # not a split character: retry it
-                status, body = await self._call(path, payload)
+                status, body = await self.post(path, payload, frozenset())
             for key in self.dialect.text_keys if status == 200 and body is not None else ():
                 if isinstance(body.get(key), str):  # type: ignore[union-attr]
                     return body[key]  # type: ignore[index]
