@@ -220,7 +220,8 @@ class Engine:
         if max_inferences is not None and (not isinstance(max_inferences, int)
                                            or isinstance(max_inferences, bool) or max_inferences < 0):
             raise ValueError(f"max_inferences must be an integer >= 0 or None, got {max_inferences!r}")
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         _positive_int("k", k, allow_none=True)
         if orders is not None:
@@ -364,7 +365,16 @@ class SyncEngine:
             engine.start()
             return engine
 
-        self.engine = self._run(make())
+        try:
+            self.engine = self._run(make())
+        except BaseException:  # bad options: stop the thread started for it
+            self._stop()
+            raise
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def _run(self, coro):  # noqa: ANN001, ANN202
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -379,9 +389,7 @@ class SyncEngine:
     def close(self) -> None:
         if self._thread.is_alive():
             self._run(self.engine.aclose())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+            self._stop()
 
     def __enter__(self) -> SyncEngine:
         return self

@@ -217,6 +217,8 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         return None
     results = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
     _charge(batches, results, step, s)
+    for key in step.unparsed:  # charged, like the prompt, to the query that paid for it
+        step.owner[key].ledger.unparsed += 1
     known, aggregate, band = step.known, s.aggregate, s.tie_band
     for job, round_, pairs, implied in step.plans:
         coin = (job.orders or s.orders) == "random"
@@ -233,9 +235,6 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
                 if result:
                     job.beats.setdefault(a if result > 0 else b, set()).add(b if result > 0 else a)
         unique.update(implied)
-        if step.unparsed:
-            job.ledger.unparsed += sum(key in step.unparsed for answers in pairs.values()
-                                       for _, key in answers)
         job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
     for job in step.over:
         job.stop()

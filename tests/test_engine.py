@@ -225,3 +225,43 @@ def test_in_flight_bounds_the_queries_admitted_across_requests():
     assert seen and max(seen) <= 2
     for req, res in zip(reqs, results, strict=True):
         assert res.doc_ids[:5] == expected_order(list(req.doc_ids), scores, 5)[:5]
+
+
+def test_a_failed_sync_engine_stops_its_thread():
+    before = {t for t in threading.enumerate() if t.name == "prp-engine"}
+    for bad in ({"linger_ms": -1}, {"bogus": 1}):
+        with pytest.raises((ValueError, TypeError)):
+            SyncEngine(ScoresOracle({}), **bad)
+    assert {t for t in threading.enumerate() if t.name == "prp-engine"} == before
+
+
+def test_a_boolean_timeout_is_refused():
+    async def main():
+        async with Engine(ScoresOracle({"a": 1.0}), k=1) as engine:
+            with pytest.raises(ValueError, match="timeout"):
+                await engine.rank("q", ["a"], ["a"], timeout=True)
+
+    asyncio.run(main())
+
+
+def test_an_unparsed_prompt_is_counted_once_for_the_query_that_paid_for_it():
+    """Two identical queries ask the same prompts; each unreadable one counts once, where its
+    prompt is charged, so the unparsed share is over the prompts judged."""
+    from prp.types import BatchResult, Judgment
+
+    class Garbled(CountingOracle):
+        async def judge(self, prompts):
+            result = await super().judge(prompts)
+            return BatchResult([Judgment(None, None, parsed=False) if p.first_id == "d1" else j
+                                for p, j in zip(prompts, result.judgments, strict=True)],
+                               result.prompt_tokens, result.completion_tokens)
+
+    ids, scores = score_docs(6, seed=2)
+    same = [RankRequest("q", ids, ids, qid="q") for _ in range(2)]
+    judge = Garbled(ScoresOracle(scores))
+    with pytest.warns(Warning, match="unparsed"):
+        results = Reranker(judge, sorter="allpair", k=6, batch_size=64, cache=False).rank_many(same)
+    run = results[0].run_cost
+    assert run.prompts == sum(judge.batches) == 30 + 5  # 15 pairs x 2 orders, the 5 retried once
+    assert run.unparsed == 5 and run.unparsed_retries == 5
+    assert sorted(r.cost.unparsed for r in results) == [0, 5]
