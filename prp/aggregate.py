@@ -90,6 +90,12 @@ class BiasEstimate:
             self.count += 1
 
 
+def needs_margins(why: str) -> ValueError:
+    """The error of ``aggregate="margin"`` with a judge that gives no margins (``why``: how we know)."""
+    return ValueError(f"aggregate='margin' needs a judge that reports margins; {why} "
+                      "(use aggregate='consistent' or 'auto')")
+
+
 def outcome(answers: Sequence[tuple[bool, Judgment]], aggregate: str, tie_band: float,
             bias: float = 0.0, soft: bool = False) -> float:
     """WIN (+1), TIE (0) or LOSS (-1) for a, from (a shown first?, judgment) pairs; with
@@ -103,8 +109,7 @@ def outcome(answers: Sequence[tuple[bool, Judgment]], aggregate: str, tie_band: 
         elif margins:
             total += judgment.margin - bias if a_first else bias - judgment.margin
     if aggregate == "margin" and not margins:
-        raise ValueError("aggregate='margin' needs a judge that reports margins; "
-                         "use aggregate='consistent' or 'auto'")
+        raise needs_margins("an answer came without one")
     if margins and aggregate != "consistent":
         if soft:
             return total

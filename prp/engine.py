@@ -76,7 +76,7 @@ class _Request:
         self.left = math.inf if max_inferences is None else max_inferences
         self.started = time.perf_counter()
         self.finished: list[scheduler.Job] = []  # finished since the engine last looked
-        self.results: dict[int, RankedResult] = {}  # by id(job)
+        self.results: dict[scheduler.Job, RankedResult] = {}
         for job in jobs:
             job.request = self
 
@@ -208,18 +208,15 @@ class Engine:
         only (None: the Reranker's). Raises :class:`EngineClosed` when the engine is not
         admitting, ValueError on a bad option."""
         from prp.aggregate import ORDERS, check_choice
-        from prp.reranker import _positive_int, _validate
+        from prp.reranker import _count_or_none, _positive_int, _validate
 
         if not self.accepting:
             raise EngineClosed("the engine is not running" if not self.running else "the engine is closing")
         if self.loop is not asyncio.get_running_loop():
             raise RuntimeError("an Engine serves the event loop it was started on; from other threads "
                                "or loops use a SyncEngine")
-        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
-            raise ValueError(f"budget must be an integer >= 0 (prompts per query) or None, got {budget!r}")
-        if max_inferences is not None and (not isinstance(max_inferences, int)
-                                           or isinstance(max_inferences, bool) or max_inferences < 0):
-            raise ValueError(f"max_inferences must be an integer >= 0 or None, got {max_inferences!r}")
+        _count_or_none("budget", budget, " (prompts per query)")
+        _count_or_none("max_inferences", max_inferences)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not timeout > 0):
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
@@ -332,7 +329,7 @@ class Engine:
                 request.drop()
                 continue
             for job in request.finished:
-                result = request.results[id(job)] = self.reranker._result(job)
+                result = request.results[job] = self.reranker._result(job)
                 job.release()
                 if on_result is not None:
                     on_result(result)
@@ -340,7 +337,7 @@ class Engine:
             if len(request.results) < len(request.jobs):
                 keep.append(request)
                 continue
-            results = [request.results[id(job)] for job in request.jobs]
+            results = [request.results[job] for job in request.jobs]
             run = Ledger.total([r.cost for r in results])
             run.wall_seconds = time.perf_counter() - request.started
             for result in results:

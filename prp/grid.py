@@ -16,15 +16,13 @@ their grids here. Rules:
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cost.ledger import Ledger
 from prp.cache import Cache, MemoryCache, TieredCache
-from prp.engine import Engine
+from prp.engine import SyncEngine
 from prp.judging import Inference
 from prp.oracles.base import Backend
 from prp.reranker import Reranker
@@ -68,18 +66,10 @@ class CellRun:
 
 
 def rank(reranker: Reranker, requests: Sequence[RankRequest], **hooks: object) -> list[RankedResult]:
-    """``requests`` ranked on a fresh engine with ``hooks``; from inside a running event loop,
-    in a worker thread."""
-    async def go() -> list[RankedResult]:
-        async with Engine(reranker, **hooks) as engine:  # type: ignore[arg-type]
-            return await engine.rank_many(requests)
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(go())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, go()).result()
+    """``requests`` ranked on a fresh engine with ``hooks`` (a :class:`~prp.engine.SyncEngine`:
+    also from inside a running event loop)."""
+    with SyncEngine(reranker, **hooks) as engine:
+        return engine.rank_many(requests)
 
 
 def run_cell(requests: Sequence[RankRequest], judge: Backend, cell: Cell, store: Cache | None = None,

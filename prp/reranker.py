@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from cost.ledger import Ledger
 from cost.model import LatencyModel
 from prp import scheduler
-from prp.aggregate import AGGREGATES, ORDERS, check_choice, check_debias
+from prp.aggregate import AGGREGATES, ORDERS, check_choice, check_debias, needs_margins
 from prp.cache import make_cache
 from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
 from prp.oracles.base import Backend
@@ -38,6 +38,12 @@ def _positive_int(name: str, value: object, allow_none: bool = False) -> None:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _count_or_none(name: str, value: object, unit: str = "") -> None:
+    """``value`` must be None or an integer >= 0 (a budget)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ValueError(f"{name} must be an integer >= 0{unit} or None, got {value!r}")
 
 
 def _validate(req: RankRequest) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
@@ -112,8 +118,6 @@ class Reranker:
         for attr in ("name", "keys_by", "judge"):
             if not hasattr(oracle, attr):
                 raise TypeError(f"oracle must implement the Backend protocol (missing {attr!r})")
-        if not isinstance(sorter, str):
-            raise TypeError(f"sorter must be a sorter name or spec (a str), got {type(sorter).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an integer, got {seed!r}")
         if (isinstance(tie_band, bool) or not isinstance(tie_band, numbers.Real)
@@ -121,17 +125,13 @@ class Reranker:
             raise ValueError(f"tie_band must be a finite number >= 0, got {tie_band!r}")
         self.max_unparsed = check_max_unparsed(max_unparsed)
         if aggregate == "margin" and getattr(oracle, "reports_margins", None) is False:
-            raise ValueError(f"aggregate='margin' needs a judge that reports margins; backend "
-                             f"{oracle.name!r} does not (use aggregate='consistent' or 'auto')")
+            raise needs_margins(f"backend {oracle.name!r} does not")
         _positive_int("k", k)
         _positive_int("batch_size", batch_size)
         _positive_int("in_flight", in_flight, allow_none=True)
         _positive_int("concurrency", concurrency)
-        if max_inferences is not None and (not isinstance(max_inferences, int)
-                                           or isinstance(max_inferences, bool) or max_inferences < 0):
-            raise ValueError(f"max_inferences must be an integer >= 0 or None, got {max_inferences!r}")
-        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
-            raise ValueError(f"budget must be an integer >= 0 (prompts per query) or None, got {budget!r}")
+        _count_or_none("max_inferences", max_inferences)
+        _count_or_none("budget", budget, " (prompts per query)")
         if not isinstance(infer, bool):
             raise ValueError(f"infer must be True or False, got {infer!r}")
         if tie_band < 0:

@@ -37,12 +37,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cost.ledger import Ledger
 from cost.model import LatencyModel
-from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, outcome
+from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, needs_margins, outcome
 from prp.cache import Cache, Key, digest
 from prp.judging import Inference, judge_batch
 from prp.oracles.base import Backend
@@ -141,7 +142,7 @@ class Job:
     def release(self) -> None:
         """Drop what only ranking needed (keys, sorter, decided outcomes) once the result is made."""
         self.keys = self.sorter = self.round = None  # type: ignore[assignment]
-        self.beats = {}
+        self.beats, self.bias = {}, None  # type: ignore[assignment]
 
     def _finish(self, order: list[int]) -> None:
         self.order = order
@@ -256,9 +257,8 @@ def _reaches(beats: dict[int, set[int]], start: int, goal: int) -> bool:
 
 def _implied(beats: dict[int, set[int]], a: int, b: int) -> int | None:
     """The outcome for a the graph implies (WIN / LOSS), or None when it implies none or both."""
-    if not beats:
-        return None
-    down, up = _reaches(beats, a, b), _reaches(beats, b, a)
+    down = a in beats and _reaches(beats, a, b)  # a path out of a needs a win of a's
+    up = b in beats and _reaches(beats, b, a)
     return None if down == up else 1 if down else -1
 
 
@@ -383,8 +383,7 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
     if step.hooks.on_inference is not None:
         step.hooks.on_inference(done)
     if no_margin and s.aggregate == "margin":  # fail at the first such answer (it is cached)
-        raise ValueError(f"aggregate='margin' needs a judge that reports margins; backend "
-                         f"{backend.name!r} answered without one (use aggregate='consistent' or 'auto')")
+        raise needs_margins(f"backend {backend.name!r} answered without one")
     return done.result
 
 
@@ -392,10 +391,11 @@ def _uncount_unanswered(step: _Step) -> None:
     """A cut step: take back what :func:`_plan` counted for comparisons left unanswered (their
     prompts were never sent), so the ledgers count only what was judged or found in the cache."""
     known = step.known
+    unsent_by = Counter(owner for key, owner in step.owner.items() if key not in known)
     for job, round_, pairs, implied in step.plans:
         answered = {pair for pair, answers in pairs.items() if all(key in known for _, key in answers)}
         settled = answered | implied.keys()  # answered by a prompt or by the graph
-        unsent = sum(1 for key, owner in step.owner.items() if owner is job and key not in known)
+        unsent = unsent_by[job]
         led = job.ledger
         led.comparisons -= sum((min(i, j), max(i, j)) not in settled for i, j in round_)
         led.unique_comparisons -= len(pairs) - len(answered)
