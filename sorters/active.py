@@ -27,9 +27,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._base import Cut, SorterGen, check_args, finish
+
+_controller: ThreadpoolController | None = None
+
+
+def _one_blas_thread():  # noqa: ANN202
+    """A context limiting BLAS to one thread (the loaded libraries are scanned once, not per call)."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
 
 
 def active(n: int, k: int, budget: int | None = None, round_size: int = 10, prior: float = 0.3,
@@ -109,7 +119,7 @@ class _Model:
         return max(math.sqrt(float(resid @ resid) / dof), 0.01 * rms), rms
 
     def observe(self, asks: list[tuple[int, int]], outcomes: list[float]) -> None:
-        with threadpool_limits(1, user_api="blas"):  # 100x100 algebra: threads only cost here
+        with _one_blas_thread():  # 100x100 algebra: threads only cost here
             self._observe(asks, outcomes)
 
     def _observe(self, asks: list[tuple[int, int]], outcomes: list[float]) -> None:
@@ -135,7 +145,7 @@ class _Model:
 
     def pick(self, k: int, count: int, settle: float) -> list[tuple[int, int]]:
         """Up to ``count`` unasked pairs of highest value, each pick updating the covariance."""
-        with threadpool_limits(1, user_api="blas"):
+        with _one_blas_thread():
             return self._pick(k, count, settle)
 
     def _pick(self, k: int, count: int, settle: float) -> list[tuple[int, int]]:
