@@ -168,7 +168,6 @@ def _json(text: str, path: Path, number: int) -> Any:
 
 def _json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed object)`` for every non-blank line of a JSONL file."""
-    path = _existing(path)
     for number, line in _text_lines(path):
         if not line.strip():
             continue

@@ -66,12 +66,12 @@ from prp.oracles.openai_wire import (
     usage,
     with_choices,
 )
-from prp.oracles.pool import MAX_SLEEP, Endpoint, Pool
+from prp.oracles.pool import Endpoint, Pool
 from prp.oracles.tokenizers import ServerTokenizer, local_tokenizer
 from prp.prompts import PRP_TEMPLATE, Template, Tokenizer
 from prp.types import BatchResult, Prompt
 
-__all__ = ["MAX_SLEEP", "OpenAIBackend", "retry_after"]
+__all__ = ["OpenAIBackend", "retry_after"]
 
 ENV_MODEL = ("PRP_OPENAI_MODEL",)
 ENV_BASE_URL = ("PRP_OPENAI_BASE_URL", "OPENAI_BASE_URL")

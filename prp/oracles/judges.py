@@ -57,7 +57,7 @@ def make_judge(spec: str, *, model: str | None = None, base_url: str | Sequence[
                qrels: Mapping[str, Mapping[str, int]] | str | os.PathLike[str] | None = None) -> Backend:
     """The judge ``spec`` names (see the module docstring)."""
     name, options = split(spec)
-    if name in SIMULATED or name == "replay":
+    if name in OFFLINE:
         for what, value in (("model", model), ("base_url", base_url), ("api_key", api_key)):
             if value:
                 raise ValueError(f"{what} is for the LLM judges, not judge {name}")
@@ -165,7 +165,7 @@ def _openai(options: dict, model: str | None, base_url: object, api_key: object)
 def _replay(options: dict, model: str | None, base_url: object, api_key: object) -> Backend:
     from prp.oracles.replay import ReplayOracle
 
-    if set(options) != {"path"}:
+    if "path" not in options:  # the only option _check_options lets through
         raise ValueError("judge replay takes one option, the replay set: replay:path=SET.json.gz")
     if not Path(str(options["path"])).is_file():
         raise ValueError(f"judge replay: no replay set at {options['path']}")

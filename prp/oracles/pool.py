@@ -40,11 +40,11 @@ EWMA = 0.3  # weight of the newest latency in the moving average
 class Endpoint:
     """One base URL and what the pool has seen of it."""
 
-    __slots__ = ("url", "index", "requests", "failures", "successes", "hedges_lost", "streak",
+    __slots__ = ("url", "requests", "failures", "successes", "hedges_lost", "streak",
                  "down_until", "down_since", "latency", "started", "last_error")
 
-    def __init__(self, url: str, index: int) -> None:
-        self.url, self.index = url, index
+    def __init__(self, url: str) -> None:
+        self.url = url
         self.requests = self.failures = self.successes = self.hedges_lost = 0
         self.streak = 0  # consecutive failures; > 0: out of rotation or probing
         self.down_until = 0.0  # monotonic time it may be probed again
@@ -81,7 +81,7 @@ class Pool:
     def __init__(self, urls: Iterable[str], *, backoff: float = 0.5, hedge_factor: float = 4.0,
                  hedge_min: float = 0.5, cold_hedge: float | None = None, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.endpoints = [Endpoint(url, i) for i, url in enumerate(urls)]
+        self.endpoints = [Endpoint(url) for url in urls]
         if not self.endpoints:
             raise ValueError("an endpoint pool needs at least one URL")
         self.backoff, self.hedge_factor, self.hedge_min = backoff, hedge_factor, hedge_min
