@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from prp.adapters._common import make_reranker, require
-from prp.reranker import Reranker
 from prp.result import RankedResult
 
 require("langchain_core", "langchain")
@@ -44,11 +43,7 @@ class PRPCompressor(BaseDocumentCompressor):
     _last_result: RankedResult | None = PrivateAttr(default=None)
 
     def __init__(self, judge: Any, *, top_n: int = 3, id_key: str = "id", **options: Any) -> None:
-        if not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1:
-            raise ValueError(f"top_n must be an integer >= 1, got {top_n!r}")
-        if not isinstance(judge, Reranker):
-            options.setdefault("k", top_n)
-        super().__init__(reranker=make_reranker(judge, options), top_n=top_n, id_key=id_key)
+        super().__init__(reranker=make_reranker(judge, options, top_n), top_n=top_n, id_key=id_key)
 
     @property
     def last_result(self) -> RankedResult | None:

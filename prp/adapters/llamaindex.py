@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from prp.adapters._common import make_reranker, require
-from prp.reranker import Reranker
 from prp.result import RankedResult
 
 require("llama_index.core", "llamaindex")
@@ -40,11 +39,7 @@ class PRPRerank(BaseNodePostprocessor):
     _last_result: RankedResult | None = PrivateAttr(default=None)
 
     def __init__(self, judge: Any, *, top_n: int = 3, **options: Any) -> None:
-        if not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1:
-            raise ValueError(f"top_n must be an integer >= 1, got {top_n!r}")
-        if not isinstance(judge, Reranker):
-            options.setdefault("k", top_n)
-        super().__init__(top_n=top_n, reranker=make_reranker(judge, options))
+        super().__init__(top_n=top_n, reranker=make_reranker(judge, options, top_n))
 
     @classmethod
     def class_name(cls) -> str:
