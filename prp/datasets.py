@@ -60,15 +60,15 @@ def load_ir_dataset(dataset_id: str, run: str | Path | None = None) -> list[Rank
     """One request per query of ``run`` (file order; candidates in rank order), or of the
     dataset's scoreddocs when ``run`` is None, with texts from the dataset."""
     dataset = open_dataset(dataset_id)
+    if not dataset.has_queries() or not dataset.has_docs():
+        raise DataError(f"dataset {dataset_id!r} has no queries or no docs")
     if run is None:
         rows = _scoreddocs_rows(dataset, dataset_id)
     else:
         rows = {qid: [(d, f"{run}:{line}") for d, _, line in hits] for qid, hits in load_run(run).items()}
-    if not dataset.has_queries() or not dataset.has_docs():
-        raise DataError(f"dataset {dataset_id!r} has no queries or no docs")
     wanted = sorted({docid for hits in rows.values() for docid, _ in hits})
     try:
-        queries = {q.query_id: _text(q) for q in dataset.queries_iter()}
+        queries = {q.query_id: _text(q) for q in dataset.queries_iter() if q.query_id in rows}
         docs = {docid: _text(doc) for docid, doc in dataset.docs_store().get_many(wanted).items()}
     except OSError as exc:  # not downloaded, not readable
         raise DataError(f"cannot read dataset {dataset_id!r} ({type(exc).__name__}: {exc})") from exc

@@ -60,12 +60,13 @@ class LlamaCppBackend(LLMBackend):
             weights = file_sha256(path)
         self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False,
                                    n_threads=n_threads or os.cpu_count(), logits_all=False)
-        template = self.llm.metadata.get("tokenizer.chat_template")
+        tokenizer = GGUFTokenizer(self.llm)
+        template = tokenizer.chat_template
         super().__init__(model or path.name, weights_hash=weights,
                          chat=bool(template) if chat is None else chat, **llm_kwargs)
         if self.chat and not template:
             raise ValueError(f"{path.name} has no chat template; use chat=False")
-        self.tokenizer = GGUFTokenizer(self.llm)
+        self.tokenizer = tokenizer
         self._answer_ids = {side: self._single_tokens(side) for side in ("A", "B")}
         self._lock = asyncio.Lock()
         self.evaluated_tokens = 0  # tokens actually run through the model (prefix reuse excluded)

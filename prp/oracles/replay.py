@@ -18,11 +18,11 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 from prp.oracles.base import BackendError
-from prp.types import BatchResult, Judgment, Prompt
+from prp.oracles.simulated import _Simulated
+from prp.types import Prompt
 
 
 class ReplayMiss(BackendError):
@@ -70,13 +70,14 @@ def write_replay(path: str | os.PathLike[str], data: dict) -> None:
         raise
 
 
-class ReplayOracle:
-    """Judges from a replay set: the recorded margin of (qid, first id, second id)."""
+class ReplayOracle(_Simulated):
+    """Judges from a replay set: the recorded margin of (qid, first id, second id); it reports
+    no prompt tokens (the set does not hold them)."""
 
-    keys_by = "id"
     kind = "replay"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
         data = read_replay(path)
         self.path = Path(path)
         self.model = str(data.get("model", "?"))
@@ -101,9 +102,5 @@ class ReplayOracle:
                              f"{p.first_id!r} shown before {p.second_id!r}")
         return float(value)
 
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
-        judgments = []
-        for p in prompts:
-            m = self.margin(p)
-            judgments.append(Judgment("A" if m > 0 else "B" if m < 0 else None, m))
-        return BatchResult(judgments, completion_tokens=len(prompts))
+    def tokens(self, p: Prompt) -> int:
+        return 0
