@@ -232,3 +232,27 @@ def test_unreadable_answers_are_reported_not_silent():
     unparsed = answer.json()["usage"]["unparsed"]
     assert unparsed >= 1
     assert f"prp_unparsed_total {float(unparsed)}" in metrics
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--port", "70000"], "--port must be in 0..65535"),
+    (["--linger-ms", "-5"], "--linger-ms must be >= 0"),
+    (["--drain-seconds", "-1"], "--drain-seconds must be >= 0"),
+    (["--max-documents", "0"], "--max-documents must be an integer >= 1"),
+    (["--host", "999.1.1.1", "--port", "0"], "cannot serve on 999.1.1.1:0"),
+])
+def test_bad_service_flags_are_bad_input(tmp_path, capsys, flags, message):
+    from prp.cli import main
+
+    qrels = tmp_path / "qrels.txt"
+    write_qrels(qrels)
+    assert main(["serve", "--judge", "perfect", "--qrels", str(qrels), *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_log_level_is_refused_by_argparse(capsys):
+    from prp.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--judge", "perfect", "--log-level", "bogus"])
+    assert exit_.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err

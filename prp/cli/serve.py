@@ -42,7 +42,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     net.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
     net.add_argument("--drain-seconds", type=float, default=60.0,
                      help="on SIGTERM, how long to wait for requests in flight (default 60)")
-    net.add_argument("--log-level", default="warning")
+    net.add_argument("--log-level", default="warning",
+                     choices=("critical", "error", "warning", "info", "debug", "trace"))
     rk = p.add_argument_group("ranking")
     rk.add_argument("--sorter", default="quicksort", help="default sorter spec (a request may name its own)")
     rk.add_argument("--k", type=int, default=10, help="default top-k (a request's top_n overrides it)")
@@ -69,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"prp serve needs the serve extra (pip install 'prp[serve]'): {exc}") from exc
     from prp.reranker import Reranker
 
-    if args.simulated_delay < 0:
-        raise ValueError(f"--simulated-delay must be >= 0, got {args.simulated_delay}")
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 0..65535, got {args.port}")
+    for flag, value in (("--simulated-delay", args.simulated_delay), ("--linger-ms", args.linger_ms),
+                        ("--drain-seconds", args.drain_seconds)):
+        if not value >= 0:
+            raise ValueError(f"{flag} must be >= 0, got {value}")
     if args.simulated_delay and args.judge not in SIMULATED:
         raise ValueError("--simulated-delay is for the simulated judges (perfect, noisy)")
     oracle = make_backend(args)
@@ -81,7 +86,11 @@ def run(args: argparse.Namespace) -> int:
                         aggregate=args.aggregate, cache=cache, in_flight=args.in_flight,
                         concurrency=args.concurrency)
     keys = frozenset(k.strip() for k in os.environ.get(args.api_keys_env, "").split(",") if k.strip())
-    limits = Limits(args.max_documents, args.max_document_chars, args.max_query_chars, args.max_body_bytes)
+    try:
+        limits = Limits(args.max_documents, args.max_document_chars, args.max_query_chars,
+                        args.max_body_bytes)
+    except ValueError as exc:  # "max_documents must be ...": name the flag
+        raise ValueError("--" + str(exc).replace("_", "-")) from None
     app = create_app(reranker, model_name=args.model_name or backend_label(args), linger_ms=args.linger_ms,
                      api_keys=keys, limits=limits)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
@@ -93,7 +102,12 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, frame: None)
-    server.run()
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn could not start (an address it cannot bind): bad input
+        if exc.code in (0, None):
+            raise
+        raise ValueError(f"cannot serve on {args.host}:{args.port} (uvicorn's reason above)") from None
     return 0
 
 

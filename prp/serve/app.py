@@ -60,6 +60,12 @@ class Limits:
     max_query_chars: int = 4_000
     max_body_bytes: int = 16 * 1024 * 1024
 
+    def __post_init__(self) -> None:
+        for name in ("max_documents", "max_document_chars", "max_query_chars", "max_body_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
 
 class Document(BaseModel):
     text: str
@@ -118,6 +124,7 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float = 2.0,
                api_keys: frozenset[str] = frozenset(), limits: Limits = Limits()) -> FastAPI:
     """The app; its lifespan opens the engine on uvicorn's loop and closes it (and the cache)."""
+    Engine(reranker, linger_ms=linger_ms)  # bad options fail here, not when the server starts
     metrics = Metrics(reranker.settings.batch_size)
     state: dict[str, Any] = {"engine": None, "draining": False}
 
