@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 
 from prp import MemoryCache, PerfectOracle, RankRequest, Reranker
+from prp.planner import GRADE_DISTRIBUTION
 
 QUERIES, N = 256, 100
 
@@ -22,7 +23,8 @@ def main() -> None:
     qrels, requests = {}, []
     for q in range(QUERIES):
         ids = [f"{q}-{i}" for i in range(N)]
-        qrels[str(q)] = {d: rng.choices((0, 1, 2, 3), (0.681, 0.122, 0.132, 0.065))[0] for d in ids}
+        qrels[str(q)] = {d: rng.choices(list(GRADE_DISTRIBUTION), list(GRADE_DISTRIBUTION.values()))[0]
+                         for d in ids}
         requests.append(RankRequest(f"query {q}", [f"text {d}" for d in ids], ids, str(q)))
     print(f"{'sorter':>10} {'max_entries':>11} {'prompts':>8} {'cache hits':>10} {'inferences':>10}")
     for sorter in ("heapsort", "bubblesort", "quicksort"):

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from prp.data import load_dataset  # noqa: E402
+from prp.judging import judge_all  # noqa: E402
 from prp.oracles.replay import read_replay, write_replay  # noqa: E402
 from prp.types import Prompt  # noqa: E402
 
@@ -33,12 +34,10 @@ def judge_query(backend, req, batch_size: int) -> list[list[float | None]]:
     prompts = [Prompt(req.qid, req.query, req.doc_ids[i], req.docs[i], req.doc_ids[j], req.docs[j])
                for i, j in pairs]
     margins: list[list[float | None]] = [[None] * n for _ in range(n)]
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start: start + batch_size]
-        result = asyncio.run(backend.judge(batch))
-        for (i, j), judgment in zip(pairs[start: start + batch_size], result.judgments, strict=True):
-            if judgment.parsed and judgment.margin is not None:
-                margins[i][j] = round(float(judgment.margin), 3)
+    judgments = asyncio.run(judge_all(backend, prompts, batch_size, None))  # checked answers
+    for (i, j), judgment in zip(pairs, judgments, strict=True):
+        if judgment.parsed and judgment.margin is not None:
+            margins[i][j] = round(float(judgment.margin), 3)
     return margins
 
 

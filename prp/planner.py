@@ -151,6 +151,11 @@ def predict(sorter: str, n: int, k: int, batch_size: int, *, orders: str = "both
                     trials=trials)
     if in_flight is not None:
         _check_positive(in_flight=in_flight)
+    from prp.oracles.judges import SIMULATED
+
+    if judge.partition(":")[0] not in SIMULATED:
+        raise ValueError(f"the planner simulates its judge on synthetic queries: perfect or noisy:..., "
+                         f"not {judge!r}")
     return _predict(sorter, n, k, batch_size, orders, latency, queries, in_flight, concurrency,
                     trials, judge, seed)
 

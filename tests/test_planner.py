@@ -161,3 +161,8 @@ def test_plan_command_bad_input_exits_2(capsys, flag):
     code = main(["plan", *[x for item in args.items() for x in item], "--trials", "1"])
     assert code == 2
     assert "must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_the_planner_simulates_only_simulated_judges():
+    with pytest.raises(ValueError, match="perfect or noisy"):
+        predict("quicksort", 20, 5, 4, judge="llama.cpp", **SMALL)

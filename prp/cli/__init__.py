@@ -9,6 +9,7 @@ import argparse
 import signal
 import sys
 import threading
+import warnings
 
 from prp.cache import CacheError
 from prp.cli import bench, calibrate, calibrate_oracle, evaluate, plan, rerank, serve, simulate
@@ -45,8 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, _interrupt)
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        print(f"prp {args.command}: warning: {message}", file=sys.stderr)  # one line, no source
+
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return args.run(args)
     except (ValueError, TypeError, OSError, CacheError) as exc:
         print(f"prp {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

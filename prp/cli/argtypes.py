@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cost.model import LatencyModel
+
 
 def comma_ints(text: str) -> list[int]:
     """``"1,2,8"`` -> ``[1, 2, 8]``."""
@@ -33,6 +35,14 @@ def comma_choices(known: tuple[str, ...]):
                 f"expected comma-separated values from {', '.join(known)}; got {text!r}")
         return words
     return parse
+
+
+def latency_arg(text: str) -> LatencyModel:
+    """``alpha,beta,gamma`` -> a LatencyModel (its own message on bad input)."""
+    try:
+        return LatencyModel.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def debias_arg(text: str) -> str | float:

@@ -30,7 +30,8 @@ class JudgeSpec(argparse.Action):
         namespace.judge, namespace.judge_options = name, options
 
 
-def add_backend_args(parser: argparse.ArgumentParser, default: str = "llama.cpp") -> None:
+def add_backend_args(parser: argparse.ArgumentParser, default: str = "llama.cpp",
+                     qrels_default: str = "none") -> None:
     """Add ``--judge``, ``--model``, ``--base-url``, ``--api-key`` and ``--qrels`` to ``parser``."""
     group = parser.add_argument_group("judge")
     group.add_argument("--judge", action=JudgeSpec, default=default, metavar="NAME[:OPTIONS]",
@@ -47,7 +48,7 @@ def add_backend_args(parser: argparse.ArgumentParser, default: str = "llama.cpp"
                             "(default: $PRP_OPENAI_BASE_URL or $OPENAI_BASE_URL)")
     group.add_argument("--api-key", default=None, help="openai: API key (default: from the environment)")
     group.add_argument("--qrels", default=None,
-                       help="perfect/noisy: TREC qrels the judge reads (default: none)")
+                       help=f"perfect/noisy: TREC qrels the judge reads (default: {qrels_default})")
 
 
 def judge_spec(args: argparse.Namespace) -> str:
@@ -59,9 +60,10 @@ def backend_label(args: argparse.Namespace) -> str:
     return describe(judge_spec(args), args.model)
 
 
-def make_backend(args: argparse.Namespace) -> Backend:
-    """The judge ``args`` describe (this loads an LLM judge's model)."""
+def make_backend(args: argparse.Namespace, qrels: object = None) -> Backend:
+    """The judge ``args`` describe (this loads an LLM judge's model); ``qrels``: the graded
+    judgments already loaded from ``--qrels``, not read again."""
     if args.judge in SIMULATED and not args.qrels:
         raise ValueError(f"--judge {args.judge} needs qrels: give --qrels FILE (the graded judgments)")
     return make_judge(judge_spec(args), model=args.model, base_url=args.base_url, api_key=args.api_key,
-                      qrels=args.qrels)
+                      qrels=args.qrels if qrels is None else qrels)

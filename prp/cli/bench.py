@@ -139,7 +139,7 @@ def command_line(args: argparse.Namespace) -> str:
         if action.nargs == 0:  # a switch
             words += [flag] if value else []
         elif action.dest == "judge":
-            words += [flag, value + (f":{args.judge_options}" if args.judge_options else "")]
+            words += [flag, backends.judge_spec(args)]
         elif action.dest == "base_url":  # repeatable
             words += [w for url in value for w in (flag, url)]
         elif isinstance(value, LatencyModel):

@@ -30,7 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--cache-dir", default=None,
-                   help="persistent judgment cache, reused and filled (default: in memory)")
+                   help="persistent judgment cache, reused and filled (default: none)")
     p.add_argument("--samples-out", default=None,
                    help="write every (gap, margin) sample as JSON lines (default: not written)")
     p.add_argument("--format", default="table", choices=["table", "json"])

@@ -13,11 +13,11 @@ import argparse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from cost.model import DEFAULT_LATENCY, LatencyModel
+from cost.model import DEFAULT_LATENCY
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import Cache
 from prp.cli import backends
-from prp.cli.argtypes import comma_choices, comma_ints, debias_arg, in_flight_or_all
+from prp.cli.argtypes import comma_choices, comma_ints, debias_arg, in_flight_or_all, latency_arg
 from prp.data import load_dataset
 from prp.grid import CellRun, cells, run_grid
 from prp.oracles import ScoresOracle
@@ -48,9 +48,9 @@ def add_grid_args(p: argparse.ArgumentParser, sorters: str, batch_sizes: list[in
                    help="queries scheduled together, or 'all' (default 1)")
     p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     p.add_argument("--seed", type=int, default=0, help="seed for orders=random")
-    p.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY,
+    p.add_argument("--latency", type=latency_arg, default=DEFAULT_LATENCY,
                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
-    backends.add_backend_args(p, default=judge)
+    backends.add_backend_args(p, default=judge, qrels_default="the --data directory's qrels.txt")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -73,6 +73,7 @@ def load(args: argparse.Namespace) -> tuple[list[RankRequest], dict, Backend]:
     requests, qrels = load_dataset(args.data, args.depth)
     if args.judge in backends.SIMULATED and not args.qrels:
         args.qrels = str(Path(args.data) / "qrels.txt")  # the judge reads the dataset's qrels
+        return requests[: args.queries], qrels, backends.make_backend(args, qrels)  # read once
     return requests[: args.queries], qrels, backends.make_backend(args)
 
 

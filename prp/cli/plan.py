@@ -12,8 +12,8 @@ import argparse
 import json
 import textwrap
 
-from cost.model import DEFAULT_LATENCY, LatencyModel
-from prp.cli.argtypes import in_flight_or_all
+from cost.model import DEFAULT_LATENCY
+from prp.cli.argtypes import in_flight_or_all, latency_arg
 from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned
 from prp.planner import DEFAULT_JUDGE, OBJECTIVES, Prediction, default_sorters, explain, plan
@@ -28,7 +28,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, required=True, help="candidates per query")
     p.add_argument("--k", type=int, default=10, help="top documents to order")
     p.add_argument("--batch-size", type=int, default=8, help="most prompts per inference (B)")
-    p.add_argument("--latency", type=LatencyModel.parse, default=DEFAULT_LATENCY,
+    p.add_argument("--latency", type=latency_arg, default=DEFAULT_LATENCY,
                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
     p.add_argument("--objective", default="inferences", choices=OBJECTIVES)
     p.add_argument("--orders", default="both", choices=["both", "one", "random"])

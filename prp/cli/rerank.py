@@ -71,10 +71,9 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from cost.ledger import Ledger
-from cost.model import LatencyModel
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import make_cache
-from prp.cli.argtypes import debias_arg, in_flight_or_all
+from prp.cli.argtypes import debias_arg, in_flight_or_all, latency_arg
 from prp.cli.backends import OFFLINE, add_backend_args, backend_label, judge_spec, make_backend
 from prp.cli.helptext import HelpFormatter
 from prp.cli.progress import Progress
@@ -156,7 +155,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--max-unparsed", type=float, default=None, metavar="FRACTION",
                     help="fail (exit 5) when more than this share of the prompts stays unparsed "
                          "after its retry (default: no limit, a warning only)")
-    rk.add_argument("--latency", type=LatencyModel.parse, default=None, metavar="A,B,G",
+    rk.add_argument("--latency", type=latency_arg, default=None, metavar="A,B,G",
                     help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens "
                          "(default: the model refitted on earlier runs in --cache-dir, else the judge's "
                          "default; the summary names the one used)")
@@ -258,7 +257,7 @@ class _Run:
         self.ready[self.position[result.qid]] = result
         while self.written in self.ready:  # input order; a result's docs are dropped once written
             done = self.ready.pop(self.written)
-            write_output(self.args, [self.queries[self.written]], [done], self.out)
+            write_query(self.args, self.queries[self.written], done, self.out)
             done.docs = []
             self.written += 1
         self.so_far.merge(result.cost)
@@ -270,8 +269,7 @@ class _Run:
             self.task.cancel()  # type: ignore[union-attr]
 
     async def rank(self, reranker: Reranker) -> list[RankedResult]:
-        hooks = {"on_inference": self.on_inference, "on_cached": self.progress.hit,
-                 "on_result": self.on_result}
+        hooks = {**self.progress.hooks(), "on_inference": self.on_inference, "on_result": self.on_result}
         async with Engine(reranker, **hooks) as engine:
             self.task = asyncio.ensure_future(engine.rank_many([q.head for q in self.queries]))
             try:
@@ -293,17 +291,15 @@ def rerank(args: argparse.Namespace, queries: Sequence[Query], reranker: Reranke
     return results, list(run.records)
 
 
-def write_output(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
-                 fh: TextIO) -> None:
-    """The output lines of ``queries`` (reranked ``results``, then each tail) to ``fh``."""
-    for query, result in zip(queries, results, strict=True):
-        ids = result.doc_ids + list(query.tail)
-        if args.output_format == "trec":
-            fh.writelines(trec_run_lines(query.qid, ids))
-            continue
-        ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
-        fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
-                             "ranking": ranking}) + "\n")
+def write_query(args: argparse.Namespace, query: Query, result: RankedResult, fh: TextIO) -> None:
+    """The output lines of ``query`` (its reranked ``result``, then its tail) to ``fh``."""
+    ids = result.doc_ids + list(query.tail)
+    if args.output_format == "trec":
+        fh.writelines(trec_run_lines(query.qid, ids))
+        return
+    ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
+    fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
+                         "ranking": ranking}) + "\n")
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -345,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
 def _refit(args: argparse.Namespace, records: list[dict]) -> LatencyChoice | None:
     """Refit this judge's latency model on the run's timings, stored in --cache-dir (not for the
     offline judges - simulated, replay -, whose timings say nothing of a real judge's)."""
-    if not args.cache_dir or args.judge in OFFLINE or not records:
+    if not records:  # kept only for a real judge with --cache-dir (see _Run)
         return None
     try:
         return record_run(args.cache_dir, judge_key(judge_spec(args), args.model, args.base_url), records)
@@ -366,8 +362,7 @@ def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], rerank
         raise BackendError(f"{exc}; no output written; judgments made so far were cached{where}") from exc
     except UnparsedError as exc:
         raise UnparsedError(f"{exc}; no output written; parsed judgments were cached{where}") from exc
-    except KeyboardInterrupt:
-        progress.close()
+    except KeyboardInterrupt:  # the bar closes in ``finally``, before main prints this
         if args.cache_dir and cache is not None:
             kept = f"{len(cache) - before} new judgments kept in the cache at {args.cache_dir} " \
                    "(a rerun pays only for the rest)"

@@ -12,6 +12,7 @@ import argparse
 import json
 
 from prp.cli import grid
+from prp.cli.argtypes import comma_choices
 from prp.cli.backends import backend_label
 from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned, cell
@@ -29,7 +30,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             description=__doc__, formatter_class=HelpFormatter)
     grid.add_grid_args(p, sorters="heapsort,bubblesort,quicksort,mergesort,allpair",
                        batch_sizes=[1, 2, 4, 8, 16, 64], judge="perfect")
-    p.add_argument("--cache", default="off,on", help="off, on, or off,on")
+    p.add_argument("--cache", type=comma_choices(("off", "on")), default=["off", "on"],
+                   help="off, on, or off,on (default off,on)")
     p.add_argument("--format", default="table", choices=["table", "jsonl"])
     p.set_defaults(run=run)
 
@@ -58,12 +60,9 @@ def simulate_one(requests: list[RankRequest], qrels: dict, cell: Cell, judge: st
 
 def run(args: argparse.Namespace) -> int:
     grid.check(args)
-    words = [w.strip() for w in args.cache.split(",")]
-    if not words or set(words) - {"on", "off"}:
-        raise ValueError(f"--cache takes on, off or off,on; got {args.cache!r}")
     requests, qrels, judge = grid.load(args)
     rows = []
-    for done in grid.run(args, requests, judge, caches=[w == "on" for w in words]):
+    for done in grid.run(args, requests, judge, caches=[w == "on" for w in args.cache]):
         rows.append(row(done, qrels, backend_label(args), grid.options(args)))
         if args.format == "jsonl":
             print(json.dumps(rows[-1]), flush=True)
