@@ -98,7 +98,7 @@ def main() -> None:
             if result["code"] != 0:
                 raise SystemExit(f"{label} failed ({result['code']}): {result['stderr']}")
             summary = json.loads(result["stdout"])
-            cost = summary.get("cost") or summary.get("total", {})
+            cost = summary.get("cost", {})  # none for the input-only run
             row = {"run": label, "peak_rss_mb": round(result["peak_rss_mb"], 1), "seconds": result["seconds"],
                    "inferences": round(cost.get("inferences", 0)), "prompts": round(cost.get("prompts", 0)),
                    "in_flight": summary.get("settings", {}).get("in_flight")}

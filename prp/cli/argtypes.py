@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cost.model import LatencyModel
+from prp.aggregate import check_debias
 
 
 def comma_ints(text: str) -> list[int]:
@@ -47,8 +48,6 @@ def latency_arg(text: str) -> LatencyModel:
 
 def debias_arg(text: str) -> str | float:
     """``off``, ``auto`` or a finite number (the judge's first-shown bias)."""
-    from prp.aggregate import check_debias
-
     try:
         return check_debias(text if text in ("off", "auto") else float(text))
     except ValueError:

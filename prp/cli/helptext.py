@@ -24,9 +24,12 @@ def plain(text: str) -> str:
 
 
 def _shown(default: object) -> str:
+    """A default as help shows it (``%`` escaped for argparse)."""
     if isinstance(default, (list, tuple)):
-        return ",".join(map(str, default)) or "none"
-    return "none" if default == "" else str(default)
+        text = ",".join(map(str, default)) or "none"
+    else:
+        text = "none" if default == "" else str(default)
+    return text.replace("%", "%%")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -39,7 +42,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         shown = action.option_strings and action.help != argparse.SUPPRESS
         if shown and not (action.help or "").strip() and action.default not in (None, argparse.SUPPRESS):
             action = copy.copy(action)  # an option written without help still shows its default
-            action.help = f"(default: {_shown(action.default).replace('%', '%%')})"
+            action.help = f"(default: {_shown(action.default)})"
         return super()._format_action(action)
 
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -51,4 +54,4 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             return f"{text} (default: {'off' if action.default is False else 'on'})"
         if action.default is None or action.default is argparse.SUPPRESS:
             return text
-        return f"{text} (default: {_shown(action.default).replace('%', '%%')})"
+        return f"{text} (default: {_shown(action.default)})"
