@@ -278,12 +278,6 @@ class OpenAIBackend(LLMBackend):
                                     cut.truncated(prompt.first, self.passage_tokens),
                                     cut.truncated(prompt.second, self.passage_tokens))
 
-    def render(self, prompt: Prompt) -> str:
-        """The completion prompt: the chat template's text (as in process), or plain."""
-        if self.chat and self.endpoint == "completions":
-            return self.tokenizer.chat(self.instruction(prompt)) + self.template.answer_prefix
-        return super().render(prompt)
-
     async def _prepare(self, prompts: Sequence[Prompt]) -> None:
         """Ask the server's tokenizer for every truncation these prompts need."""
         if self.server_tokenizer is None:

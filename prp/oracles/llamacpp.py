@@ -81,11 +81,6 @@ class LlamaCppBackend(LLMBackend):
             raise ValueError(f"the model has no single token for {side!r}")
         return sorted(ids)
 
-    def render(self, prompt: Prompt) -> str:
-        if not self.chat:
-            return super().render(prompt)
-        return self.tokenizer.chat(self.instruction(prompt)) + self.template.answer_prefix
-
     async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
         texts = [self.render(p) for p in prompts]
         async with self._lock:

@@ -75,7 +75,10 @@ class LLMBackend:
                                     truncate(prompt.second, self.passage_tokens, tok))
 
     def render(self, prompt: Prompt) -> str:
-        """The full model input; plain format: instruction, then the answer prefix."""
+        """The full model input: the chat template around the instruction (chat format, through
+        ``self.tokenizer.chat``), or the instruction (plain); then the answer prefix."""
+        if self.chat:
+            return self.tokenizer.chat(self.instruction(prompt)) + self.template.answer_prefix  # type: ignore[union-attr]
         return f"{self.instruction(prompt)} {self.template.answer_prefix}"
 
     async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:  # pragma: no cover
