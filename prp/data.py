@@ -27,12 +27,12 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from prp.reranker import RankRequest
+from prp.types import RankRequest
 
 
 class DataError(ValueError):
@@ -290,15 +290,25 @@ def load_docs(path: str | Path) -> dict[str, str]:
 def load_run_candidates(run: str | Path, topics: str | Path, docs: str | Path) -> list[RankRequest]:
     """One request per query of a TREC ``run`` (file order), with query texts from ``topics``
     and passages from ``docs`` (JSONL); candidates in rank order."""
-    queries, texts = load_topics(topics), load_docs(docs)
+    rows = {qid: [(docid, f"{run}:{number}") for docid, _, number in hits]
+            for qid, hits in load_run(run).items()}
+    return run_requests(rows, load_topics(topics), load_docs(docs), f"has no text in {topics}",
+                        f"is not in {docs}")
+
+
+def run_requests(rows: Mapping[str, Sequence[tuple[str, str]]], queries: Mapping[str, str],
+                 texts: Mapping[str, str], no_query: str, no_doc: str) -> list[RankRequest]:
+    """One request per query of ``rows`` (``qid -> [(docid, where it is given)]``, in rank
+    order), its text from ``queries`` and its passages from ``texts``; a query or docid they
+    lack is a DataError at its place: "WHERE: query 'q' NO_QUERY" / "WHERE: docid 'd' NO_DOC"."""
     requests = []
-    for qid, rows in load_run(run).items():
+    for qid, hits in rows.items():
         if qid not in queries:
-            raise DataError(f"{run}:{rows[0][2]}: query {qid!r} has no text in {topics}")
-        for docid, _, number in rows:
+            raise DataError(f"{hits[0][1]}: query {qid!r} {no_query}")
+        for docid, where in hits:
             if docid not in texts:
-                raise DataError(f"{run}:{number}: docid {docid!r} is not in {docs}")
-        ids = [docid for docid, _, _ in rows]
+                raise DataError(f"{where}: docid {docid!r} {no_doc}")
+        ids = [docid for docid, _ in hits]
         requests.append(RankRequest(queries[qid], [texts[d] for d in ids], ids, qid))
     return requests
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prp.data import DataError, load_run
-from prp.reranker import RankRequest
+from prp.data import DataError, load_run, run_requests
+from prp.types import RankRequest
 
 
 def _ir_datasets() -> Any:
@@ -72,13 +72,5 @@ def load_ir_dataset(dataset_id: str, run: str | Path | None = None) -> list[Rank
         docs = {docid: _text(doc) for docid, doc in dataset.docs_store().get_many(wanted).items()}
     except OSError as exc:  # not downloaded, not readable
         raise DataError(f"cannot read dataset {dataset_id!r} ({type(exc).__name__}: {exc})") from exc
-    requests = []
-    for qid, hits in rows.items():
-        if qid not in queries:
-            raise DataError(f"{hits[0][1]}: query {qid!r} is not in dataset {dataset_id!r}")
-        for docid, where in hits:
-            if docid not in docs:
-                raise DataError(f"{where}: docid {docid!r} is not in the docs of {dataset_id!r}")
-        ids = [docid for docid, _ in hits]
-        requests.append(RankRequest(queries[qid], [docs[d] for d in ids], ids, qid))
-    return requests
+    return run_requests(rows, queries, docs, f"is not in dataset {dataset_id!r}",
+                        f"is not in the docs of {dataset_id!r}")

@@ -24,8 +24,8 @@ from typing import Any
 
 from cost.ledger import Ledger
 from prp.adapters._common import make_reranker, require
-from prp.reranker import RankRequest
 from prp.result import RankedResult
+from prp.types import RankRequest
 
 pt = require("pyterrier", "pyterrier")
 pd = require("pandas", "pyterrier")
