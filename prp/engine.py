@@ -15,11 +15,16 @@ Rules kept here:
   :mod:`prp.scheduler`), ``max_inferences`` (for the whole request, as ``Reranker``'s), and a
   ``timeout`` (seconds from submission). A request with ``max_inferences`` is stepped in a
   group of its own (its budget counts whole batches, so it cannot share them); the others share.
-  A request past its deadline is cut at the next step boundary: each of its queries gets its
-  sorter's best ranking so far (``cut=True``).
+* **Deadlines.** A request is answered when its ``timeout`` passes, even in the middle of a
+  step (while the judge is slow or hangs): each of its queries gets its sorter's best ranking
+  from the steps it completed (``cut=True``; a query never admitted keeps its first-stage
+  order), and its cost counts those steps only. If no other request still waiting needs the
+  step's inferences in flight, they are cancelled (an HTTP judge's requests with them); those
+  that came back before are judged and cached, so nothing judged is lost. Otherwise the step
+  goes on for the others.
 * **Cancellation.** Cancelling the awaiting task (or its future) drops the request's queries
-  at the next step boundary: prompts only they would have asked are never sent. A step is never
-  interrupted, so whatever was sent is judged and cached: nothing judged is lost.
+  at the next step boundary: prompts only they would have asked are never sent. A step is not
+  interrupted for a cancellation, so whatever was sent is judged and cached.
 * **Failure.** A backend error fails the requests of the group whose step raised, and only those;
   the engine keeps serving the others.
 * **Determinism.** Requests submitted together (before the loop's next step) are admitted in
@@ -41,10 +46,11 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -67,7 +73,7 @@ class EngineClosed(RuntimeError):
 class _Request:
     """One submission: its queries, its limits and the future its caller awaits."""
 
-    __slots__ = ("jobs", "waiting", "future", "deadline", "left", "started", "finished", "results")
+    __slots__ = ("jobs", "waiting", "future", "deadline", "left", "started", "finished", "results", "timer")
 
     def __init__(self, jobs: list[scheduler.Job], future: asyncio.Future, deadline: float | None,
                  max_inferences: int | None) -> None:
@@ -77,6 +83,7 @@ class _Request:
         self.started = time.perf_counter()
         self.finished: list[scheduler.Job] = []  # finished since the engine last looked
         self.results: dict[scheduler.Job, RankedResult] = {}
+        self.timer: asyncio.TimerHandle | None = None  # calls the engine when the deadline passes
         for job in jobs:
             job.request = self
 
@@ -127,6 +134,8 @@ class Engine:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
+        self._running: dict[asyncio.Task, list[scheduler.Job]] = {}  # the step's groups in flight
+        self._kept: dict[scheduler.Job, Ledger] = {}  # ledgers at the step's start (deadlined jobs)
         self.steps = 0
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -236,6 +245,8 @@ class Engine:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         request = _Request(jobs, loop.create_future(), deadline, max_inferences)
+        if deadline is not None:
+            request.timer = loop.call_at(deadline, self._overdue, request)
         self._requests.append(request)
         assert self._wake is not None
         self._wake.set()
@@ -299,8 +310,44 @@ class Engine:
                 shared.append(job)
         groups = ([(shared, None)] if shared else []) + [(jobs, r) for r, jobs in limited.items()]
         self.steps += 1
-        await asyncio.gather(*(self._step_group(jobs, request) for jobs, request in groups))
+        self._kept = {job: _copy(job.ledger) for job in self._active
+                      if job.request.deadline is not None}  # type: ignore[attr-defined]
+        self._running = {asyncio.ensure_future(self._step_group(jobs, request)): jobs
+                         for jobs, request in groups}
+        tasks = list(self._running)
+        try:
+            await asyncio.wait(tasks)
+        finally:
+            pending = [task for task in tasks if not task.done()]  # the engine itself was cancelled
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            self._running, self._kept = {}, {}
+            # each group's exception, retrieved even when the engine is cancelled (a Ctrl-C inside
+            # a judge ends its group with KeyboardInterrupt); a group cancelled by _overdue: none
+            errors = [task.exception() for task in tasks if not task.cancelled()]
+        for error in errors:
+            if error is not None:
+                raise error
         self._active = [job for job in self._active if job.order is None]
+
+    def _overdue(self, request: _Request) -> None:
+        """``request``'s deadline passed (a timer on the loop, maybe mid-step): answer it now with
+        each query's best ranking so far, and cancel the step's groups no one needs any more."""
+        request.timer = None
+        if request.future.done():
+            return
+        in_step = [job for job in request.jobs if job in self._kept and job.order is None]
+        for job in in_step:  # its cost: the steps it completed, not the one cut short
+            job.ledger = self._kept.pop(job)
+        request.stop_all()
+        self._settle()
+        for job in in_step:  # the step may still charge it: into a ledger no one reads
+            job.ledger = Ledger()
+        for task, jobs in self._running.items():
+            if not any(job.order is None and not job.request.future.done() for job in jobs):  # type: ignore[attr-defined]
+                task.cancel()
 
     async def _step_group(self, jobs: list[scheduler.Job], request: _Request | None) -> None:
         rr = self.reranker
@@ -327,6 +374,7 @@ class Engine:
         for request in self._requests:
             if request.future.done():  # cancelled by its caller (or failed)
                 request.drop()
+                _stop_timer(request)
                 continue
             for job in request.finished:
                 result = request.results[job] = self.reranker._result(job)
@@ -343,8 +391,19 @@ class Engine:
             for result in results:
                 result.run_cost = run
             request.future.set_result(results)
+            _stop_timer(request)
         self._requests = keep
         self._active = [job for job in self._active if job.order is None]
+
+
+def _copy(ledger: Ledger) -> Ledger:
+    return dataclasses.replace(ledger, batch_sizes=Counter(ledger.batch_sizes))
+
+
+def _stop_timer(request: _Request) -> None:
+    if request.timer is not None:
+        request.timer.cancel()
+        request.timer = None
 
 
 class SyncEngine:

@@ -222,6 +222,8 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         step.owner[key].ledger.unparsed += 1
     known, aggregate, band = step.known, s.aggregate, s.tie_band
     for job, round_, pairs, implied in step.plans:
+        if job.order is not None:  # cut while the step ran (the engine's deadline): done already
+            continue
         coin = (job.orders or s.orders) == "random"
         answered = {pair: [(a_first, known[key]) for a_first, key in answers]
                     for pair, answers in pairs.items()}
@@ -238,7 +240,8 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         unique.update(implied)
         job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
     for job in step.over:
-        job.stop()
+        if job.order is None:
+            job.stop()
     return len(batches)
 
 

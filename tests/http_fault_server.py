@@ -11,8 +11,11 @@ tokenizer (one token per UTF-8 byte, so a cut can split a character, and strict 
 answers 500 as llama-cpp-python's server does) in llama.cpp's dialect (``/tokenize``) or
 llama-cpp-python's (``/extras/tokenize``), or none (404). It serves an ``httpx.MockTransport``
 (:meth:`FakeJudge.transport`) or a real socket server (:class:`FaultServer`, which can also be
-stopped and restarted on its port). :class:`HangServer` accepts connections and never answers;
-:func:`refused_url` is a port nothing listens on.
+stopped and restarted on its port, and answers ``GET /v1/models`` and ``GET /health`` at once
+even while its judging requests take ``delay``: a slow but live server). ``always`` is a reply
+given to every request, judging, tokenizer and GET alike (a server answering 503 to
+everything). :class:`HangServer` accepts connections and never answers; :func:`refused_url` is
+a port nothing listens on.
 """
 
 from __future__ import annotations
@@ -67,8 +70,9 @@ class FakeJudge:
                  refuse_lists: int | str | None = None, refuse_lists_times: int | None = None,
                  delay: float = 0.0, tokenizer: str | None = "llama.cpp", tokenize_prefix: tuple = (),
                  fault_rate: float = 0.0, fault_mix: list[Reply] | None = None, seed: int = 0,
-                 record: bool = True) -> None:
+                 record: bool = True, always: Reply | None = None) -> None:
         self.relevance = relevance
+        self.always = always  # the reply to every request (None: judge as scripted)
         self.faults = list(faults or [])
         self.refuse_lists = refuse_lists  # a status for list prompts, or "first-only"
         self.refuse_lists_times = refuse_lists_times  # refuse only the first N lists (None: all)
@@ -80,7 +84,7 @@ class FakeJudge:
         self.record = record  # keep every request (False: count them only, for long runs)
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.tokenizer_requests: list[tuple[str, dict[str, Any]]] = []
-        self.judge_count = self.tokenizer_count = 0
+        self.judge_count = self.tokenizer_count = self.get_count = 0
         self.prompt_count = 0  # prompts in the judging requests (a list counts its length)
         self.random_faults = 0
         self.in_flight = self.peak = 0
@@ -162,6 +166,18 @@ class FakeJudge:
         return Reply(body=json.dumps({"object": "text_completion", "choices": choices,
                                       "usage": usage}).encode())
 
+    def get(self, path: str) -> Reply:
+        """A GET: the model list (``/v1/models``) or health (``/health``), answered at once."""
+        with self.lock:
+            self.get_count += 1
+        if self.always is not None:
+            return self.always
+        if path.rstrip("/") == "/v1/models":
+            return Reply(body=b'{"object": "list", "data": [{"id": "fake-model", "object": "model"}]}')
+        if path.rstrip("/") == "/health":
+            return Reply(body=b'{"status": "ok"}')
+        return status(404, body='{"detail": "Not Found"}')
+
     def _refusing(self) -> bool:
         if self.refuse_lists_times is None:
             return True
@@ -171,6 +187,11 @@ class FakeJudge:
 
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         """Record the request and decide the reply (a scripted or random fault, or the answer)."""
+        if self.always is not None:
+            with self.lock:
+                self.judge_count += path.startswith("/v1/")
+                self.tokenizer_count += not path.startswith("/v1/")
+            return self.always
         payload = json.loads(raw)
         if not path.startswith("/v1/"):
             with self.lock:
@@ -205,7 +226,10 @@ class FakeJudge:
         def handler(request: httpx.Request) -> httpx.Response:
             headers = {k.lower(): v for k, v in request.headers.items()}
             headers["host"] = request.url.host
-            reply = self.handle(request.url.path, headers, request.content)
+            if request.method == "GET":
+                reply = self.get(request.url.path)
+            else:
+                reply = self.handle(request.url.path, headers, request.content)
             if reply.action == "drop":
                 raise httpx.RemoteProtocolError("Server disconnected", request=request)
             if reply.action == "slow":
@@ -248,10 +272,15 @@ class FaultServer:
                 outer.connections.discard(self.connection)
                 super().finish()
 
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                self._reply(outer.judge.get(self.path))
+
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = outer.judge.handle(self.path, headers, raw)
+                self._reply(outer.judge.handle(self.path, headers, raw))
+
+            def _reply(self, reply: Reply) -> None:
                 if reply.action == "drop":
                     self.close_connection = True
                     return
@@ -310,11 +339,12 @@ class FaultServer:
 
 
 class HangServer:
-    """Accepts connections on 127.0.0.1 and never answers (until closed)."""
+    """Accepts connections on 127.0.0.1 (a free port, or ``port``) and never answers (until closed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port a server just left
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(64)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.held: list[socket.socket] = []

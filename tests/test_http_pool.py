@@ -133,10 +133,14 @@ def test_fast_failure_keeps_what_finished():
     assert rankings == EXPECTED
 
 
-def test_a_hanging_endpoint_does_not_hold_a_batch_for_the_timeout():
+@pytest.mark.parametrize("liveness_after", [2.0, None], ids=["liveness-check", "hedge-only"])
+def test_a_hanging_endpoint_does_not_hold_a_batch_for_the_timeout(liveness_after):
+    """Each request the hanging endpoint gets is cut by its liveness check (after 2 s, no
+    answer to GET /v1/models) or, with the check off, answered by a copy (after 5 s)."""
     judge = FakeJudge(RELEVANCE)
     with HangServer() as hang, FaultServer(judge) as ok:
-        backend = _backend([hang.url, ok.url], timeout=30.0)  # a cold hedge after 30 / 6 = 5 s
+        backend = _backend([hang.url, ok.url], timeout=30.0,  # a cold hedge after 30 / 6 = 5 s
+                           liveness_after=liveness_after)
         prompts = [Prompt("q", "query", a, f"doc {a}", b, f"doc {b}")
                    for a, b in [("q0d0", "q0d1"), ("q0d2", "q0d3")]]
         for _ in range(4):
@@ -144,8 +148,12 @@ def test_a_hanging_endpoint_does_not_hold_a_batch_for_the_timeout():
     stats = backend.stats()
     hung = stats["endpoints"][0]
     assert hung["successes"] == 0 and hung["state"] != "healthy"
-    # every request it got was answered by a copy, not left to the 30 s timeout
-    assert hung["failures"] == hung["hedges_lost"] == hung["requests"] >= 1 and stats["hedges"] >= 1
+    # every request it got was cut or answered by a copy, not left to the 30 s timeout
+    assert hung["failures"] == hung["hedges_lost"] + stats["hung"] == hung["requests"] >= 1
+    if liveness_after is None:
+        assert stats["hedges"] >= 1 and stats["liveness_checks"] == stats["hung"] == 0
+    else:
+        assert stats["hung"] >= 1 and stats["liveness_checks"] >= 1
 
 
 def test_capacity_spreads_the_load():

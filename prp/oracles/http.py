@@ -36,6 +36,26 @@ Rules:
   Each call sends at most ``max_retries + 1`` requests, copies included;
   then ``BackendError`` names the URL, the last error and the attempts, and the failed batch
   returns nothing, so nothing of it is cached.
+* **Failing fast.** Whether the judge is down is the pool's verdict, from every call together
+  (:mod:`prp.oracles.pool`): once every endpoint has been failing for ``give_up_after`` seconds
+  (default 5; None: never give up), every waiting and every new call raises
+  :class:`~prp.oracles.pool.JudgeDown` (a ``BackendError`` with ``retry_after``: seconds until
+  the next probe) at once, instead of spending its own retries through a lengthening backoff.
+  A call that spends its retries while every endpoint is out raises ``JudgeDown`` too; one
+  that fails while some endpoint is healthy raises a plain ``BackendError``.
+* **Hangs.** A slow model and a hung server look alike by time alone (a CPU llama.cpp server
+  may take a minute for a batch), so a request unanswered for ``liveness_after`` seconds
+  (default 2; None: off), from an endpoint that has given no HTTP answer at all for that long,
+  makes the backend ask the endpoint ``GET /v1/models`` with a ``liveness_timeout`` (default
+  2 s; one check per endpoint at a time, shared by its requests). Any HTTP answer, of any
+  status, proves it alive: the request waits on (up to ``timeout``). No answer: the endpoint
+  hangs; its unanswered requests are cancelled and count as failures. A probe (a request to an
+  endpoint out of rotation) is checked after :data:`PROBE_LOOK` seconds already, so a hung
+  judge fails within about ``liveness_after + liveness_timeout + give_up_after`` seconds (11 s
+  by default). The server must answer that GET while busy: vLLM and OpenAI do; llama.cpp's
+  server does while the requests in flight leave it an HTTP thread (``--threads-http``, by
+  default ``--parallel`` + 2 or the cores - 1): keep ``max_requests_in_flight`` below that,
+  or turn the check off (``liveness_after=None``) and rely on ``timeout``.
 * At most ``max_requests_in_flight`` requests are open at once, started at most ``rate_limit``
   per second. :meth:`OpenAIBackend.stats` reports the real HTTP requests (judging and
   tokenizer), retries, hedges and per-endpoint requests and failures.
@@ -66,12 +86,12 @@ from prp.oracles.openai_wire import (
     usage,
     with_choices,
 )
-from prp.oracles.pool import Endpoint, Pool
+from prp.oracles.pool import GIVE_UP_AFTER, Endpoint, JudgeDown, Pool
 from prp.oracles.tokenizers import ServerTokenizer, local_tokenizer
 from prp.prompts import PRP_TEMPLATE, Template, Tokenizer
 from prp.types import BatchResult, Prompt
 
-__all__ = ["OpenAIBackend", "retry_after"]
+__all__ = ["JudgeDown", "OpenAIBackend", "retry_after"]
 
 ENV_MODEL = ("PRP_OPENAI_MODEL",)
 ENV_BASE_URL = ("PRP_OPENAI_BASE_URL", "OPENAI_BASE_URL")
@@ -83,6 +103,8 @@ LIST_STRIKES = 2  # lists answered 500 in a row (before any worked) that turn li
 REPROBE_AFTER = 8  # batches sent as single prompts before a list is tried again (then doubling)
 REPROBE_MAX = 512
 HEDGE_RECHECK = 0.25  # seconds between looks at an unanswered request that could be hedged
+LIVENESS_PATH = "/v1/models"  # a cheap GET that a busy server still answers
+PROBE_LOOK = 0.25  # seconds a probe of an endpoint out of rotation waits before its liveness check
 TOKENIZER_CHOICES = ("server", "chars")
 
 
@@ -94,8 +116,13 @@ class _Refused(BackendError):
         self.status = status
 
 
+class _Hung(Exception):
+    """A request unanswered, from an endpoint that answered no liveness check either."""
+
+
 class _LoopState:
-    """What is bound to one event loop: the HTTP client and the in-flight gate.
+    """What is bound to one event loop: the HTTP client, the in-flight gate and the liveness
+    checks in flight (by endpoint URL).
 
     ``keeper`` is an async generator started in that loop: the loop finalizes it when it shuts
     down (``asyncio.run`` does), which closes the client while the loop still runs.
@@ -103,6 +130,7 @@ class _LoopState:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, limit: int):
         self.loop, self.client, self.gate = loop, client, asyncio.Semaphore(limit)
+        self.checks: dict[str, asyncio.Task[bool]] = {}
         self.keeper = self._keep(client)
 
     @staticmethod
@@ -153,6 +181,10 @@ def _base_urls(base_url: str | Sequence[str] | None) -> list[str]:
     return out
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
@@ -188,7 +220,9 @@ class OpenAIBackend(LLMBackend):
                  chat: bool | None = None, template: Template = PRP_TEMPLATE,
                  passage_tokens: int | None = 128, query_tokens: int | None = 64,
                  hedge_factor: float = 4.0, hedge_min: float = 0.5, parallel_singles: bool = False,
-                 transport: httpx.AsyncBaseTransport | None = None, seed: int | None = None) -> None:
+                 give_up_after: float | None = GIVE_UP_AFTER, liveness_after: float | None = 2.0,
+                 liveness_timeout: float = 2.0, transport: httpx.AsyncBaseTransport | None = None,
+                 seed: int | None = None) -> None:
         model = model if model is not None else _env(ENV_MODEL)
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty string, got {model!r} "
@@ -200,8 +234,14 @@ class OpenAIBackend(LLMBackend):
                    f"{label} must be an integer >= {low}, got {value!r}")
         _check(rate_limit is None or (isinstance(rate_limit, (int, float)) and rate_limit > 0),
                f"rate_limit must be > 0 requests per second or None, got {rate_limit!r}")
-        for label, value in (("timeout", timeout), ("hedge_factor", hedge_factor)):
-            _check(isinstance(value, (int, float)) and value > 0, f"{label} must be > 0, got {value!r}")
+        for label, value in (("timeout", timeout), ("hedge_factor", hedge_factor),
+                             ("liveness_timeout", liveness_timeout)):
+            _check(_number(value) and value > 0, f"{label} must be > 0, got {value!r}")
+        give_up_after = None if give_up_after is False else give_up_after  # "off" in a judge spec
+        liveness_after = None if liveness_after is False else liveness_after
+        for label, value in (("give_up_after", give_up_after), ("liveness_after", liveness_after)):
+            _check(value is None or (_number(value) and value >= 0),
+                   f"{label} must be a number of seconds >= 0, or None or false (off), got {value!r}")
         for label, value in (("backoff", backoff), ("hedge_min", hedge_min)):
             _check(isinstance(value, (int, float)) and value >= 0, f"{label} must be >= 0, got {value!r}")
         _check(chat in (None, True, False), f"chat must be true, false or unset, got {chat!r}")
@@ -220,8 +260,11 @@ class OpenAIBackend(LLMBackend):
         self.transport = transport
         period = None if rate_limit is None else 1.0 / rate_limit
         self.throttler = None if period is None else Throttler(1, period, min(0.01, period / 4))
+        self.liveness_after = None if liveness_after is None else float(liveness_after)
+        self.liveness_timeout = float(liveness_timeout)
         self.pool = Pool(self.base_urls, backoff=self.backoff, hedge_factor=float(hedge_factor),
                          hedge_min=float(hedge_min), cold_hedge=max(float(hedge_min), self.timeout / 6),
+                         give_up_after=None if give_up_after is None else float(give_up_after),
                          rng=random.Random(seed))
         self.lists_supported: bool | None = None  # None: no list request answered yet
         self._list_strikes = 0
@@ -231,6 +274,8 @@ class OpenAIBackend(LLMBackend):
         self.tokenizer_requests = 0  # requests to the server's tokenizer, retries included
         self.retries = 0
         self.hedges = 0
+        self.liveness_checks = 0  # GET requests asking a silent endpoint whether it is alive
+        self.hung = 0  # requests cancelled because their endpoint answered no liveness check
         self._state: _LoopState | None = None
 
     @staticmethod
@@ -313,7 +358,8 @@ class OpenAIBackend(LLMBackend):
         lists = {None: "untried", True: "on", False: "off"}[self.lists_supported]
         return {"requests": self.requests_made + self.tokenizer_requests,
                 "judge_requests": self.requests_made, "tokenizer_requests": self.tokenizer_requests,
-                "retries": self.retries, "hedges": self.hedges,
+                "retries": self.retries, "hedges": self.hedges, "liveness_checks": self.liveness_checks,
+                "hung": self.hung,
                 "lists": lists if self.endpoint == "completions" and self.batch_requests else "unused",
                 "endpoints": self.pool.stats()}
 
@@ -334,7 +380,11 @@ class OpenAIBackend(LLMBackend):
                 self.tokenizer_requests += 1
             url = ep.url + path
             try:
-                response = await state.client.post(url, json=payload)
+                response = await self._post(state, ep, start, url, payload)
+            except _Hung as exc:
+                self.hung += 1
+                pool.failed(ep, start, str(exc))
+                return _Outcome(url, error=str(exc))
             except httpx.TransportError as exc:
                 error = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 pool.failed(ep, start, error)
@@ -342,6 +392,7 @@ class OpenAIBackend(LLMBackend):
             except BaseException:
                 pool.cancelled(ep, start)
                 raise
+        pool.alive(ep)
         status = response.status_code
         if status in refuse or (400 <= status < 500 and status not in (408, 429)):
             pool.answered(ep, start)  # the server is up; the request was wrong for it
@@ -361,6 +412,60 @@ class OpenAIBackend(LLMBackend):
             error = f"HTTP {status}: {snippet(response)}"
         pool.failed(ep, start, error, retry_after(response))
         return _Outcome(url, error=error)
+
+    async def _post(self, state: _LoopState, ep: Endpoint, start: float, url: str,
+                    payload: dict[str, Any]) -> httpx.Response:
+        """POST, watching for a hang (module docstring): raises :class:`_Hung` when the request
+        stays unanswered and the endpoint answers no liveness check either."""
+        if self.liveness_after is None:
+            return await state.client.post(url, json=payload)
+        post = asyncio.ensure_future(state.client.post(url, json=payload))
+        clock = self.pool.clock
+        probe = ep.streak > 0  # an endpoint out of rotation: checked soon
+        try:
+            while True:  # look when unanswered this long, with no sign of life from the endpoint since
+                look = start + min(self.liveness_after, PROBE_LOOK) if probe else \
+                    max(start, ep.alive_at) + self.liveness_after
+                wait = look - clock()
+                if wait > 0:
+                    await asyncio.wait([post], timeout=wait)
+                    if post.done():
+                        return post.result()
+                    continue
+                probe = False
+                check = self._liveness(state, ep)
+                await asyncio.wait([post, check], return_when=asyncio.FIRST_COMPLETED)
+                if post.done():
+                    return post.result()
+                if not check.cancelled() and check.result() is False:
+                    raise _Hung(f"no answer in {clock() - start:.1f} s, and none to GET {LIVENESS_PATH} "
+                                f"within {self.liveness_timeout:g} s: the server hangs")
+        finally:
+            if not post.done():
+                post.cancel()
+                await asyncio.gather(post, return_exceptions=True)
+
+    def _liveness(self, state: _LoopState, ep: Endpoint) -> asyncio.Task[bool]:
+        """The endpoint's liveness check in flight, or a new one (one per endpoint at a time)."""
+        task = state.checks.get(ep.url)
+        if task is None or task.done():
+            task = state.checks[ep.url] = asyncio.ensure_future(self._alive(state, ep))
+        return task
+
+    async def _alive(self, state: _LoopState, ep: Endpoint) -> bool:
+        """Does ``ep`` give any HTTP answer to a cheap GET within ``liveness_timeout``? Only a
+        connection that fails or stays silent says no (a full connection pool proves nothing)."""
+        self.liveness_checks += 1
+        try:
+            await state.client.get(ep.url + LIVENESS_PATH, timeout=self.liveness_timeout)
+        except httpx.PoolTimeout:
+            return True
+        except httpx.TransportError:
+            return False
+        except Exception:  # e.g. the client closed under it: no evidence of a hang
+            return True
+        self.pool.alive(ep)
+        return True
 
     def _launch(self, path: str, payload: dict[str, Any], refuse: frozenset[int],
                 valid: Callable[[dict[str, Any]], bool], ep: Endpoint | None = None) -> _Flight:
@@ -388,6 +493,9 @@ class OpenAIBackend(LLMBackend):
             while True:
                 if not flights:
                     if sent >= budget:
+                        if self.pool.all_out():
+                            raise self.pool.down(f"{self._spent(last_url, sent, last)}; the judge is down "
+                                                 "(every endpoint is out)")
                         raise BackendError(self._spent(last_url, sent, last))
                     self.retries += sent > 0
                     flights.append(self._launch(path, payload, refuse, valid))

@@ -21,6 +21,26 @@ Rules:
   sends a copy to another endpoint: ``hedge_factor`` times the slowest answering endpoint's
   latency, at least ``hedge_min`` seconds; ``cold_hedge`` seconds until some endpoint has
   answered (None: never).
+* **Giving up (the pool's verdict).** Whether the judge is down is decided here, per endpoint
+  and from every call together, not by each call's own retries. An endpoint's outage starts at
+  its first failure after a success (``failing_since``). When every endpoint is out of rotation
+  and the last of them has been failing for ``give_up_after`` seconds (default
+  :data:`GIVE_UP_AFTER`; the backoff has probed each a few times by then), the pool is *down*:
+  every call waiting for an endpoint gets :class:`JudgeDown` at once (naming each URL, how
+  long it has failed, its failures, requests in flight and last error, and when the next probe
+  is due), and so does every new call, with two exceptions: the call that takes an endpoint
+  whose backoff is over is the probe, and while a probe is in flight the others wait for its
+  outcome (a probe fails fast: a refusal or a 5xx at once, a hang at its liveness check).
+  A probe's success puts the endpoint (and the pool) back in service, and the calls waiting
+  for it go on; its failure fails them. (Were they failed at once instead, a step's first
+  failure would cancel its own probe, and a pool once down would never come back.) A blip
+  shorter than the window (one 503, a server restarting for a second) is ridden out by the
+  calls' own retries as before. ``give_up_after=None``: never give up (calls spend their
+  retries only). :meth:`Pool.retry_in` is how long until the next probe (a service's
+  ``Retry-After``).
+* **Proof of life.** Any HTTP answer from an endpoint (a judgment, a 4xx, a 503, an answer to a
+  liveness check) is recorded (:meth:`Pool.alive`); the HTTP backend asks for a liveness check
+  only when an endpoint has shown no life for a while (see :mod:`prp.oracles.http`).
 * Everything here is counted per endpoint (:meth:`Pool.stats`); nothing here does I/O.
 """
 
@@ -28,20 +48,34 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
 
+from prp.oracles.base import BackendError
+
 MAX_SLEEP = 30.0  # seconds: cap of a backoff or a Retry-After
+GIVE_UP_AFTER = 5.0  # seconds every endpoint must have been failing before the pool is down
 POLL = 0.05  # seconds between looks at the pool while every endpoint is out
 EWMA = 0.3  # weight of the newest latency in the moving average
+
+
+class JudgeDown(BackendError):
+    """Every endpoint of the pool is out (the pool's verdict, or a call's retries spent while
+    every endpoint was out). ``retry_after``: seconds until the pool probes again (>= 1)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Endpoint:
     """One base URL and what the pool has seen of it."""
 
     __slots__ = ("url", "requests", "failures", "successes", "hedges_lost", "streak",
-                 "down_until", "down_since", "latency", "started", "last_error")
+                 "down_until", "down_since", "latency", "started", "last_error", "failing_since",
+                 "alive_at")
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -52,6 +86,8 @@ class Endpoint:
         self.latency: float | None = None  # moving average of answered requests, seconds
         self.started: list[float] = []  # start times of its requests in flight
         self.last_error: str | None = None
+        self.failing_since = -1.0  # when its current outage began (its first failure since a success)
+        self.alive_at = -math.inf  # when it last gave any HTTP answer
 
     @property
     def in_flight(self) -> int:
@@ -79,12 +115,14 @@ class Pool:
     """Health-aware choice among base URLs (see the module docstring)."""
 
     def __init__(self, urls: Iterable[str], *, backoff: float = 0.5, hedge_factor: float = 4.0,
-                 hedge_min: float = 0.5, cold_hedge: float | None = None, rng: random.Random | None = None,
+                 hedge_min: float = 0.5, cold_hedge: float | None = None,
+                 give_up_after: float | None = GIVE_UP_AFTER, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.endpoints = [Endpoint(url) for url in urls]
         if not self.endpoints:
             raise ValueError("an endpoint pool needs at least one URL")
         self.backoff, self.hedge_factor, self.hedge_min = backoff, hedge_factor, hedge_min
+        self.give_up_after = give_up_after
         self.cold_hedge = cold_hedge
         self.rng = rng or random.Random()
         self.clock = clock
@@ -108,11 +146,15 @@ class Pool:
         return best
 
     async def acquire(self) -> Endpoint:
-        """An endpoint to send to, waiting (no attempt spent) while every one is out."""
+        """An endpoint to send to, waiting (no attempt spent) while every one is out; raises
+        :class:`JudgeDown` once the pool is down (see the module docstring)."""
         while True:
             ep = self.pick()
             if ep is not None:
                 return ep
+            down = None if self.probing() else self.verdict()
+            if down is not None:
+                raise down
             now = self.clock()
             back = min((e.down_until for e in self.endpoints if e.down_until > now), default=now)
             await asyncio.sleep(min(max(back - now, 0.0), POLL) or POLL)
@@ -124,7 +166,50 @@ class Pool:
             return self.cold_hedge
         return max(self.hedge_min, self.hedge_factor * max(seen))
 
+    # -- the verdict ------------------------------------------------------------------------
+
+    def all_out(self) -> bool:
+        """Is every endpoint out of rotation (down or probing)?"""
+        return all(e.streak for e in self.endpoints)
+
+    def probing(self) -> bool:
+        """Is a probe in flight: a request sent to an endpoint after it was taken out?"""
+        return any(e.streak and any(start >= e.down_since for start in e.started) for e in self.endpoints)
+
+    def retry_in(self) -> float:
+        """Seconds until some endpoint out of rotation may be probed again (0: now)."""
+        now = self.clock()
+        return max(0.0, min(e.down_until - now for e in self.endpoints))
+
+    def down_report(self) -> str:
+        """Each endpoint out of rotation: URL, how long it has failed, failures, last error."""
+        now = self.clock()
+        return "; ".join(f"{e.url} failing for {now - e.failing_since:.1f} s ({e.failures} failures, "
+                         f"{e.in_flight} in flight, "
+                         f"last error: {e.last_error})" for e in self.endpoints if e.streak)
+
+    def verdict(self) -> JudgeDown | None:
+        """The pool's verdict: :class:`JudgeDown` when every endpoint has been out for
+        ``give_up_after`` seconds (counted from the last one's first failure), else None."""
+        if self.give_up_after is None or not self.all_out():
+            return None
+        now = self.clock()
+        since = max(e.failing_since for e in self.endpoints)
+        if now - since < self.give_up_after:
+            return None
+        return self.down(f"the judge is down: every endpoint has failed for {now - since:.1f} s or more: "
+                         f"{self.down_report()}")
+
+    def down(self, message: str) -> JudgeDown:
+        """A :class:`JudgeDown` saying ``message`` and when the next probe is due."""
+        retry = self.retry_in()
+        return JudgeDown(f"{message}; next probe in {retry:.1f} s", retry_after=max(1, math.ceil(retry)))
+
     # -- recording --------------------------------------------------------------------------
+
+    def alive(self, ep: Endpoint) -> None:
+        """``ep`` gave an HTTP answer (of any status): proof that it is not hanging."""
+        ep.alive_at = self.clock()
 
     def started(self, ep: Endpoint) -> float:
         """Record a request sent to ``ep``; returns its start time (give it back to finish)."""
@@ -144,12 +229,12 @@ class Pool:
         seconds = now - start
         ep.successes += 1
         ep.latency = seconds if ep.latency is None else (1 - EWMA) * ep.latency + EWMA * seconds
-        ep.streak, ep.down_until = 0, 0.0
+        ep.streak, ep.down_until, ep.failing_since, ep.alive_at = 0, 0.0, -1.0, now
 
     def answered(self, ep: Endpoint, start: float) -> None:
         """``ep`` answered, though not with a judgment (a 4xx): it is up; no latency is learnt."""
         self._finish(ep, start)
-        ep.streak, ep.down_until = 0, 0.0
+        ep.streak, ep.down_until, ep.failing_since, ep.alive_at = 0, 0.0, -1.0, self.clock()
 
     def pause(self, streak: int, retry_after: float | None = None) -> float:
         """How long an endpoint with ``streak`` consecutive failures stays out of rotation."""
@@ -167,6 +252,8 @@ class Pool:
         ep.last_error = error
         if ep.streak and start < ep.down_since:  # sent before it was taken out: already counted
             return
+        if not ep.streak:
+            ep.failing_since = now
         ep.streak += 1
         ep.down_since, ep.down_until = now, now + self.pause(ep.streak, retry_after)
 
@@ -182,4 +269,5 @@ class Pool:
         return [{"url": e.url, "state": e.state(now), "requests": e.requests, "successes": e.successes,
                  "failures": e.failures, "hedges_lost": e.hedges_lost, "in_flight": e.in_flight,
                  "latency_seconds": None if e.latency is None else round(e.latency, 4),
+                 "failing_seconds": round(now - e.failing_since, 3) if e.streak else None,
                  "last_error": e.last_error} for e in self.endpoints]

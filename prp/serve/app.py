@@ -20,9 +20,11 @@ Endpoints:
 Rules: bad input is a 4xx naming the field (422 malformed JSON or types, 413 too large: more
 documents, characters or body bytes than the limits); with API keys set, every rerank call needs
 ``Authorization: Bearer KEY`` (or ``X-API-Key``), else 401 (health and metrics stay open); a
-request that arrives while the service drains gets 503 with ``Retry-After``; a judge failure is
-a 502. Shutdown (uvicorn's lifespan end, after it drained the open requests) closes the engine
-(finishing anything still in flight) and the cache, so nothing judged is lost.
+request that arrives while the service drains gets 503 with ``Retry-After``; a judge that is
+down (every endpoint out: :class:`~prp.oracles.pool.JudgeDown`) is a 503 with ``Retry-After``
+(seconds until the judge is probed again, at least 1), any other judge failure a 502. Shutdown
+(uvicorn's lifespan end, after it drained the open requests) closes the engine (finishing
+anything still in flight) and the cache, so nothing judged is lost.
 """
 
 from __future__ import annotations
@@ -214,6 +216,9 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
         except EngineClosed:
             return _draining()
         except BackendError as exc:
+            retry = getattr(exc, "retry_after", None)  # JudgeDown: the judge's pool is down
+            if retry is not None:
+                return _error(503, f"the judge is unavailable: {exc}", **{"Retry-After": str(retry)})
             return _error(502, f"the judge failed: {exc}")
         except (ValueError, TypeError) as exc:
             return _error(422, str(exc))
