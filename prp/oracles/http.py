@@ -38,27 +38,31 @@ Rules:
   returns nothing, so nothing of it is cached.
 * **Failing fast.** Whether the judge is down is the pool's verdict, from every call together
   (:mod:`prp.oracles.pool`): once every endpoint has been failing for ``give_up_after`` seconds
-  (default 5; None: never give up), every waiting and every new call raises
+  (default 5; None, or ``off`` in a judge spec: never give up), every waiting and every new
+  call (but the probe, and those waiting for a probe in flight) raises
   :class:`~prp.oracles.pool.JudgeDown` (a ``BackendError`` with ``retry_after``: seconds until
   the next probe) at once, instead of spending its own retries through a lengthening backoff.
   A call that spends its retries while every endpoint is out raises ``JudgeDown`` too; one
   that fails while some endpoint is healthy raises a plain ``BackendError``.
 * **Hangs.** A slow model and a hung server look alike by time alone (a CPU llama.cpp server
   may take a minute for a batch), so a request unanswered for ``liveness_after`` seconds
-  (default 2; None: off), from an endpoint that has given no HTTP answer at all for that long,
-  makes the backend ask the endpoint ``GET /v1/models`` with a ``liveness_timeout`` (default
+  (default 2; None or ``off``: no check), from an endpoint that has given no HTTP answer at all
+  for that long, makes the backend ask it ``GET /v1/models`` with a ``liveness_timeout`` (default
   2 s; one check per endpoint at a time, shared by its requests). Any HTTP answer, of any
   status, proves it alive: the request waits on (up to ``timeout``). No answer: the endpoint
   hangs; its unanswered requests are cancelled and count as failures. A probe (a request to an
   endpoint out of rotation) is checked after :data:`PROBE_LOOK` seconds already, so a hung
-  judge fails within about ``liveness_after + liveness_timeout + give_up_after`` seconds (11 s
-  by default). The server must answer that GET while busy: vLLM and OpenAI do; llama.cpp's
-  server does while the requests in flight leave it an HTTP thread (``--threads-http``, by
-  default ``--parallel`` + 2 or the cores - 1): keep ``max_requests_in_flight`` below that,
-  or turn the check off (``liveness_after=None``) and rely on ``timeout``.
+  judge fails within about ``liveness_after + liveness_timeout + give_up_after`` seconds plus
+  one probe's check (9 to 11 s by default). The server must answer that GET while busy: vLLM
+  and OpenAI do; llama.cpp's server does while the requests in flight leave it an HTTP thread
+  (``--threads-http``, by default ``--parallel`` + 2 or the cores - 1): keep
+  ``max_requests_in_flight`` below that, or turn the check off (``liveness_after=None``) and
+  rely on ``timeout``. A live server that never answers one request is still bounded by
+  ``timeout`` only (or by the request's deadline, see :mod:`prp.engine`).
 * At most ``max_requests_in_flight`` requests are open at once, started at most ``rate_limit``
   per second. :meth:`OpenAIBackend.stats` reports the real HTTP requests (judging and
-  tokenizer), retries, hedges and per-endpoint requests and failures.
+  tokenizer), retries, hedges, liveness checks, requests cut as hung, and per-endpoint
+  requests, failures and how long each has been failing.
 * **Determinism.** A server need not answer one prompt the same way twice (llama.cpp's server
   batches requests together, which changes the floating-point sums); the engine's cache makes
   a rerun repeatable once a prompt has been judged.

@@ -16,7 +16,8 @@ Rules:
   Load is thus spread by each endpoint's observed capacity: one that answers twice as fast
   carries about twice the requests in flight. Ties go round-robin.
 * **Waiting.** When no endpoint can take a request, :meth:`Pool.acquire` waits for the first one
-  to come back (polling every :data:`POLL` seconds); waiting costs no attempt.
+  to come back (polling every :data:`POLL` seconds); waiting costs no attempt. It waits until
+  the pool is down at most (below).
 * **Hedging.** :meth:`Pool.hedge_delay` is how long a request may stay unanswered before the caller
   sends a copy to another endpoint: ``hedge_factor`` times the slowest answering endpoint's
   latency, at least ``hedge_min`` seconds; ``cold_hedge`` seconds until some endpoint has
