@@ -9,6 +9,7 @@ import threading
 import pytest
 from conftest import CountingOracle, expected_order, score_docs
 
+from cost.ledger import Ledger
 from prp import MemoryCache, RankRequest, Reranker, ScoresOracle
 from prp.engine import Engine, EngineClosed, SyncEngine
 
@@ -245,8 +246,9 @@ def test_a_boolean_timeout_is_refused():
 
 
 def test_an_unparsed_prompt_is_counted_once_for_the_query_that_paid_for_it():
-    """Two identical queries ask the same prompts; each unreadable one counts once, where its
-    prompt is charged, so the unparsed share is over the prompts judged."""
+    """Two identical queries (two requests together: one request refuses a qid twice) ask the
+    same prompts; each unreadable one counts once, where its prompt is charged, so the unparsed
+    share is over the prompts judged."""
     from prp.types import BatchResult, Judgment
 
     class Garbled(CountingOracle):
@@ -259,9 +261,15 @@ def test_an_unparsed_prompt_is_counted_once_for_the_query_that_paid_for_it():
     ids, scores = score_docs(6, seed=2)
     same = [RankRequest("q", ids, ids, qid="q") for _ in range(2)]
     judge = Garbled(ScoresOracle(scores))
+    rr = Reranker(judge, sorter="allpair", k=6, batch_size=64, cache=False)
+
+    async def together():
+        async with rr:
+            return [r for call in await asyncio.gather(*(rr.arank_many([q]) for q in same)) for r in call]
+
     with pytest.warns(Warning, match="unparsed"):
-        results = Reranker(judge, sorter="allpair", k=6, batch_size=64, cache=False).rank_many(same)
-    run = results[0].run_cost
+        results = asyncio.run(together())
+    run = Ledger.total([r.cost for r in results])
     assert run.prompts == sum(judge.batches) == 30 + 5  # 15 pairs x 2 orders, the 5 retried once
     assert run.unparsed == 5 and run.unparsed_retries == 5
     assert sorted(r.cost.unparsed for r in results) == [0, 5]
