@@ -20,11 +20,12 @@ Rules kept here:
 * **Cancellation.** Cancelling the awaiting task (or its future) drops the request's queries
   at the next step boundary: prompts only they would have asked are never sent. A step is never
   interrupted, so whatever was sent is judged and cached: nothing judged is lost.
-* **Failure.** A backend error that says the judge is down fails the requests of the group
-  whose step raised, and only those; the engine keeps serving the others. A prompt that failed
-  alone (its batch split down to it, see :mod:`prp.scheduler`) fails only the requests with a
-  query that needed it (:class:`~prp.oracles.base.PromptFailed`, naming the qid); the others go
-  on. :attr:`Engine.batch_splits` counts the batches split (``on_split`` is called for each).
+* **Failure.** A backend error fails the requests of the group whose step raised, and only those;
+  the engine keeps serving the others. Such an error says the judge is down; a prompt that
+  failed alone (its batch split down to it, see :mod:`prp.scheduler`) fails only the requests
+  with a query that needed it (:class:`~prp.oracles.base.PromptFailed`, naming the qid); the
+  others go on. :attr:`Engine.batch_splits` counts the batches split (``on_split`` is called
+  for each).
 * **Determinism.** Requests submitted together (before the loop's next step) are admitted in
   submission order and the schedule then depends only on the inputs, so rankings and counts are
   the same run after run (a single request is scheduled exactly as :func:`prp.scheduler.run`).

@@ -241,13 +241,14 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         _fail_jobs(step)
         return None
     sent = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
+    batches = [keys for keys, _ in sent]  # the inferences made: batches (or parts) answered
     _charge(sent, step, s)
     _fail_jobs(step)
     for key in step.unparsed:  # charged, like the prompt, to the query that paid for it
         step.owner[key].ledger.unparsed += 1
     known, aggregate, band = step.known, s.aggregate, s.tie_band
     for job, round_, pairs, implied in step.plans:
-        if job.error is not None:
+        if job.order is not None:  # cut while the step ran (the engine's deadline): done already
             continue
         coin = (job.orders or s.orders) == "random"
         answered = {pair: [(a_first, known[key]) for a_first, key in answers]
@@ -265,8 +266,9 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         unique.update(implied)
         job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
     for job in step.over:
-        job.stop()
-    return len(sent)
+        if job.order is None:
+            job.stop()
+    return len(batches)
 
 
 def _fail_jobs(step: _Step) -> None:
@@ -274,6 +276,8 @@ def _fail_jobs(step: _Step) -> None:
     if not step.failed:
         return
     for job, _round, pairs, _implied in step.plans:
+        if job.order is not None:  # done already (cut by the engine's deadline)
+            continue
         for (a, b), answers in pairs.items():
             key = next((key for _, key in answers if key in step.failed), None)
             if key is None:
