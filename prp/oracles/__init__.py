@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-from prp.oracles.base import Backend, BackendError, PromptError, PromptFailed
+from prp.oracles.base import Backend, BackendError
 from prp.oracles.judges import JudgeUnavailable, make_judge
 from prp.oracles.simulated import NoisyOracle, PerfectOracle, ScoresOracle
 
 __all__ = ["Backend", "BackendError", "JudgeUnavailable", "LlamaCppBackend", "NoisyOracle", "OpenAIBackend",
-           "PerfectOracle", "PromptError", "PromptFailed", "ScoresOracle", "TransformersBackend",
-           "make_judge"]
+           "PerfectOracle", "ScoresOracle", "TransformersBackend", "make_judge"]
 
 # LLM backends, imported on first use: each needs an optional extra.
 _LAZY = {"OpenAIBackend": ("prp.oracles.http", "http"),
