@@ -12,6 +12,17 @@
   * ``auto``       - ``margin`` when every judgment has a margin, else ``consistent``.
 Unparsed judgments count as ties: they never decide a comparison.
 
+**Infinite margins** (a judge's most decisive answer, see :mod:`prp.judgment`) aggregate by
+their sign before any finite margin: a's infinite margins (+inf for a, -inf for b, after the
+position flip) are counted, and a wins if more are for a than for b, loses if fewer; when they
+cancel (as many for each: one inf each way is a contradiction, not a decision) the finite
+margins decide as if the infinite ones were not there. So +inf plus -inf is never NaN, and a
+decisive answer outvotes any finite sum. A soft ranker is sent +-:data:`DECISIVE` for a
+decision by infinities (it fits numbers; an infinity would break its model). Debiasing leaves
+an infinite margin infinite, and the bias estimate (``auto``) skips every comparison with a
+non-finite margin, so one decisive answer never poisons it. ``consistent`` reads only the
+preferred sides.
+
 ``debias`` removes the judge's first-shown bias from every margin before ``margin``
 aggregation: a's margin becomes ``(m - bias)`` when a is shown first and ``-(m - bias)`` when
 it is second. Under ``both`` the bias cancels anyway; under ``one``/``random`` it is what makes
@@ -37,6 +48,10 @@ from prp.types import Judgment
 ORDERS = ("both", "one", "random")
 AGGREGATES = ("auto", "margin", "consistent")
 DEBIAS = ("off", "auto")
+#: What a soft ranker is sent for a comparison decided by infinite margins (about the largest
+#: log-probability margin a real judge gives; :func:`prp.prompts.judgment_from_scores` uses the
+#: same stand-in for a one-sided top-k).
+DECISIVE = 30.0
 
 
 def check_choice(name: str, value: str, known: Sequence[str]) -> str:
@@ -81,7 +96,8 @@ class BiasEstimate:
 
     def observe(self, tag: object, answers: Sequence[tuple[bool, Judgment]], coin: bool) -> None:
         """Take one comparison's answers; ``coin``: its single direction was a coin toss."""
-        if tag in self.seen or any(not j.parsed or j.margin is None for _, j in answers):
+        if tag in self.seen or any(not j.parsed or j.margin is None or not math.isfinite(j.margin)
+                                   for _, j in answers):
             return
         firsts = {a_first for a_first, _ in answers}
         if len(firsts) == 2 or coin:
@@ -100,17 +116,23 @@ def outcome(answers: Sequence[tuple[bool, Judgment]], aggregate: str, tie_band: 
             bias: float = 0.0, soft: bool = False) -> float:
     """WIN (+1), TIE (0) or LOSS (-1) for a, from (a shown first?, judgment) pairs; with
     ``soft`` and margin aggregation, a's summed debiased margin instead."""
-    total, margins = 0.0, True
+    total, margins, decisive = 0.0, True, 0
     for a_first, judgment in answers:
         if not judgment.parsed:
             return 0
         if judgment.margin is None:
             margins = False
         elif margins:
-            total += judgment.margin - bias if a_first else bias - judgment.margin
+            margin = judgment.margin - bias if a_first else bias - judgment.margin
+            if math.isinf(margin):  # counted apart: +inf + -inf must not make a NaN
+                decisive += 1 if margin > 0 else -1
+            else:
+                total += margin
     if aggregate == "margin" and not margins:
         raise needs_margins("an answer came without one")
     if margins and aggregate != "consistent":
+        if decisive:
+            return math.copysign(DECISIVE, decisive) if soft else 1 if decisive > 0 else -1
         if soft:
             return total
         return 1 if total > tie_band else -1 if total < -tie_band else 0

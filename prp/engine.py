@@ -26,7 +26,11 @@ Rules kept here:
   at the next step boundary: prompts only they would have asked are never sent. A step is not
   interrupted for a cancellation, so whatever was sent is judged and cached.
 * **Failure.** A backend error fails the requests of the group whose step raised, and only those;
-  the engine keeps serving the others.
+  the engine keeps serving the others. Such an error says the judge is down; a prompt that
+  failed alone (its batch split down to it, see :mod:`prp.scheduler`) fails only the requests
+  with a query that needed it (:class:`~prp.oracles.base.PromptFailed`, naming the qid); the
+  others go on. :attr:`Engine.batch_splits` counts the batches split (``on_split`` is called
+  for each).
 * **Determinism.** Requests submitted together (before the loop's next step) are admitted in
   submission order and the schedule then depends only on the inputs, so rankings and counts are
   the same run after run (a single request is scheduled exactly as :func:`prp.scheduler.run`).
@@ -36,9 +40,10 @@ Rules kept here:
   does not depend on the batch (budgets count cache hits, so a cut never depends on the cache).
 * **Hooks.** ``on_inference(inference)`` after every inference (a
   :class:`prp.judging.Inference`: prompts, checked answers, prompts sent, seconds),
-  ``on_cached(prompts)`` once per step with the prompts the cache answered, and
+  ``on_cached(prompts)`` once per step with the prompts the cache answered,
   ``on_result(result)`` for every query's result as soon as that query finishes (its
-  ``run_cost`` is set when its whole request completes; see
+  ``run_cost`` is set when its whole request completes), and ``on_split(prompts)`` for each
+  failed batch split in halves (see
   :class:`prp.scheduler.Hooks`). Progress, timing and counting are hooks, never wrapper
   backends. They run on the engine's loop: keep them cheap and never raise from them.
 """
@@ -117,7 +122,8 @@ class Engine:
     def __init__(self, reranker: Reranker | object, *, linger_ms: float = 0.0,
                  on_inference: Callable[[Inference], None] | None = None,
                  on_cached: Callable[[int], None] | None = None,
-                 on_result: ResultHook | None = None, **options: object) -> None:
+                 on_result: ResultHook | None = None, on_split: Callable[[int], None] | None = None,
+                 **options: object) -> None:
         from prp.reranker import Reranker
 
         if not isinstance(reranker, Reranker):
@@ -128,7 +134,14 @@ class Engine:
             raise ValueError(f"linger_ms must be a number >= 0, got {linger_ms!r}")
         self.reranker = reranker
         self.linger = linger_ms / 1000
-        self.hooks = scheduler.Hooks(on_inference, on_cached, on_result)
+        self.batch_splits = 0  # failed batches split in halves (see the module docstring)
+
+        def split(prompts: int) -> None:
+            self.batch_splits += 1
+            if on_split is not None:
+                on_split(prompts)
+
+        self.hooks = scheduler.Hooks(on_inference, on_cached, on_result, split)
         self._requests: list[_Request] = []
         self._active: list[scheduler.Job] = []
         self._wake: asyncio.Event | None = None
@@ -215,7 +228,7 @@ class Engine:
         the request's total). ``budget`` (prompts per query), ``max_inferences`` (the request's),
         ``timeout`` (seconds), ``sorter`` (a spec), ``k`` and ``orders`` apply to this request
         only (None: the Reranker's). Raises :class:`EngineClosed` when the engine is not
-        admitting, ValueError on a bad option."""
+        admitting, ValueError on a bad option or a qid given twice."""
         from prp.aggregate import ORDERS, check_choice
         from prp.reranker import _count_or_none, _positive_int, _validate
 
@@ -236,6 +249,12 @@ class Engine:
         if sorter is not None:
             rr.check_sorter(sorter)
         checked = [_validate(r if isinstance(r, RankRequest) else RankRequest(**r)) for r in requests]
+        seen: set[str] = set()
+        for qid, *_ in checked:
+            if qid in seen:
+                raise ValueError(f"duplicate qid {qid!r} in one request: give each query its own qid "
+                                 "(a query without one is named by its text)")
+            seen.add(qid)
         jobs = [scheduler.Job(qid, query, ids, texts,
                               *rr._sorter_factory(len(texts), budget, sorter, k, orders),
                               budget=budget, orders=orders, k=k)
@@ -360,6 +379,10 @@ class Engine:
                     req.future.set_exception(exc)
                 req.drop()
             return
+        for job in jobs:  # a prompt it needed failed alone: fail its request, only
+            if job.error is not None and not job.request.future.done():
+                job.request.future.set_exception(job.error)
+                job.request.drop()
         if request is not None:
             if spent is None:
                 request.stop_all()

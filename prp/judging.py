@@ -10,7 +10,9 @@ Rules kept here and nowhere else:
   Replayed prompts are charged the store's token estimate, so a batch's usage does not depend
   on what was replayed.
 * **Answers are checked** (:func:`prp.judgment.check_result`); any other exception from the
-  backend becomes a :class:`~prp.oracles.base.BackendError` naming the backend.
+  backend becomes a :class:`~prp.oracles.base.BackendError` naming the backend, whose
+  ``prompt_fault`` says whether the exception may be one prompt's fault
+  (:func:`prp.oracles.base.prompt_fault`: the scheduler then splits the batch).
 * **Unparsed answers are never cached.** Parsed ones are stored as soon as their batch
   returns, so a later failure loses nothing judged. (Caches store what they are given.)
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from prp.cache import Cache, Key, TieredCache, prompt_key
 from prp.judgment import check_result
-from prp.oracles.base import Backend, BackendError
+from prp.oracles.base import Backend, BackendError, prompt_fault
 from prp.types import BatchResult, Judgment, Prompt
 
 
@@ -71,8 +73,10 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
         except BackendError:
             raise
         except Exception as exc:
-            raise BackendError(f"backend {backend.name!r} failed on a batch of {len(sent)} "
-                               f"prompts: {type(exc).__name__}: {exc}") from exc
+            error = BackendError(f"backend {backend.name!r} failed on a batch of {len(sent)} "
+                                 f"prompts: {type(exc).__name__}: {exc}")
+            error.prompt_fault = prompt_fault(exc)
+            raise error from exc
         seconds = time.perf_counter() - started
         result = check_result(raw, len(sent), backend.name)
         tokens = sent_tokens = result.prompt_tokens

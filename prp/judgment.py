@@ -7,10 +7,19 @@ decides it). Rules:
   ``judgments``, ``prompt_tokens``, ``completion_tokens``) holding one
   :class:`~prp.types.Judgment` per prompt, and token counts that are finite numbers >= 0.
   Anything else (a list, None, the wrong number of judgments, a judgment of another type) is a
-  broken backend: :class:`~prp.oracles.base.BackendError`.
-* **Content** - a judgment is *unparsed* (``parsed=False``) when its ``preferred`` is not
-  ``"A"``, ``"B"`` or None, or its ``margin`` is not None and not a finite real number (NaN,
-  +-inf, a string...). A NaN margin is never a decided tie. Margins are returned as floats.
+  malformed answer to the batch: :class:`MalformedAnswer`, a
+  :class:`~prp.oracles.base.BackendError` that may be one prompt's fault, so the scheduler
+  splits the batch to find it (see :mod:`prp.scheduler`).
+* **The answer rule** (one rule for every judge, custom or LLM) - a judgment is *unparsed*
+  (``parsed=False``) when its ``preferred`` is not ``"A"``, ``"B"`` or None, or its ``margin`` is
+  not None and not a real number (a string, a bool, NaN...). A NaN margin is never a decided
+  tie. An **infinite margin is a decision**, the most decisive there is: +inf for A, -inf for B
+  (margins are returned as floats, infinities kept). How infinities aggregate (they outvote any
+  finite sum; +inf and -inf cancel; a soft ranker receives +-:data:`~prp.aggregate.DECISIVE`;
+  the bias estimate skips them) is :mod:`prp.aggregate`'s rule. For LLM judges read through
+  log-probabilities (:mod:`prp.prompts`): a log-probability of " A" or " B" that is not a number
+  (a string, null, ``true``), NaN or +inf makes that answer unparsed; -inf is probability 0 (one
+  side only seen: a decided answer); other tokens' values are ignored.
 * **Unparsed policy** - an unparsed answer is never cached and never decides a comparison. The
   scheduler sends each unparsed prompt once more, in a later batch of the same step (within
   the inference budget); if the second answer is unparsed too, the comparison counts as a tie
@@ -46,6 +55,13 @@ class UnparsedError(RuntimeError):
         self.results = results or []
 
 
+class MalformedAnswer(BackendError):
+    """A backend's answer to a batch is not one judgment per prompt (see the module docstring);
+    it may be one prompt's fault, so the batch is split."""
+
+    prompt_fault = True
+
+
 class UnparsedWarning(RuntimeWarning):
     """Some prompts stayed unparsed after their retry and were counted as ties."""
 
@@ -54,8 +70,8 @@ def check_judgment(judgment: object, backend: str = "backend") -> Judgment:
     """``judgment`` if usable, with its margin as a float; :data:`UNPARSED` if its content is not
     (see the module docstring); BackendError if it is not a Judgment at all."""
     if type(judgment) is not Judgment and not isinstance(judgment, Judgment):
-        raise BackendError(f"backend {backend!r} returned a {type(judgment).__name__} where a "
-                           "Judgment was expected")
+        raise MalformedAnswer(f"backend {backend!r} returned a {type(judgment).__name__} where a "
+                              "Judgment was expected")
     preferred, margin, parsed = judgment
     if not parsed:
         return UNPARSED
@@ -65,9 +81,12 @@ def check_judgment(judgment: object, backend: str = "backend") -> Judgment:
         if type(margin) is not float:
             if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
                 return UNPARSED
-            margin = float(margin)
+            try:
+                margin = float(margin)
+            except OverflowError:  # an integer too large for a float: decisive
+                margin = math.inf if margin > 0 else -math.inf
             judgment = Judgment(preferred, margin)
-        if not math.isfinite(margin):
+        if math.isnan(margin):
             return UNPARSED
     if parsed is not True:
         judgment = Judgment(preferred, margin)
@@ -84,21 +103,21 @@ def check_result(result: object, prompts: int, backend: str = "backend") -> Batc
         prompt_tokens = getattr(result, "prompt_tokens", 0)
         completion_tokens = getattr(result, "completion_tokens", 0)
     if type(judgments) is not list and not isinstance(judgments, (list, tuple)):
-        raise BackendError(f"backend {backend!r} returned {type(result).__name__} from judge(), "
-                           "not a BatchResult with a list of judgments")
+        raise MalformedAnswer(f"backend {backend!r} returned {type(result).__name__} from judge(), "
+                              "not a BatchResult with a list of judgments")
     if len(judgments) != prompts:
-        raise BackendError(f"backend {backend!r} returned {len(judgments)} judgments for "
-                           f"{prompts} prompts")
+        raise MalformedAnswer(f"backend {backend!r} returned {len(judgments)} judgments for "
+                              f"{prompts} prompts")
     for field, value in (("prompt_tokens", prompt_tokens), ("completion_tokens", completion_tokens)):
         if not (type(value) is int or (isinstance(value, numbers.Real) and not isinstance(value, bool)
                                        and math.isfinite(value))) or value < 0:
-            raise BackendError(f"backend {backend!r} reported {field}={value!r}; expected a "
-                               "number >= 0")
+            raise MalformedAnswer(f"backend {backend!r} reported {field}={value!r}; expected a "
+                                  "number >= 0")
     checked = None
     for index, judgment in enumerate(judgments):
-        # the common case, inline: a parsed Judgment with a finite float margin and a known side
+        # the common case, inline: a parsed Judgment with a float margin and a known side
         if (type(judgment) is Judgment and judgment[2] is True and type(judgment[1]) is float
-                and math.isfinite(judgment[1])
+                and not math.isnan(judgment[1])
                 and (judgment[0] is None or (type(judgment[0]) is str and judgment[0] in _SIDES))):
             continue
         good = check_judgment(judgment, backend)

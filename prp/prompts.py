@@ -5,13 +5,18 @@ token budget with the backend's own tokenizer, filled into :data:`PRP_TEMPLATE`,
 the answer prefix ``Passage`` (as plain text after the instruction, or as the prefilled start of
 the assistant turn of a chat template), so that the next token is " A" or " B". The judgment is
 the difference of the two tokens' scores (logits or log-probabilities): the **margin**.
+
+Reading log-probabilities (:func:`scores_from_top_logprobs`): a value of an " A" or " B" token
+that is not a real number (a string, null, a bool), NaN or +inf is :class:`UnusableLogprob`,
+and the answer is then unparsed (the rule is :mod:`prp.judgment`'s); -inf is probability 0.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,18 +69,36 @@ def judgment_from_scores(score_a: float | None, score_b: float | None) -> Judgme
     a = -math.inf if score_a is None else score_a
     b = -math.inf if score_b is None else score_b
     margin = a - b
+    if math.isnan(margin):  # a NaN score, or both sides +-inf: nothing to read
+        return Judgment(None, None, parsed=False)
     if math.isinf(margin):  # only one side seen: a decided answer, with a finite stand-in margin
         margin = math.copysign(30.0, margin)
     return Judgment("A" if margin > 0 else "B" if margin < 0 else None, margin)
 
 
-def scores_from_top_logprobs(top: Mapping[str, float]) -> tuple[float | None, float | None]:
-    """The best log-probability of "A" and of "B" among a next-token top-k (" A", "A", ...)."""
+class UnusableLogprob(ValueError):
+    """A log-probability of " A" or " B" that cannot be read (see the module docstring)."""
+
+
+def usable_logprob(value: object) -> bool:
+    """A real number (not a bool), not NaN, not +inf."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and not math.isnan(value) and value != math.inf)
+
+
+def scores_from_top_logprobs(top: Mapping[str, object] | Iterable[tuple[object, object]]
+                             ) -> tuple[float | None, float | None]:
+    """The best log-probability of "A" and of "B" among a next-token top-k (" A", "A", ...), as
+    a mapping or (token, logprob) pairs; :class:`UnusableLogprob` if one of theirs is unusable."""
     best: dict[str, float] = {}
-    for token, logprob in top.items():
-        side = token.strip()
-        if side in ("A", "B") and logprob > best.get(side, -math.inf):
-            best[side] = logprob
+    for token, logprob in top.items() if isinstance(top, Mapping) else top:
+        side = token.strip() if isinstance(token, str) else None
+        if side not in ("A", "B"):
+            continue
+        if not usable_logprob(logprob):
+            raise UnusableLogprob(f"the log-probability of {token!r} is {logprob!r}")
+        if logprob > best.get(side, -math.inf) or side not in best:  # type: ignore[operator]
+            best[side] = float(logprob)  # type: ignore[arg-type]
     return best.get("A"), best.get("B")
 
 

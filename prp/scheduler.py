@@ -11,9 +11,16 @@ comparisons. One *step* takes the current round of every query in flight and:
    (prompts of different queries share batches) and sends each batch to the backend as one
    inference, at most ``concurrency`` at a time, through :func:`prp.judging.judge_batch` (each
    answer checked, and cached as soon as its batch returns: a later failure loses nothing);
-   prompts whose answer is unparsed are sent once more, in batches after the others; once a
-   batch has failed for good the step's other batches are cancelled and the failure is raised
-   at once;
+   prompts whose answer is unparsed are sent once more, in batches after the others;
+   a batch whose failure may be one prompt's fault (:func:`prp.oracles.base.prompt_fault`) is
+   split in halves, each retried (the first, then the second), down to single prompts: a
+   prompt that fails alone fails the queries whose comparisons needed it (each gets a
+   :class:`~prp.oracles.base.PromptFailed` naming its qid and the prompt; it is not resumed),
+   and every other query of the step goes on; each split is counted (``Hooks.on_split``).
+   Only calls that answered are inferences (charged, and counted against ``max_inferences``,
+   which splits may pass by their extra calls); failed calls are not. A failure that says the
+   judge is down is never split: the step's other batches are cancelled and it is raised at
+   once;
 4. aggregates each comparison's answers into an outcome (margins debiased with the query's
    own bias estimate, see :mod:`prp.aggregate`) and resumes every sorter.
 
@@ -46,7 +53,7 @@ from cost.model import LatencyModel
 from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, needs_margins, outcome
 from prp.cache import Cache, Key, digest
 from prp.judging import Inference, judge_batch
-from prp.oracles.base import Backend
+from prp.oracles.base import Backend, BackendError, PromptFailed
 from prp.types import BatchResult, Judgment, Prompt
 from sorters import Cut, Pair, SorterGen
 
@@ -57,11 +64,13 @@ class Hooks:
     ``on_inference(Inference)`` after every inference (:class:`prp.judging.Inference`: its
     prompts, checked answers, prompts sent and seconds); ``on_cached(prompts)`` once per step
     with the prompts the cache answered in it; ``on_result(RankedResult)`` for every query's
-    result as its request completes (the engine's)."""
+    result as its request completes (the engine's); ``on_split(prompts)`` each time a failed
+    batch of that many prompts is split in halves."""
 
     on_inference: Callable[[Inference], None] | None = None
     on_cached: Callable[[int], None] | None = None
     on_result: Callable[[object], None] | None = None
+    on_split: Callable[[int], None] | None = None
 
 
 NO_HOOKS = Hooks()
@@ -88,7 +97,7 @@ class Job:
 
     __slots__ = ("qid", "query", "ids", "texts", "factory", "sorter", "qkey", "keys", "ledger",
                  "round", "order", "started", "cut", "soft", "spent", "bias", "beats", "budget", "request",
-                 "orders", "k")
+                 "orders", "k", "error")
 
     def __init__(self, qid: str, query: str, ids: Sequence[str], texts: Sequence[str],
                  factory: Callable[[], SorterGen], soft: bool = False, budget: int | None = None,
@@ -106,6 +115,7 @@ class Job:
         self.request: object = None  # the engine's request this job belongs to
         self.orders = orders  # this query's prompt orders (None: the settings')
         self.k = k  # this query's top-k, for its result (None: the Reranker's)
+        self.error: PromptFailed | None = None  # set when a prompt it needed failed alone
 
     def start(self, keys_by: str) -> None:
         """Admit the job: key its texts (or ids) and take the sorter's first round."""
@@ -139,6 +149,11 @@ class Job:
         else:  # pragma: no cover - a sorter that ignores Cut breaks the protocol
             raise RuntimeError("a sorter went on after Cut")
 
+    def fail(self, error: PromptFailed) -> None:
+        """A prompt this query needed failed alone: it is done, with ``error`` and no ranking."""
+        self.error, self.order = error, []
+        self.sorter = self.round = None  # type: ignore[assignment]
+
     def release(self) -> None:
         """Drop what only ranking needed (keys, sorter, decided outcomes) once the result is made."""
         self.keys = self.sorter = self.round = None  # type: ignore[assignment]
@@ -154,7 +169,8 @@ class Job:
 class _Step:
     """The bookkeeping of one step (see the module docstring)."""
 
-    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed", "over", "hooks", "cached")
+    __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed", "over", "hooks", "cached",
+                 "failed")
 
     def __init__(self) -> None:
         self.known: dict[Key, Judgment] = {}  # answered by the cache, or judged in this step
@@ -168,6 +184,8 @@ class _Step:
         self.over: list[Job] = []  # jobs whose round does not fit their budget: cut after the step
         self.hooks = NO_HOOKS
         self.cached = 0  # prompts the cache answered
+        # prompts that failed alone: their error, and the first error of the batch they were in
+        self.failed: dict[Key, tuple[BackendError, BackendError, int]] = {}
 
 
 async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> None:
@@ -184,6 +202,9 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
                 active.append(job)
         if active:
             spent = await step(active, backend, cache, s, budget)
+            failed = next((job.error for job in active if job.error is not None), None)
+            if failed is not None:
+                raise failed
             if spent is None:  # the budget could not pay for this step: stop everyone
                 for job in active + waiting[::-1]:
                     job.stop()
@@ -195,8 +216,10 @@ async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Setting
 async def step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings,
                budget: float = math.inf, hooks: Hooks = NO_HOOKS) -> int | None:
     """One step over ``jobs`` (each with a round to answer); returns the inferences it made.
-    If the step needs more than ``budget`` inferences, it sends only what fits (those answers
-    are cached), counts only the comparisons answered, resumes no sorter and returns None.
+    A job whose comparisons needed a prompt that failed alone ends with ``error`` set (and
+    ``order`` empty): its caller reports the error. If the step needs more than ``budget``
+    inferences, it sends only what fits (those answers are cached), counts only the comparisons
+    answered, resumes no sorter and returns None.
     Answers the cache holds cost nothing, so they never touch the budget. ``hooks`` are called
     as the step goes (see :class:`Hooks`)."""
     plan = _plan(jobs, backend.name, cache, s)
@@ -211,13 +234,16 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
     keys = list(step.pending)
     batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
     if len(batches) > budget:
-        batches = batches[: int(budget)]
-        results = await _send_all(batches, step, backend, cache, s)
+        batches = batches[: max(0, int(budget))]
+        sent = await _send_all(batches, step, backend, cache, s)
         _uncount_unanswered(step)
-        _charge(batches, results, step, s)
+        _charge(sent, step, s)
+        _fail_jobs(step)
         return None
-    results = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
-    _charge(batches, results, step, s)
+    sent = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
+    batches = [keys for keys, _ in sent]  # the inferences made: batches (or parts) answered
+    _charge(sent, step, s)
+    _fail_jobs(step)
     for key in step.unparsed:  # charged, like the prompt, to the query that paid for it
         step.owner[key].ledger.unparsed += 1
     known, aggregate, band = step.known, s.aggregate, s.tie_band
@@ -243,6 +269,30 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         if job.order is None:
             job.stop()
     return len(batches)
+
+
+def _fail_jobs(step: _Step) -> None:
+    """Fail every job whose comparisons needed a prompt that failed alone (it is not resumed)."""
+    if not step.failed:
+        return
+    for job, _round, pairs, _implied in step.plans:
+        if job.order is not None:  # done already (cut by the engine's deadline)
+            continue
+        for (a, b), answers in pairs.items():
+            key = next((key for _, key in answers if key in step.failed), None)
+            if key is None:
+                continue
+            a_first = next(a_first for a_first, k in answers if k == key)
+            first, second = (job.ids[a], job.ids[b]) if a_first else (job.ids[b], job.ids[a])
+            cause, root, size = step.failed[key]
+            how = ("alone" if root is cause else f"alone, after its batch of {size} failed the same way"
+                   if str(root.__cause__ or root) == str(cause.__cause__ or cause)
+                   else f"alone, after its batch of {size} failed with: {root}")
+            error = PromptFailed(f"query {job.qid!r}: the judge failed on its prompt showing "
+                                 f"{first!r} before {second!r}: {cause} ({how})", job.qid, first, second)
+            error.__cause__ = cause
+            job.fail(error)
+            break
 
 
 def _reaches(beats: dict[int, set[int]], start: int, goal: int) -> bool:
@@ -329,32 +379,34 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
     return step
 
 
+Sent = list[tuple[list[Key], BatchResult]]  # the calls that answered: their prompts and answers
+
+
 async def _send_all(batches: list[list[Key]], step: _Step, backend: Backend, cache: Cache | None,
-                    s: Settings, spare: float = 0) -> list[BatchResult]:
+                    s: Settings, spare: float = 0) -> Sent:
     """Step 3: judge every batch, caching each answer as soon as its batch returns. Then the
-    prompts whose answer was unparsed are asked once more, in new batches appended to
-    ``batches`` (at most ``spare`` of them: what the budget leaves); a second unparsed answer
-    stays in ``step.unparsed``."""
-    results = await _send_batches(batches, step, backend, cache, s)
+    prompts whose answer was unparsed are asked once more, in new batches (at most ``spare`` of
+    them: what the budget leaves); a second unparsed answer stays in ``step.unparsed``. Returns
+    every call that answered, in order (a split batch gives one per answered part)."""
+    sent = await _send_batches(batches, step, backend, cache, s)
     if step.unparsed and spare >= 1:
-        again = [key for batch in batches for key in batch if key in step.unparsed]
+        again = [key for batch, _ in sent for key in batch if key in step.unparsed]
         retries = [again[x: x + s.batch_size] for x in range(0, len(again), s.batch_size)]
         del retries[int(min(spare, len(retries))):]
         for key in (key for batch in retries for key in batch):
             step.unparsed.discard(key)
             step.owner[key].ledger.unparsed_retries += 1
-        results += await _send_batches(retries, step, backend, cache, s)
-        batches.extend(retries)
-    return results
+        sent += await _send_batches(retries, step, backend, cache, s)
+    return sent
 
 
 async def _send_batches(batches: list[list[Key]], step: _Step, backend: Backend, cache: Cache | None,
-                        s: Settings) -> list[BatchResult]:
+                        s: Settings) -> Sent:
     if s.concurrency == 1 or len(batches) <= 1:
-        return [await _send(batch, step, backend, cache, s) for batch in batches]
+        return [done for batch in batches for done in await _send(batch, step, backend, cache, s)]
     gate = asyncio.Semaphore(s.concurrency)
 
-    async def gated(batch: list[Key]) -> BatchResult:
+    async def gated(batch: list[Key]) -> Sent:
         async with gate:
             return await _send(batch, step, backend, cache, s)
 
@@ -369,13 +421,28 @@ async def _send_batches(batches: list[list[Key]], step: _Step, backend: Backend,
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
-    return [task.result() for task in tasks]
+    return [done for task in tasks for done in task.result()]
 
 
 async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | None,
-                s: Settings) -> BatchResult:
-    """One inference through the cache (:func:`prp.judging.judge_batch`), recorded in the step."""
-    done = await judge_batch(backend, [step.pending[key] for key in batch], batch, cache)
+                s: Settings, root: tuple[BackendError, int] | None = None) -> Sent:
+    """One inference through the cache (:func:`prp.judging.judge_batch`), recorded in the step;
+    a failure that may be a prompt's fault splits the batch (module docstring, step 3).
+    ``root``: the error and size of the first batch that failed, when this is part of it."""
+    try:
+        done = await judge_batch(backend, [step.pending[key] for key in batch], batch, cache)
+    except BackendError as exc:
+        if not exc.prompt_fault:
+            raise
+        root = root or (exc, len(batch))
+        if len(batch) == 1:
+            step.failed[batch[0]] = (exc, *root)
+            return []
+        if step.hooks.on_split is not None:
+            step.hooks.on_split(len(batch))
+        half = (len(batch) + 1) // 2
+        return (await _send(batch[:half], step, backend, cache, s, root)
+                + await _send(batch[half:], step, backend, cache, s, root))
     known, no_margin = step.known, False
     for key, judgment in zip(batch, done.result.judgments, strict=True):
         known[key] = judgment
@@ -387,7 +454,7 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
         step.hooks.on_inference(done)
     if no_margin and s.aggregate == "margin":  # fail at the first such answer (it is cached)
         raise needs_margins(f"backend {backend.name!r} answered without one")
-    return done.result
+    return [(batch, done.result)]
 
 
 def _uncount_unanswered(step: _Step) -> None:
@@ -408,13 +475,11 @@ def _uncount_unanswered(step: _Step) -> None:
             led.rounds -= 1  # nothing of this round was asked
 
 
-def _charge(batches: list[list[Key]], results: list[BatchResult], step: _Step,
-            s: Settings) -> None:
+def _charge(calls: Sent, step: _Step, s: Settings) -> None:
     """Charge each query its share of this step's inferences, tokens and predicted time."""
-    seconds = [s.latency.batch_seconds(len(batch), result.prompt_tokens)
-               for batch, result in zip(batches, results, strict=True)]
+    seconds = [s.latency.batch_seconds(len(batch), result.prompt_tokens) for batch, result in calls]
     sent: dict[Job, int] = {}
-    for batch, result in zip(batches, results, strict=True):
+    for batch, result in calls:
         shares = _shares(batch, step)
         size = len(batch)
         step.owner[batch[0]].ledger.batch_sizes[size] += 1

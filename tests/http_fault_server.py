@@ -3,8 +3,12 @@
 :class:`FakeJudge` answers /v1/completions and /v1/chat/completions by a relevance table (per doc
 id, or per query and doc id): passages are written "doc <id> ...", and the passage with the
 higher relevance gets the higher logprob; equal relevance gets equal logprobs, a tie (as the
-perfect simulated judge's). ``delay`` makes each judging request take that long (its own
-thread: requests in flight together overlap), standing in for an LLM's forward pass.
+perfect simulated judge's). ``poison`` is a marker: a judging request with a prompt holding it
+is answered 400 (a list too: the whole request, as vLLM refuses a list with one bad prompt).
+``garble`` maps a doc id to what " A"'s top log-probability becomes whenever that doc is shown
+as passage A (a string, None, True, NaN...: what a broken server may send). ``delay`` makes
+each judging request take that long (its own thread: requests in flight together overlap),
+standing in for an LLM's forward pass.
 Each judging request first takes the next scripted :class:`Reply` from ``faults`` (if any is
 left), then may draw a random fault (``fault_rate``, from ``fault_mix``). It also serves a byte
 tokenizer (one token per UTF-8 byte, so a cut can split a character, and strict decoding then
@@ -70,9 +74,13 @@ class FakeJudge:
                  refuse_lists: int | str | None = None, refuse_lists_times: int | None = None,
                  delay: float = 0.0, tokenizer: str | None = "llama.cpp", tokenize_prefix: tuple = (),
                  fault_rate: float = 0.0, fault_mix: list[Reply] | None = None, seed: int = 0,
-                 record: bool = True, always: Reply | None = None) -> None:
+                 record: bool = True, always: Reply | None = None, poison: str | None = None,
+                 garble: Mapping[str, Any] | None = None) -> None:
         self.relevance = relevance
         self.always = always  # the reply to every request (None: judge as scripted)
+        self.poison = poison  # a prompt holding this text is answered 400
+        self.garble = dict(garble or {})  # doc id shown as A -> the " A" logprob sent instead
+        self.poisoned = 0  # judging requests answered 400 for the poison
         self.faults = list(faults or [])
         self.refuse_lists = refuse_lists  # a status for list prompts, or "first-only"
         self.refuse_lists_times = refuse_lists_times  # refuse only the first N lists (None: all)
@@ -110,9 +118,12 @@ class FakeJudge:
             return {"index": index, "text": text, "logprobs": None, "finish_reason": "length"}
         a, b = self.logprobs(prompt)
         token = " A" if a > b else " B"
+        top: dict[str, Any] = {" A": a, " B": b, " C": -5.0}
+        shown = dict(PASSAGE.findall(prompt)).get("A")
+        if shown in self.garble:
+            top[" A"] = self.garble[shown]
         return {"index": index, "text": token, "finish_reason": "length",
-                "logprobs": {"tokens": [token], "token_logprobs": [max(a, b)],
-                             "top_logprobs": [{" A": a, " B": b, " C": -5.0}]}}
+                "logprobs": {"tokens": [token], "token_logprobs": [max(a, b)], "top_logprobs": [top]}}
 
     def chat_choice(self, prompt: str, text: str | None) -> dict[str, Any]:
         if text is not None:
@@ -153,6 +164,10 @@ class FakeJudge:
             tokens = len(prompt) // 4
         else:
             prompts = payload["prompt"]
+            if self.poison is not None and self.poison in json.dumps(prompts, ensure_ascii=False):
+                with self.lock:
+                    self.poisoned += 1
+                return status(400, body='{"error": "this prompt cannot be judged"}')
             many = isinstance(prompts, list) and len(prompts) > 1
             if many and isinstance(self.refuse_lists, int) and self._refusing():
                 return status(self.refuse_lists, body='{"error": "prompt must be a string"}')

@@ -9,6 +9,7 @@ import threading
 import pytest
 from conftest import CountingOracle, expected_order, score_docs
 
+from cost.ledger import Ledger
 from prp import MemoryCache, RankRequest, Reranker, ScoresOracle
 from prp.engine import Engine, EngineClosed, SyncEngine
 
@@ -245,8 +246,9 @@ def test_a_boolean_timeout_is_refused():
 
 
 def test_an_unparsed_prompt_is_counted_once_for_the_query_that_paid_for_it():
-    """Two identical queries ask the same prompts; each unreadable one counts once, where its
-    prompt is charged, so the unparsed share is over the prompts judged."""
+    """Two identical queries (two requests together: one request refuses a qid twice) ask the
+    same prompts; each unreadable one counts once, where its prompt is charged, so the unparsed
+    share is over the prompts judged."""
     from prp.types import BatchResult, Judgment
 
     class Garbled(CountingOracle):
@@ -259,9 +261,40 @@ def test_an_unparsed_prompt_is_counted_once_for_the_query_that_paid_for_it():
     ids, scores = score_docs(6, seed=2)
     same = [RankRequest("q", ids, ids, qid="q") for _ in range(2)]
     judge = Garbled(ScoresOracle(scores))
+    rr = Reranker(judge, sorter="allpair", k=6, batch_size=64, cache=False)
+
+    async def together():
+        async with rr:
+            return [r for call in await asyncio.gather(*(rr.arank_many([q]) for q in same)) for r in call]
+
     with pytest.warns(Warning, match="unparsed"):
-        results = Reranker(judge, sorter="allpair", k=6, batch_size=64, cache=False).rank_many(same)
-    run = results[0].run_cost
+        results = asyncio.run(together())
+    run = Ledger.total([r.cost for r in results])
     assert run.prompts == sum(judge.batches) == 30 + 5  # 15 pairs x 2 orders, the 5 retried once
     assert run.unparsed == 5 and run.unparsed_retries == 5
     assert sorted(r.cost.unparsed for r in results) == [0, 5]
+
+
+def test_a_qid_given_twice_in_one_request_is_refused_by_name():
+    """Two queries of one call with one qid would share cache keys (a simulated judge keys by
+    qid): refused, as the CLI does, naming the qid; nothing is judged."""
+    judge = CountingOracle(ScoresOracle({"a": 1.0, "b": 2.0}))
+    twice = [RankRequest("q one", ["x", "y"], ["a", "b"], qid="q1"),
+             RankRequest("q two", ["x", "y"], ["a", "b"], qid="q2"),
+             RankRequest("q three", ["y", "x"], ["b", "a"], qid="q1")]
+    with pytest.raises(ValueError, match="duplicate qid 'q1'"):
+        Reranker(judge).rank_many(twice)
+    unnamed = [RankRequest("same text", ["x", "y"], ["a", "b"]), {"query": "same text", "docs": ["x"]}]
+    with pytest.raises(ValueError, match="duplicate qid 'same text'.*named by its text"):
+        Reranker(judge).rank_many(unnamed)
+
+    async def main():
+        async with Engine(judge) as engine:
+            with pytest.raises(ValueError, match="duplicate qid 'q1'"):
+                await engine.rank_many(twice)
+            return await engine.rank_many(twice[:2])  # the engine goes on
+
+    assert [r.qid for r in asyncio.run(main())] == ["q1", "q2"]
+    with SyncEngine(judge) as engine, pytest.raises(ValueError, match="duplicate qid 'q1'"):
+        engine.rank_many(twice)
+    assert len(judge.batches) == 1  # only the good request was judged

@@ -79,7 +79,7 @@ from typing import Any
 import httpx
 from asyncio_throttle import Throttler
 
-from prp.oracles.base import BackendError
+from prp.oracles.base import PROMPT_FAULT_STATUSES, BackendError
 from prp.oracles.llm import LLMBackend
 from prp.oracles.openai_wire import (
     chat_judgment,
@@ -113,11 +113,13 @@ TOKENIZER_CHOICES = ("server", "chars")
 
 
 class _Refused(BackendError):
-    """A non-retryable answer (a 4xx the caller did not ask to see)."""
+    """A non-retryable answer (a 4xx the caller did not ask to see); one of
+    :data:`~prp.oracles.base.PROMPT_FAULT_STATUSES` may be a prompt's fault (its batch is split)."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+        self.prompt_fault = status in PROMPT_FAULT_STATUSES
 
 
 class _Hung(Exception):

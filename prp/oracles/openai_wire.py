@@ -2,7 +2,10 @@
 
 Rules: a judgment comes from the next token's top log-probabilities (" A" vs " B"); a choice
 without them is read from its text (a preference with no margin); unreadable text gives an
-unparsed judgment (``parsed=False``), never a silent preference. Nothing here does I/O.
+unparsed judgment (``parsed=False``), never a silent preference. A log-probability of " A" or
+" B" that is not a number (a string, null, ``true``), NaN or +inf makes the choice unparsed
+(not read from its text: the server's answer is broken; :mod:`prp.judgment` holds the rule).
+Usage counts that are not finite numbers read as 0. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 
 import httpx
 
-from prp.prompts import judgment_from_scores, parse_answer, scores_from_top_logprobs
+from prp.prompts import UnusableLogprob, judgment_from_scores, parse_answer, scores_from_top_logprobs
 from prp.types import Judgment
+
+_UNPARSED = Judgment(None, None, parsed=False)
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -61,20 +66,18 @@ def completion_judgment(choice: dict[str, Any]) -> Judgment:
     logprobs = choice.get("logprobs")
     tops = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
     if isinstance(tops, list) and tops and isinstance(tops[0], dict):
-        judgment = judgment_from_scores(*scores_from_top_logprobs(tops[0]))
+        try:
+            judgment = judgment_from_scores(*scores_from_top_logprobs(tops[0]))
+        except UnusableLogprob:
+            return _UNPARSED
         if judgment.parsed:
             return judgment
     return parse_answer(str(choice.get("text") or ""))
 
 
-def _as_mapping(entries: list[Any]) -> dict[str, float]:
-    """Chat logprob entries ({"token", "logprob"}) -> token -> best logprob."""
-    top: dict[str, float] = {}
-    for entry in entries:
-        token, logprob = (entry.get("token"), entry.get("logprob")) if isinstance(entry, dict) else ("", "")
-        if isinstance(token, str) and isinstance(logprob, (int, float)):
-            top[token] = max(float(logprob), top.get(token, -math.inf))
-    return top
+def _as_pairs(entries: list[Any]) -> list[tuple[Any, Any]]:
+    """Chat logprob entries ({"token", "logprob"}) -> (token, logprob) pairs."""
+    return [(entry.get("token"), entry.get("logprob")) for entry in entries if isinstance(entry, dict)]
 
 
 def chat_judgment(choice: dict[str, Any]) -> Judgment:
@@ -85,7 +88,10 @@ def chat_judgment(choice: dict[str, Any]) -> Judgment:
         if isinstance(item, dict) and str(item.get("token", "")).strip() in ("A", "B"):
             alternatives = item.get("top_logprobs")
             entries = [item, *(alternatives if isinstance(alternatives, list) else [])]
-            return judgment_from_scores(*scores_from_top_logprobs(_as_mapping(entries)))
+            try:
+                return judgment_from_scores(*scores_from_top_logprobs(_as_pairs(entries)))
+            except UnusableLogprob:
+                return _UNPARSED
     message = choice.get("message")
     return parse_answer(str(message.get("content") or "") if isinstance(message, dict) else "")
 
@@ -95,5 +101,6 @@ def usage(body: dict[str, Any]) -> tuple[int, int]:
     found = body.get("usage")
     found = found if isinstance(found, dict) else {}
     counts = [found.get(key) for key in ("prompt_tokens", "completion_tokens")]
-    prompt, completion = (int(n) if isinstance(n, (int, float)) else 0 for n in counts)
+    prompt, completion = (int(n) if isinstance(n, (int, float)) and not isinstance(n, bool)
+                          and math.isfinite(n) and n >= 0 else 0 for n in counts)
     return prompt, completion

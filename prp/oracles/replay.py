@@ -9,7 +9,9 @@ A replay set (``bench/replay_matrix.py`` builds one) is a gzipped JSON object::
 ``doc_ids[i]`` as passage A and ``doc_ids[j]`` as B; the diagonal and unparsed answers are null.
 :class:`ReplayOracle` answers a prompt from it, and raises :class:`ReplayMiss` (a
 :class:`~prp.oracles.base.BackendError`, naming the query and documents) for a prompt the set
-does not hold, or one the recorded judge left unparsed - it never guesses.
+does not hold, or one the recorded judge left unparsed - it never guesses. A set that cannot be
+read whole (a file cut short, not gzip, not JSON, the wrong shape) is a ``ValueError`` naming the
+file (``prp`` commands: one line, exit 2).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import gzip
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 
 from prp.oracles.base import BackendError
@@ -26,7 +29,10 @@ from prp.types import Prompt
 
 
 class ReplayMiss(BackendError):
-    """A prompt the replay set has no answer for."""
+    """A prompt the replay set has no answer for (that prompt's fault: its batch is split, and
+    only the queries that need it fail)."""
+
+    prompt_fault = True
 
 
 def read_replay(path: str | os.PathLike[str]) -> dict:
@@ -37,8 +43,9 @@ def read_replay(path: str | os.PathLike[str]) -> dict:
             data = json.load(fh)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a replay set (gzipped JSON): {exc}") from exc
+    except (OSError, EOFError, zlib.error, ValueError) as exc:  # e.g. a file cut short: EOFError
+        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, EOFError) else str(exc)
+        raise ValueError(f"{path}: not a replay set (gzipped JSON): {reason}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("queries"), list):
         raise ValueError(f"{path}: not a replay set: no 'queries' list")
     for number, q in enumerate(data["queries"], start=1):

@@ -97,6 +97,8 @@ class Metrics:
                                 registry=r)
         self.prompts = Counter("prp_prompts", "Prompts sent to the judge", registry=r)
         self.inferences = Counter("prp_inferences", "Inferences (judge calls)", registry=r)
+        self.batch_splits = Counter("prp_batch_splits", "Failed batches split in halves to find the prompt "
+                                    "at fault (prp.scheduler)", registry=r)
         self.cache_hits = Counter("prp_cache_hits", "Comparisons answered by the cache", registry=r)
         self.unparsed = Counter("prp_unparsed", "Prompts whose answer stayed unreadable after a retry "
                                 "(counted as ties)", registry=r)
@@ -132,7 +134,8 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        engine = Engine(reranker, linger_ms=linger_ms, on_inference=metrics.on_inference)
+        engine = Engine(reranker, linger_ms=linger_ms, on_inference=metrics.on_inference,
+                        on_split=lambda prompts: metrics.batch_splits.inc())
         engine.start()
         state["engine"] = engine
         metrics.queue_depth.set_function(lambda: engine.queue_depth)
