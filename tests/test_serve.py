@@ -407,3 +407,12 @@ def test_a_bad_log_level_is_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--judge", "perfect", "--log-level", "bogus"])
     assert exit_.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_routing_errors_are_json_messages(service):
+    wrong_method = httpx.get(service.url + "/v1/rerank", headers={"X-API-Key": KEY}, timeout=10)
+    assert wrong_method.status_code == 405 and wrong_method.json()["message"] == (
+        "GET /v1/rerank: Method Not Allowed")
+    assert wrong_method.headers["allow"] == "POST"
+    missing = httpx.post(service.url + "/v3/rerank", json={}, headers={"X-API-Key": KEY}, timeout=10)
+    assert missing.status_code == 404 and "Not Found" in missing.json()["message"]

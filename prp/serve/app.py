@@ -43,6 +43,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prp.engine import Engine, EngineClosed
 from prp.oracles.base import BackendError
@@ -114,6 +115,12 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
     app = FastAPI(title="prp rerank", lifespan=lifespan)
     app.state.prp = state
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Routing's own errors (404, 405) in the service's shape: ``{"message": ...}``."""
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return _error(exc.status_code, message, **(exc.headers or {}))
+
     def drain() -> None:
         """Stop admitting: new rerank calls get 503 (called on SIGTERM, before uvicorn drains)."""
         state["draining"] = True
@@ -165,6 +172,11 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
             ask = admit(data, dialect.body, limit)
         except BodyError as exc:
             return dialects.error(dialect, exc.status, exc.message)
+        if ask.sorter is not None:
+            try:
+                reranker.check_sorter(ask.sorter)
+            except (ValueError, TypeError) as exc:
+                return dialects.error(dialect, 422, f"sorter: {exc}")
         n = len(ask.texts)
         top_n = n if ask.top_n is None else min(ask.top_n, n)
         engine: Engine = state["engine"]
