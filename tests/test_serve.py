@@ -1,11 +1,13 @@
 """``prp serve`` on loopback, driven by real clients: the cohere SDK and httpx.
 
 The service runs as a subprocess (``python -m prp.cli serve``) with the simulated perfect judge,
-which reads the query text as its qid and each document's text as its doc id."""
+which reads the query text as its qid and each document's ``id`` as its doc id (default: the
+document's index, "0", "1", ...). The qrels grade both kinds of id: ``d7`` and ``7``."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -27,8 +29,10 @@ KEY = "test-key-1"
 
 
 def write_qrels(path: Path, queries: int = 8, docs: int = 40) -> dict[str, dict[str, int]]:
+    """Grades for ids ``d0``.. (sent as documents' ids) and ``0``.. (documents sent without ids)."""
     rng = random.Random(7)
-    qrels = {f"q{q}": {f"d{d}": rng.randrange(4) for d in range(docs)} for q in range(queries)}
+    qrels = {f"q{q}": {f"{p}{d}": rng.randrange(4) for p in ("d", "") for d in range(docs)}
+             for q in range(queries)}
     path.write_text("".join(f"{q} 0 {d} {g}\n" for q, grades in qrels.items() for d, g in grades.items()))
     return qrels
 
@@ -76,26 +80,107 @@ def best(qrels: dict, qid: str, docs: list[str], k: int) -> list[int]:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     svc = Service(tmp_path_factory.mktemp("serve"), "--batch-size", "16", "--max-documents", "50",
-                  "--max-document-chars", "100", env={"PRP_API_KEYS": f"other,{KEY}"})
+                  "--max-document-chars", "100", "--max-body-bytes", "20000",
+                  env={"PRP_API_KEYS": f"other,{KEY}"})
     yield svc
     assert svc.stop() == 0
 
 
-def test_cohere_sdk_reranks_through_the_service(service):
+def by_index(qrels: dict, qid: str, n: int, k: int) -> list[int]:
+    """The grades of the k best of n documents sent without ids (known by their index)."""
+    return best(qrels, qid, [str(i) for i in range(n)], k)
+
+
+def test_cohere_sdk_v1_round_trips_with_and_without_documents(service):
     cohere = pytest.importorskip("cohere")
-    docs = [f"d{i}" for i in range(30)]
-    random.Random(1).shuffle(docs)
+    docs = [f"passage {i}" for i in range(30)]
     co = cohere.Client(api_key=KEY, base_url=service.url)
-    response = co.rerank(model="prp", query="q3", documents=docs, top_n=5, return_documents=True)
-    assert len(response.results) == 5
-    grades = [service.qrels["q3"][docs[r.index]] for r in response.results]
-    assert grades == best(service.qrels, "q3", docs, 5)
-    assert [r.document.text for r in response.results] == [docs[r.index] for r in response.results]
-    scores = [r.relevance_score for r in response.results]
+    with_docs = co.rerank(model="prp", query="q3", documents=docs, top_n=5, return_documents=True)
+    assert [service.qrels["q3"][str(r.index)] for r in with_docs.results] == by_index(
+        service.qrels, "q3", 30, 5)
+    assert [r.document.text for r in with_docs.results] == [docs[r.index] for r in with_docs.results]
+    scores = [r.relevance_score for r in with_docs.results]
     assert scores == sorted(scores, reverse=True) and scores[0] == 1.0
-    v2 = cohere.ClientV2(api_key=KEY, base_url=service.url).rerank(model="prp", query="q4", documents=docs,
-                                                                    top_n=3)
-    assert [service.qrels["q4"][docs[r.index]] for r in v2.results] == best(service.qrels, "q4", docs, 3)
+    assert with_docs.meta.api_version.version == "1" and with_docs.meta.billed_units.search_units == 1
+    bare = co.rerank(model="prp", query="q3", documents=docs, top_n=5, return_documents=False)
+    assert [r.index for r in bare.results] == [r.index for r in with_docs.results]
+    assert all(r.document is None for r in bare.results)
+    # objects with ids: the judge reads the ids ("d7" is graded apart from "7")
+    objects = [{"text": f"passage {i}", "id": f"d{i}"} for i in range(30)]
+    named = co.rerank(model="prp", query="q5", documents=objects, top_n=4)
+    assert [service.qrels["q5"][f"d{r.index}"] for r in named.results] == best(
+        service.qrels, "q5", [d["id"] for d in objects], 4)
+
+
+def test_cohere_sdk_v2_round_trips_with_and_without_documents(service):
+    cohere = pytest.importorskip("cohere")
+    docs = [f"passage {i}" for i in range(30)]
+    co = cohere.ClientV2(api_key=KEY, base_url=service.url)
+    bare = co.rerank(model="prp", query="q4", documents=docs, top_n=3)
+    assert [service.qrels["q4"][str(r.index)] for r in bare.results] == by_index(service.qrels, "q4", 30, 3)
+    assert bare.meta.api_version.version == "2"
+    assert bare.meta.billed_units.search_units == 1 and bare.meta.billed_units.input_tokens > 0
+    assert all("document" not in (r.model_extra or {}) for r in bare.results)
+    # the v2 SDK has no return_documents argument; sent as an extra body field, it is honoured
+    shown = co.rerank(model="prp", query="q4", documents=docs, top_n=3,
+                      request_options={"additional_body_parameters": {"return_documents": True}})
+    assert [r.index for r in shown.results] == [r.index for r in bare.results]
+    assert [r.model_extra["document"]["text"] for r in shown.results] == [
+        docs[r.index] for r in shown.results]
+
+
+def test_jina_and_vllm_shape_over_raw_http(service):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    body = {"model": "jina-reranker-v2-base-multilingual", "query": "q6",
+            "documents": [{"text": f"passage {i}"} for i in range(12)], "top_n": 3, "return_documents": True}
+    answer = httpx.post(service.url + "/v1/rerank", json=body, headers=headers, timeout=60)
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    assert out["model"] == body["model"]
+    spent = out["usage"]
+    assert spent["total_tokens"] == spent["prompt_tokens"] + spent["completion_tokens"] > 0
+    assert [service.qrels["q6"][str(r["index"])] for r in out["results"]] == by_index(
+        service.qrels, "q6", 12, 3)
+    assert [r["document"] for r in out["results"]] == [body["documents"][r["index"]] for r in out["results"]]
+    bare = httpx.post(service.url + "/rerank", json={**body, "return_documents": False}, headers=headers,
+                      timeout=60).json()
+    assert [set(r) for r in bare["results"]] == [{"index", "relevance_score"}] * 3
+
+
+def test_tei_body_gets_teis_bare_array(service):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    texts = [f"passage {i}" for i in range(10)]
+    body = {"query": "q7", "texts": texts, "raw_scores": False, "truncate": True,
+            "truncation_direction": "Right"}
+    for path in ("/rerank", "/v1/rerank"):
+        answer = httpx.post(service.url + path, json={**body, "return_text": True}, headers=headers,
+                            timeout=60)
+        assert answer.status_code == 200, answer.text
+        items = answer.json()
+        assert isinstance(items, list) and len(items) == len(texts)  # every text, best first
+        assert sorted(r["index"] for r in items) == list(range(len(texts)))
+        assert [service.qrels["q7"][str(r["index"])] for r in items] == by_index(service.qrels, "q7", 10, 10)
+        assert [r["text"] for r in items] == [texts[r["index"]] for r in items]
+        scores = [r["score"] for r in items]
+        assert scores == sorted(scores, reverse=True) and scores[0] == 1.0
+        assert json.loads(answer.headers["x-prp-usage"])["comparisons"] > 0
+    bare = httpx.post(service.url + "/rerank", json=body, headers=headers, timeout=60).json()
+    assert [set(r) for r in bare] == [{"index", "score"}] * len(texts)
+    wrong = httpx.post(service.url + "/rerank", json={"query": "q7", "texts": ["a", 5]}, headers=headers,
+                       timeout=60)
+    assert wrong.status_code == 422 and wrong.json()["error_type"] == "Validation"
+    assert "texts[1]" in wrong.json()["error"]
+
+
+def test_the_same_text_twice_without_ids_is_ranked(service):
+    """Ids default to the index, not the text: two equal texts are two candidates."""
+    docs = ["same passage", "other passage", "same passage", "third"]
+    answer = httpx.post(service.url + "/v1/rerank", json={"query": "q1", "documents": docs},
+                        headers={"X-API-Key": KEY}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert sorted(r["index"] for r in results) == [0, 1, 2, 3]
+    assert [service.qrels["q1"][str(r["index"])] for r in results] == by_index(service.qrels, "q1", 4, 4)
 
 
 def test_usage_extras_health_and_metrics(service):
@@ -106,8 +191,8 @@ def test_usage_extras_health_and_metrics(service):
     first = httpx.post(service.url + "/rerank", json=body, headers=headers, timeout=60).json()
     again = httpx.post(service.url + "/v1/rerank", json=body, headers=headers, timeout=60).json()
     assert [r["index"] for r in first["results"]] == [r["index"] for r in again["results"]]
-    assert [service.qrels["q5"][f"d{r['index']}"] for r in first["results"]] == best(
-        service.qrels, "q5", [d["text"] for d in docs], 4)
+    assert [service.qrels["q5"][str(r["index"])] for r in first["results"]] == by_index(
+        service.qrels, "q5", len(docs), 4)
     usage = first["usage"]
     assert usage["prompts"] > 0 and usage["inferences"] > 0 and usage["cut"] is False
     assert usage["prompts"] + usage["cache_hits"] == usage["comparisons"]  # orders=one: 1 prompt each
@@ -125,20 +210,85 @@ def test_usage_extras_health_and_metrics(service):
     assert float(hits[0].split()[-1]) >= usage["comparisons"]
 
 
+OK = '"query": "q1", "documents": ["d1", "d2"]'
+
+
 @pytest.mark.parametrize("body, status, words", [
-    ({"documents": ["d1"]}, 422, "query"),
-    ({"query": "q1", "documents": "d1"}, 422, "documents"),
+    ({"documents": ["d1"]}, 422, "query: required"),
+    ({"query": "q1", "documents": "d1"}, 422, "documents: input should be a valid list"),
     ({"query": "q1", "documents": ["d1", "d2"], "top_n": 0}, 422, "top_n"),
     ({"query": "q1", "documents": [f"d{i}" for i in range(51)]}, 413, "51 documents"),
     ({"query": "q1", "documents": ["d1", "x" * 101]}, 413, "documents[1]"),
     ({"query": "q1", "documents": ["d1", "d2"], "sorter": "nosuchsort"}, 422, "nosuchsort"),
     ({"query": "q1", "documents": ["d1", "d2"], "orders": "sideways"}, 422, "orders"),
-    ({"query": "q1", "documents": ["d1", "d1"]}, 422, "duplicate"),
+    # strict JSON: the field is named
+    (f'{{{OK}, "timeout": NaN}}', 422, "timeout: NaN is not a JSON number"),
+    (f'{{{OK}, "top_n": Infinity}}', 422, "top_n: Infinity is not a JSON number"),
+    (f'{{{OK}, "budget": -Infinity}}', 422, "budget: -Infinity is not a JSON number"),
+    (f'{{{OK}, "timeout": 1e999}}', 422, "timeout: the number 1e999 is too large"),
+    (f'{{{OK}, "top_n": 1{"0" * 5000}}}', 422, "top_n: an integer of 5001 digits"),
+    ("{\"query\": \"q1\", \"documents\": [\"d1\", NaN]}", 422, "documents[1]: NaN"),
+    # strict types
+    ({"query": "q1", "documents": ["d1", "d2"], "top_n": True}, 422, "top_n: input should be a valid int"),
+    ({"query": "q1", "documents": ["d1", "d2"], "top_n": "2"}, 422, "top_n"),
+    ({"query": "q1", "documents": ["d1", "d2"], "timeout": 100_000}, 422, "timeout"),
+    ({"query": "q1", "documents": ["d1", "d2"], "return_documents": 1}, 422, "return_documents"),
+    ({"query": 5, "documents": ["d1"]}, 422, "query: input should be a valid string (got an integer)"),
+    ({"query": "q1", "documents": ["d1", 7]}, 422, "documents[1]: must be a string or an object"),
+    ({"query": "q1", "documents": ["d1", {"title": "x"}]}, 422, "documents[1].text: required"),
+    ({"query": "q1", "documents": ["d1", {"text": ["x"]}]}, 422, "documents[1].text"),
+    ([{"query": "q1"}], 422, "the body: must be a JSON object"),
+    # text that encodes as UTF-8, with or without return_documents
+    ({"query": "q\ud800", "documents": ["d1", "d2"]}, 422, "query: not valid Unicode text"),
+    ({"query": "q1", "documents": ["d1", "d2", "bad \udfff"]}, 422, "documents[2]: not valid Unicode text"),
+    ({"query": "q1", "documents": ["d1", "d2", "d3", {"text": "\ud800"}], "return_documents": True}, 422,
+     "documents[3].text: not valid Unicode"),
+    ({"query": "q1", "model": "\ud83d", "documents": ["d1"]}, 422, "model: not valid Unicode"),
+    ({"query": "q1", "documents": ["d1"], "\ud800": 1}, 422, "the body (a key): not valid Unicode"),
+    ({"query": "q1", "texts": ["ok", "\ud800"], "return_text": True}, 422, "texts[1]: not valid Unicode"),
+    # ids: all or none, unique
+    ({"query": "q1", "documents": [{"text": "a", "id": "x"}, {"text": "b", "id": "x"}]}, 422,
+     "documents[1].id: 'x' is also documents[0]'s id"),
+    ({"query": "q1", "documents": [{"text": "a", "id": 1}, {"text": "b"}]}, 422, "documents[1].id: required"),
+    ({"query": "q1", "documents": [{"text": "a", "id": True}]}, 422, "documents[0].id"),
+    # not JSON at all
+    ("", 422, "the body is empty"),
+    ("{\"query\": \"q1\", ", 422, "the body is not JSON"),
+    ("[" * 10_000, 422, "nested too deep"),
 ])
 def test_bad_input_is_a_clear_4xx(service, body, status, words):
-    response = httpx.post(service.url + "/v1/rerank", json=body, headers={"X-API-Key": KEY}, timeout=30)
+    """Never a 5xx for a client's body: 413/422 naming the field (and index)."""
+    content = body if isinstance(body, str) else json.dumps(body)
+    response = httpx.post(service.url + "/v1/rerank", content=content.encode("utf-8"), timeout=30,
+                          headers={"X-API-Key": KEY, "Content-Type": "application/json"})
     assert response.status_code == status, response.text
-    assert words in response.text
+    assert words in response.json()["message"], response.text
+
+
+def test_bodies_that_are_not_utf8_json_and_too_large_bodies(service):
+    headers = {"X-API-Key": KEY}
+    form = httpx.post(service.url + "/v1/rerank", content=b"query=q1&documents=d1", timeout=30,
+                      headers={**headers, "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 422
+    assert "not JSON (sent as application/x-www-form-urlencoded)" in form.json()["message"]
+    latin1 = httpx.post(service.url + "/v1/rerank", content='{"query": "caf\xe9"}'.encode("latin-1"),
+                        headers=headers, timeout=30)
+    assert latin1.status_code == 422 and "not UTF-8" in latin1.json()["message"]
+    # a JSON body sent as text/plain is still read (curl -d without -H)
+    plain = httpx.post(service.url + "/v1/rerank", headers={**headers, "Content-Type": "text/plain"},
+                       content=json.dumps({"query": "q1", "documents": ["a", "b"]}), timeout=30)
+    assert plain.status_code == 200, plain.text
+    big = json.dumps({"query": "q1", "documents": ["d1"], "padding": "x" * 30_000}).encode()
+    sized = httpx.post(service.url + "/v1/rerank", content=big, headers=headers, timeout=30)
+    assert sized.status_code == 413 and "over the limit of 20000" in sized.json()["message"]
+
+    def chunks():  # no Content-Length: the limit is counted as the body streams in
+        for i in range(0, len(big), 4096):
+            yield big[i:i + 4096]
+
+    streamed = httpx.post(service.url + "/v1/rerank", content=chunks(), headers=headers, timeout=30)
+    assert streamed.status_code == 413 and "over the limit of 20000 bytes" in streamed.json()["message"]
+    assert httpx.get(service.url + "/health", timeout=10).json()["status"] == "ok"
 
 
 def test_api_key_is_required(service):
@@ -162,7 +312,8 @@ def test_sigterm_during_load_answers_every_accepted_request(tmp_path):
                 docs = [f"d{j}" for j in range(40)]
                 random.Random(i).shuffle(docs)
                 try:
-                    body = {"query": f"q{i % 8}", "documents": docs, "top_n": 5}
+                    body = {"query": f"q{i % 8}", "documents": [{"text": d, "id": d} for d in docs],
+                            "top_n": 5}
                     r = await client.post(svc.url + "/v1/rerank", json=body)
                 except httpx.TransportError as exc:
                     return ("refused", exc, docs)
@@ -256,3 +407,12 @@ def test_a_bad_log_level_is_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--judge", "perfect", "--log-level", "bogus"])
     assert exit_.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_routing_errors_are_json_messages(service):
+    wrong_method = httpx.get(service.url + "/v1/rerank", headers={"X-API-Key": KEY}, timeout=10)
+    assert wrong_method.status_code == 405 and wrong_method.json()["message"] == (
+        "GET /v1/rerank: Method Not Allowed")
+    assert wrong_method.headers["allow"] == "POST"
+    missing = httpx.post(service.url + "/v3/rerank", json={}, headers={"X-API-Key": KEY}, timeout=10)
+    assert missing.status_code == 404 and "Not Found" in missing.json()["message"]

@@ -11,6 +11,7 @@ at a time) are the reference for the concurrent ones.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -126,3 +127,43 @@ def test_concurrent_requests_share_judge_requests_and_rank_as_sorted(judged_serv
     per_lone, per_shared = lone_http / len(lone), shared_http / len(shared)
     assert per_shared < per_lone, (per_shared, per_lone)
     assert shared_prompts / shared_http > lone_prompts / lone_http  # fuller batches
+
+
+def test_a_lone_surrogate_fails_alone_among_concurrent_requests(judged_service):
+    """One request carrying ``"\\ud800"`` among 8 sent together: it gets a 422 naming the document
+    at admission, and the 7 others (which would have shared its judging request) are ranked."""
+    url, _ = judged_service
+    bad = 3
+
+    async def send() -> list[tuple[dict, httpx.Response]]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            async def one(q: int) -> tuple[dict, httpx.Response]:
+                body = _body(q)
+                wire = {k: v for k, v in body.items() if k != "_ids"}
+                if q == bad:
+                    wire["documents"] = [*wire["documents"][:5], "lone \ud800 half", *wire["documents"][6:]]
+                    wire["return_documents"] = True
+                content = json.dumps(wire)  # ASCII JSON: the lone surrogate goes as the escape \ud800
+                return body, await client.post(url + "/v1/rerank", content=content,
+                                               headers={"Content-Type": "application/json"})
+
+            return list(await asyncio.gather(*(one(q) for q in range(8))))
+
+    answers = asyncio.run(send())
+    statuses = [r.status_code for _, r in answers]
+    assert statuses == [422 if q == bad else 200 for q in range(8)], [r.text for _, r in answers]
+    assert "documents[5]: not valid Unicode text" in answers[bad][1].json()["message"]
+    for q, (body, response) in enumerate(answers):
+        if q != bad:
+            grades = TABLE[body["query"]]
+            top = [body["_ids"][r["index"]] for r in response.json()["results"]]
+            assert top == sorted(grades, key=grades.__getitem__, reverse=True)[:TOP_N]
+
+
+def test_the_same_text_twice_is_ranked_by_a_text_judge(judged_service):
+    url, _ = judged_service
+    body = _body(0)
+    docs = [*body["documents"][:6], body["documents"][2]]  # documents[6] repeats documents[2]
+    answer = httpx.post(url + "/v1/rerank", json={"query": body["query"], "documents": docs}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert sorted(r["index"] for r in answer.json()["results"]) == list(range(7))

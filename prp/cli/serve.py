@@ -4,8 +4,13 @@
     prp serve --judge openai --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
     prp serve --judge perfect --qrels qrels.txt --cache redis://127.0.0.1:6379/0
 
-Every request in flight shares the judge's batches (one :class:`~prp.engine.Engine`); see
-:mod:`prp.serve.app` for the endpoints. ``--cache`` is ``memory`` (default), ``none``, a directory, or a
+Every request in flight shares the judge's batches (one :class:`~prp.engine.Engine`). It speaks
+Cohere v1 (also Jina and vLLM) on /v1/rerank and /rerank, Cohere v2 on /v2/rerank, and TEI's
+/rerank (a body with "texts"); see :mod:`prp.serve.app` for the endpoints. Every body is checked
+before it joins a batch (strict JSON, text that encodes as UTF-8, strict types, the limits
+below): a bad one gets a 422 or 413 naming the field and index, and fails alone. Documents
+without an "id" are known by their index (a simulated judge looks up "0", "1", ... in its qrels).
+``--cache`` is ``memory`` (default), ``none``, a directory, or a
 ``redis://`` URL (a memory layer over Redis, so replicas share judgments). API keys: a comma-
 separated list in the environment variable named by ``--api-keys-env`` (default
 ``PRP_API_KEYS``; unset or empty: no auth). SIGTERM or Ctrl-C: stop admitting (503), finish
@@ -26,7 +31,7 @@ from prp.cli.helptext import HelpFormatter
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("serve", help="serve /v1/rerank (Cohere/Jina/vLLM shape) over HTTP",
+    p = commands.add_parser("serve", help="serve rerank over HTTP (Cohere v1/v2, Jina, vLLM, TEI shapes)",
                             description=__doc__, formatter_class=HelpFormatter)
     net = p.add_argument_group("service")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

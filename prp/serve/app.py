@@ -3,28 +3,31 @@ concurrent requests share LLM batches.
 
 Endpoints:
 
-* ``POST /v1/rerank`` (aliases ``/rerank``, ``/v2/rerank``): the Cohere/Jina/vLLM shape. In:
-  ``query``, ``documents`` (strings or ``{"text": ...}``), ``top_n``, ``return_documents``,
-  ``model`` (echoed; the served judge is fixed), and extra fields ``sorter``, ``budget``
-  (prompts per query), ``orders``, ``timeout`` (seconds). A simulated judge reads ids, not
-  texts: it looks up ``query_id`` (default: the query text) and each document's ``id``
-  (default: its text) in its qrels. Out: ``results`` (the ``top_n``
-  best, each with ``index`` into ``documents`` and ``relevance_score``: ``(n - rank + 1) / n``,
-  so 1.0 for the best and decreasing with rank; a pairwise judge orders, it does not score),
-  ``usage`` (prompts, inferences - this request's share of shared batches -, cache_hits,
-  tokens, cut, unparsed: prompts whose answer stayed unreadable after a retry, counted as ties)
-  and Cohere's ``meta``.
+* ``POST /v1/rerank`` and ``/rerank`` (Cohere v1, Jina, vLLM; a body with ``texts`` and no
+  ``documents`` is TEI's and gets TEI's bare array) and ``POST /v2/rerank`` (Cohere v2): the
+  shapes are :mod:`prp.serve.dialects`', the bodies :mod:`prp.serve.bodies`'. Besides the rerank
+  APIs' fields a body may carry ``sorter``, ``budget`` (prompts per query), ``orders``,
+  ``timeout`` (seconds) and ``top_n`` (the k the sorter orders; default all). A simulated judge
+  reads ids, not texts: it looks up ``query_id`` (default: the query text) and each document's
+  ``id`` (default: its index, ``"0"``, ``"1"``, ...) in its qrels.
 * ``GET /health``: 200 ``{"status": "ok"}`` while admitting, 503 ``draining`` once shutting down.
 * ``GET /metrics``: Prometheus text (a registry per app).
 
-Rules: bad input is a 4xx naming the field (422 malformed JSON or types, 413 too large: more
-documents, characters or body bytes than the limits); with API keys set, every rerank call needs
-``Authorization: Bearer KEY`` (or ``X-API-Key``), else 401 (health and metrics stay open); a
-request that arrives while the service drains gets 503 with ``Retry-After``; a judge that is
-down (every endpoint out: :class:`~prp.oracles.pool.JudgeDown`) is a 503 with ``Retry-After``
-(seconds until the judge is probed again, at least 1), any other judge failure a 502. Shutdown
-(uvicorn's lifespan end, after it drained the open requests) closes the engine (finishing
-anything still in flight) and the cache, so nothing judged is lost.
+Rules:
+
+* **A client's body is never a 5xx.** Everything that can be checked is checked at admission,
+  before the request joins a batch (strict JSON, text that encodes as UTF-8, strict types, sizes,
+  ids, the sorter spec): 422 naming the field and index (``documents[3].text``), 413 past a limit
+  (more documents, characters or body bytes than allowed). So a bad request fails alone.
+* A prompt the judge refuses (:class:`~prp.oracles.base.PromptFailed`, found by splitting the
+  batch that failed) fails only the requests that own it: 422 naming the judge's message.
+* With API keys set, every rerank call needs ``Authorization: Bearer KEY`` (or ``X-API-Key``),
+  else 401 (health and metrics stay open).
+* A request that arrives while the service drains gets 503 with ``Retry-After``. A judge that is
+  down (every endpoint out: :class:`~prp.oracles.pool.JudgeDown`) is a 503 with ``Retry-After``
+  (seconds until the judge is probed again, at least 1); any other judge failure is a 502.
+  Shutdown (uvicorn's lifespan end, after it drained the open requests) closes the engine
+  (finishing anything still in flight) and the cache, so nothing judged is lost.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -45,47 +47,16 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prp.engine import Engine, EngineClosed
-from prp.oracles.base import BackendError
+from prp.oracles.base import BackendError, PromptFailed
 from prp.reranker import Reranker
+from prp.serve import dialects
+from prp.serve.bodies import BodyError, Limits, admit, parse_json, read_body
 from prp.types import RankRequest
 
-
-@dataclass(frozen=True)
-class Limits:
-    """Request size limits (413 past them)."""
-
-    max_documents: int = 1000
-    max_document_chars: int = 20_000
-    max_query_chars: int = 4_000
-    max_body_bytes: int = 16 * 1024 * 1024
-
-    def __post_init__(self) -> None:
-        for name in ("max_documents", "max_document_chars", "max_query_chars", "max_body_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-class Document(BaseModel):
-    text: str
-    id: str | None = None  # for a simulated judge (which reads ids): the doc id in its qrels
-
-
-class RerankBody(BaseModel):
-    model: str | None = None
-    query: str
-    documents: list[str | Document]
-    top_n: int | None = Field(default=None, ge=1)
-    return_documents: bool = False
-    # extra fields, not in the other rerank APIs
-    sorter: str | None = None
-    budget: int | None = Field(default=None, ge=0)
-    orders: str | None = None
-    timeout: float | None = Field(default=None, gt=0)
-    query_id: str | None = None  # for a simulated judge: the qid in its qrels
+__all__ = ["Limits", "Metrics", "create_app"]
 
 
 class Metrics:
@@ -126,8 +97,9 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 
 def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float = 2.0,
-               api_keys: frozenset[str] = frozenset(), limits: Limits = Limits()) -> FastAPI:
+               api_keys: frozenset[str] = frozenset(), limits: Limits | None = None) -> FastAPI:
     """The app; its lifespan opens the engine on uvicorn's loop and closes it (and the cache)."""
+    limit: Limits = limits or Limits()
     Engine(reranker, linger_ms=linger_ms)  # bad options fail here, not when the server starts
     metrics = Metrics(reranker.settings.batch_size)
     state: dict[str, Any] = {"engine": None, "draining": False}
@@ -149,6 +121,12 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
 
     app = FastAPI(title="prp rerank", lifespan=lifespan)
     app.state.prp = state
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Routing's own errors (404, 405) in the service's shape: ``{"message": ...}``."""
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return _error(exc.status_code, message, **(exc.headers or {}))
 
     def drain() -> None:
         """Stop admitting: new rerank calls get 503 (called on SIGTERM, before uvicorn drains)."""
@@ -176,8 +154,8 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
             if key not in api_keys:
                 return _error(401, "missing or wrong API key (Authorization: Bearer KEY)")
         size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > limits.max_body_bytes:
-            return _error(413, f"request body of {size} bytes is over the limit of {limits.max_body_bytes}")
+        if size is not None and size.isdigit() and int(size) > limit.max_body_bytes:
+            return _error(413, f"request body of {size} bytes is over the limit of {limit.max_body_bytes}")
         return await call_next(request)
 
     @app.get("/health")
@@ -192,64 +170,51 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def rerank(body: RerankBody) -> JSONResponse:
-        texts = [d if isinstance(d, str) else d.text for d in body.documents]
-        if len(texts) > limits.max_documents:
-            return _error(413, f"documents: {len(texts)} documents, over the limit of {limits.max_documents}")
-        if len(body.query) > limits.max_query_chars:
-            return _error(413, f"query: {len(body.query)} characters, over the limit of "
-                               f"{limits.max_query_chars}")
-        for i, text in enumerate(texts):
-            if len(text) > limits.max_document_chars:
-                return _error(413, f"documents[{i}]: {len(text)} characters, over the limit of "
-                                   f"{limits.max_document_chars}")
-        n = len(texts)
-        top_n = n if body.top_n is None else min(body.top_n, n)
-        engine: Engine = state["engine"]
-        by_id = reranker.oracle.keys_by == "id"
-        if by_id:  # the judge (and the cache) read ids: the query's and documents' own, else their text
-            ids = [d if isinstance(d, str) else d.id or d.text for d in body.documents]
-            qid = body.query_id or body.query
-        else:
-            ids, qid = None, f"r-{uuid.uuid4().hex[:12]}"
-        request = RankRequest(body.query, texts, ids, qid)
+    async def rerank(request: Request) -> JSONResponse:
+        dialect = None
         try:
-            [result] = await engine.rank_many([request], budget=body.budget, timeout=body.timeout,
-                                              sorter=body.sorter, k=max(top_n, 1), orders=body.orders)
+            data = parse_json(await read_body(request.stream(), limit.max_body_bytes),
+                              request.headers.get("content-type"))
+            dialect = dialects.pick(request.url.path, data)
+            ask = admit(data, dialect.body, limit)
+        except BodyError as exc:
+            return dialects.error(dialect, exc.status, exc.message)
+        if ask.sorter is not None:
+            try:
+                reranker.check_sorter(ask.sorter)
+            except (ValueError, TypeError) as exc:
+                return dialects.error(dialect, 422, f"sorter: {exc}")
+        n = len(ask.texts)
+        top_n = n if ask.top_n is None else min(ask.top_n, n)
+        engine: Engine = state["engine"]
+        if reranker.oracle.keys_by == "id":  # the judge (and the cache) read ids: given, else the index
+            ids = ask.ids or tuple(str(i) for i in range(n))
+            qid = ask.query_id or ask.query
+        else:
+            ids, qid = ask.ids, f"r-{uuid.uuid4().hex[:12]}"
+        request = RankRequest(ask.query, ask.texts, ids, qid)
+        try:
+            [result] = await engine.rank_many([request], budget=ask.budget, timeout=ask.timeout,
+                                              sorter=ask.sorter, k=max(top_n, 1), orders=ask.orders)
         except EngineClosed:
             return _draining()
+        except PromptFailed as exc:  # a prompt of this request the judge refuses: its own fault
+            return dialects.error(dialect, 422, f"the judge cannot judge a prompt of this request: {exc}")
         except BackendError as exc:
             retry = getattr(exc, "retry_after", None)  # JudgeDown: the judge's pool is down
             if retry is not None:
-                return _error(503, f"the judge is unavailable: {exc}", **{"Retry-After": str(retry)})
-            return _error(502, f"the judge failed: {exc}")
+                return dialects.error(dialect, 503, f"the judge is unavailable: {exc}",
+                                      **{"Retry-After": str(retry)})
+            return dialects.error(dialect, 502, f"the judge failed: {exc}")
         except (ValueError, TypeError) as exc:
-            return _error(422, str(exc))
+            return dialects.error(dialect, 422, str(exc))
         cost = result.cost
         metrics.cache_hits.inc(cost.cache_hits)
         metrics.unparsed.inc(cost.unparsed)
         metrics.documents.inc(n)
-        results = []
-        for doc in result.docs[:top_n]:
-            item: dict[str, Any] = {"index": doc.original_rank - 1, "relevance_score": (n - doc.rank + 1) / n}
-            if body.return_documents:
-                item["document"] = {"text": doc.text}
-            results.append(item)
-        usage = {"prompts": cost.prompts, "inferences": round(cost.inferences, 6),
-                 "cache_hits": cost.cache_hits, "comparisons": cost.unique_comparisons,
-                 "prompt_tokens": round(cost.prompt_tokens),
-                 "completion_tokens": round(cost.completion_tokens),
-                 "total_tokens": round(cost.prompt_tokens + cost.completion_tokens), "cut": result.cut,
-                 "unparsed": cost.unparsed}
-        return JSONResponse({
-            "id": uuid.uuid4().hex, "model": body.model or model_name, "results": results, "usage": usage,
-            "meta": {"api_version": {"version": "2"},
-                     "billed_units": {"search_units": 1},
-                     "tokens": {"input_tokens": usage["prompt_tokens"],
-                                "output_tokens": usage["completion_tokens"]}},
-        })
+        return dialects.respond(dialect, ask, result, model_name)
 
-    for path in ("/v1/rerank", "/rerank", "/v2/rerank"):
+    for path in dialects.PATHS:
         app.post(path)(rerank)
     return app
 

@@ -1,0 +1,101 @@
+"""The rerank dialects the service speaks: which body a request carries and the shape of its answer.
+
+* **Cohere v1 / Jina / vLLM** (``POST /v1/rerank``, ``POST /rerank``): in ``query``, ``documents``
+  (strings or ``{"text"}`` objects), ``top_n``, ``return_documents`` (default false), ``model``.
+  Out ``{"id", "model", "results": [{"index", "relevance_score", "document"?}], "usage", "meta"}``
+  with ``meta.api_version.version`` ``"1"``. ``usage`` holds Jina's and vLLM's ``total_tokens``
+  and ``prompt_tokens`` and prp's counts (prompts, inferences, cache_hits, comparisons,
+  completion_tokens, cut, unparsed).
+* **Cohere v2** (``POST /v2/rerank``): the same body (``max_tokens_per_doc`` accepted); out the same
+  fields with ``meta.api_version.version`` ``"2"``. ``meta.billed_units`` holds ``search_units``
+  (one a query of up to 100 documents, as Cohere bills) and the judge's ``input_tokens`` and
+  ``output_tokens``; ``meta.tokens`` the same tokens.
+* **TEI** (text-embeddings-inference): a body with ``texts`` and no ``documents``, on
+  ``/rerank`` or ``/v1/rerank``: ``query``, ``texts`` (strings), ``return_text``, ``raw_scores``,
+  ``truncate``, ``truncation_direction``. Out TEI's bare array ``[{"index", "score", "text"?}]``,
+  best first, every text unless the body carries prp's ``top_n``; prp's usage goes in the
+  ``X-PRP-Usage`` header (compact JSON; every dialect sends it). Errors carry TEI's ``error`` and
+  ``error_type`` besides ``message``.
+
+In every dialect ``document`` (``text`` for TEI) is left out of a result unless asked for, and a
+result's score is ``(n - rank + 1) / n``: 1.0 for the best, decreasing with rank (a pairwise judge
+orders; it does not score). Errors are ``{"message": ...}`` (Cohere's shape).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from prp.result import RankedResult
+from prp.serve.bodies import Ask, CohereBody, TEIBody
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str  # "cohere-v1" (also Jina and vLLM), "cohere-v2" or "tei"
+    body: type[CohereBody] | type[TEIBody]
+
+
+COHERE_V1 = Dialect("cohere-v1", CohereBody)
+COHERE_V2 = Dialect("cohere-v2", CohereBody)
+TEI = Dialect("tei", TEIBody)
+PATHS = ("/v1/rerank", "/rerank", "/v2/rerank")
+
+
+def pick(path: str, data: Any) -> Dialect:
+    """The dialect of a request to ``path`` whose parsed body is ``data``."""
+    if path == "/v2/rerank":
+        return COHERE_V2
+    if isinstance(data, dict) and "texts" in data and "documents" not in data:
+        return TEI
+    return COHERE_V1
+
+
+def error(dialect: Dialect | None, status: int, message: str, **headers: str) -> JSONResponse:
+    """An error in ``dialect``'s shape (None: not known yet, Cohere's)."""
+    body: dict[str, Any] = {"message": message}
+    if dialect is TEI:
+        body |= {"error": message, "error_type": "Validation" if status in (413, 422) else "Backend"}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def usage(result: RankedResult) -> dict[str, Any]:
+    cost = result.cost
+    prompt_tokens, completion_tokens = round(cost.prompt_tokens), round(cost.completion_tokens)
+    return {"prompts": cost.prompts, "inferences": round(cost.inferences, 6), "cache_hits": cost.cache_hits,
+            "comparisons": cost.unique_comparisons, "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens,
+            "cut": result.cut, "unparsed": cost.unparsed}
+
+
+def respond(dialect: Dialect, ask: Ask, result: RankedResult, model_name: str) -> JSONResponse:
+    """The answer to ``ask`` in ``dialect``'s shape."""
+    n = len(ask.texts)
+    top = result.docs[: n if ask.top_n is None else min(ask.top_n, n)]
+    spent = usage(result)
+    headers = {"X-PRP-Usage": json.dumps(spent, separators=(",", ":"))}
+    if dialect is TEI:
+        items = []
+        for doc in top:
+            item: dict[str, Any] = {"index": doc.original_rank - 1, "score": (n - doc.rank + 1) / n}
+            if ask.return_documents:
+                item["text"] = doc.text
+            items.append(item)
+        return JSONResponse(items, headers=headers)
+    results = []
+    for doc in top:
+        item = {"index": doc.original_rank - 1, "relevance_score": (n - doc.rank + 1) / n}
+        if ask.return_documents:
+            item["document"] = {"text": doc.text}
+        results.append(item)
+    tokens = {"input_tokens": spent["prompt_tokens"], "output_tokens": spent["completion_tokens"]}
+    meta = {"api_version": {"version": "2" if dialect is COHERE_V2 else "1"},
+            "billed_units": {"search_units": max(1, math.ceil(n / 100)), **tokens}, "tokens": tokens}
+    return JSONResponse({"id": str(uuid.uuid4()), "model": ask.model or model_name, "results": results,
+                         "usage": spent, "meta": meta}, headers=headers)
