@@ -14,7 +14,9 @@ Endpoints:
   ``usage`` (prompts, inferences - this request's share of shared batches -, cache_hits,
   tokens, cut, unparsed: prompts whose answer stayed unreadable after a retry, counted as ties)
   and Cohere's ``meta``.
-* ``GET /health``: 200 ``{"status": "ok"}`` while admitting, 503 ``draining`` once shutting down.
+* ``GET /health``: 200 ``{"status": "ok"}`` while admitting, 200 ``{"status": "degraded", "reason"}``
+  while admitting without a cache tier (Redis down: :func:`prp.cache.cache_health`), 503
+  ``draining`` once shutting down.
 * ``GET /metrics``: Prometheus text (a registry per app).
 
 Rules: bad input is a 4xx naming the field (422 malformed JSON or types, 413 too large: more
@@ -45,6 +47,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, Field
 
+from prp.cache import add_cache_error_hook, cache_health
 from prp.engine import Engine, EngineClosed
 from prp.oracles.base import BackendError
 from prp.reranker import Reranker
@@ -105,6 +108,9 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120))
         self.queue_depth = Gauge("prp_queue_depth", "Queries waiting to be admitted", registry=r)
         self.in_flight = Gauge("prp_in_flight", "Queries being ranked", registry=r)
+        self.cache_errors = Counter("prp_cache_errors", "Failed calls to the shared judgment cache (absorbed:"
+                                    " reads miss, writes queue; reconnect attempts count)", registry=r)
+        self.cache_up = Gauge("prp_cache_up", "1 while every cache tier answers, 0 degraded", registry=r)
         self.batch_size = batch_size
 
     def on_inference(self, inference: Any) -> None:
@@ -126,6 +132,8 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
     """The app; its lifespan opens the engine on uvicorn's loop and closes it (and the cache)."""
     Engine(reranker, linger_ms=linger_ms)  # bad options fail here, not when the server starts
     metrics = Metrics(reranker.settings.batch_size)
+    add_cache_error_hook(reranker.cache, lambda op: metrics.cache_errors.inc())
+    metrics.cache_up.set_function(lambda: float(cache_health(reranker.cache)[0] == "ok"))
     state: dict[str, Any] = {"engine": None, "draining": False}
 
     @contextlib.asynccontextmanager
@@ -180,7 +188,9 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
         engine = state["engine"]
         if state["draining"] or engine is None or not engine.accepting:
             return JSONResponse({"status": "draining"}, status_code=503)
-        return JSONResponse({"status": "ok", "model": model_name, "in_flight": engine.in_flight,
+        cache_state, reason = cache_health(reranker.cache)
+        status = {"status": "ok"} if cache_state == "ok" else {"status": cache_state, "reason": reason}
+        return JSONResponse({**status, "model": model_name, "in_flight": engine.in_flight,
                              "queue_depth": engine.queue_depth})
 
     @app.get("/metrics")
