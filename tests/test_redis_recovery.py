@@ -6,6 +6,7 @@ are reported. Skipped when redis-server is not installed."""
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 
 import pytest
@@ -86,6 +87,24 @@ def test_the_write_back_queue_is_bounded_and_keeps_the_newest(server):
     server.start()
     wait_up(cache)
     assert [stored(server, cache, i) is not None for i in range(1, 6)] == [False, False, True, True, True]
+    cache.close()
+
+
+def test_a_hung_server_costs_one_timeout_then_reads_miss_at_once(server):
+    cache = RedisCache(server.url, timeout=0.2)
+    cache.set(key(1), Judgment("A", 1.0))
+    server.proc.send_signal(signal.SIGSTOP)  # accepts connections, never answers
+    try:
+        assert cache.get(key(1)) is None  # one socket timeout, then down
+        for _ in range(50):
+            assert cache.get(key(1)) is None
+        cache.set(key(2), Judgment("B", -1.0))
+        assert cache.errors["get"] == 1 and cache.pending == 1
+        assert "TimeoutError" in cache.health()[1]
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    wait_up(cache)
+    assert stored(server, cache, 2) == b"B|-1.0|" and cache.get(key(1)) == Judgment("A", 1.0)
     cache.close()
 
 
