@@ -16,10 +16,16 @@ usable judgments (data written by another version is checked).
   wants a :class:`DiskCache` or a larger bound.
 * :class:`DiskCache` - persistent, through ``diskcache`` (SQLite underneath): several
   processes may share one directory; each write is its own transaction, so none is lost.
-* :class:`RedisCache` - judgments in a Redis server (redis-py), so that several processes or
-  machines (``prp serve`` replicas) share them; ``make_cache("redis://host:6379/0")`` puts a
-  :class:`MemoryCache` in front of it (:class:`TieredCache`: memory over the shared store).
-  Calls are synchronous (a loopback or LAN round trip per look-up, on the engine's loop).
+* :class:`~prp.cache_redis.RedisCache` - judgments in a Redis server (redis-py), so that several
+  processes or machines (``prp serve`` replicas) share them; ``make_cache("redis://host:6379/0")``
+  puts a :class:`MemoryCache` in front of it (:class:`TieredCache`: memory over the shared store).
+  Once running it never fails a request: while the server is down reads are misses and writes
+  wait in a bounded queue, written back when it answers again (:mod:`prp.cache_redis` has the
+  rules).
+
+A tier that can be unhealthy has ``health() -> (state, reason)`` and may report failed calls to
+``error_hooks``; :func:`cache_health` and :func:`add_cache_error_hook` reach every tier of a cache
+(``prp serve`` turns them into ``/health``'s ``degraded`` and ``prp_cache_errors_total``).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import hashlib
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -155,76 +161,6 @@ class DiskCache:
             self._cache.close()
 
 
-def _encode(judgment: Judgment) -> bytes:
-    margin = "" if judgment.margin is None else repr(float(judgment.margin))
-    return f"{judgment.preferred or ''}|{margin}|{'' if judgment.parsed else 'unparsed'}".encode()
-
-
-def _decode(value: bytes) -> Judgment | None:
-    try:
-        preferred, margin, *flag = value.decode().split("|")
-        judgment = Judgment(preferred or None, float(margin) if margin else None,  # type: ignore[arg-type]
-                            flag != ["unparsed"])
-    except ValueError:
-        return None  # not ours: a miss, never a wrong answer
-    if judgment.preferred not in (None, "A", "B"):
-        return None
-    return judgment if check_judgment(judgment).parsed else None
-
-
-class RedisCache:
-    """Judgments in Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``), under keys
-    ``prefix`` + a digest of the prompt key. ``on_error`` as for :class:`DiskCache`: a server that
-    cannot be reached raises :class:`CacheError` (or, with "warn", the cache turns itself off)."""
-
-    def __init__(self, url: str, on_error: str = "raise", prefix: bytes = b"prp:j:") -> None:
-        import redis
-
-        if on_error not in ("raise", "warn"):
-            raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
-        self.url, self.on_error, self.prefix = url, on_error, prefix
-        self._redis = None
-        try:
-            self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
-            self._redis.ping()
-        except Exception as exc:
-            self._failed("connect to", exc)
-
-    def _failed(self, action: str, exc: Exception) -> None:
-        message = f"cannot {action} the judgment cache at {self.url}: {type(exc).__name__}: {exc}"
-        self._redis = None
-        if self.on_error == "raise":
-            raise CacheError(message) from exc
-        warnings.warn(message + " (going on without it)", RuntimeWarning, stacklevel=3)
-
-    def get(self, key: Key) -> Judgment | None:
-        if self._redis is None:
-            return None
-        try:
-            value = self._redis.get(self.prefix + DiskCache._disk_key(key))
-        except Exception as exc:
-            self._failed("read", exc)
-            return None
-        return None if value is None else _decode(value)
-
-    def set(self, key: Key, judgment: Judgment) -> None:
-        if self._redis is None:
-            return
-        try:
-            self._redis.set(self.prefix + DiskCache._disk_key(key), _encode(judgment))
-        except Exception as exc:
-            self._failed("write", exc)
-
-    def __len__(self) -> int:
-        if self._redis is None:
-            return 0
-        return sum(1 for _ in self._redis.scan_iter(match=self.prefix + b"*", count=1000))
-
-    def close(self) -> None:
-        if self._redis is not None:
-            self._redis.close()
-
-
 class TieredCache:
     """A fast cache in front of a shared store (two layers); writes go to both.
 
@@ -305,6 +241,8 @@ def make_cache(cache: object, on_error: str = "raise") -> Cache | None:
     if cache is False:
         return None
     if isinstance(cache, str) and cache.startswith(REDIS_SCHEMES):
+        from prp.cache_redis import RedisCache
+
         return TieredCache(MemoryCache(), RedisCache(cache, on_error=on_error))
     if isinstance(cache, (str, os.PathLike)):
         return DiskCache(cache, on_error=on_error)
@@ -312,3 +250,40 @@ def make_cache(cache: object, on_error: str = "raise") -> Cache | None:
         return cache  # type: ignore[return-value]
     raise TypeError("cache must be None, True, False, a directory path or a Cache, "
                     f"got {type(cache).__name__}")
+
+
+def _tiers(cache: object) -> Iterator[object]:
+    """``cache`` and, for a :class:`TieredCache`, its front and back tiers (recursively)."""
+    yield cache
+    if isinstance(cache, TieredCache):
+        yield from _tiers(cache.front)
+        yield from _tiers(cache.back)
+
+
+def cache_health(cache: object) -> tuple[str, str]:
+    """``("ok", "")``, or the first tier's ``(state, reason)`` that is not ok (``"degraded"``:
+    still answering, without that tier). A cache without ``health()`` is ok."""
+    for tier in _tiers(cache):
+        health = getattr(tier, "health", None)
+        if callable(health):
+            state, reason = health()
+            if state != "ok":
+                return state, reason
+    return "ok", ""
+
+
+def add_cache_error_hook(cache: object, hook: Callable[[str], object]) -> int:
+    """Call ``hook(operation)`` on each failed call of every tier that reports them (those with
+    an ``error_hooks`` list); returns how many tiers do."""
+    tiers = [tier for tier in _tiers(cache) if isinstance(getattr(tier, "error_hooks", None), list)]
+    for tier in tiers:
+        tier.error_hooks.append(hook)  # type: ignore[attr-defined]
+    return len(tiers)
+
+
+def __getattr__(name: str) -> object:
+    if name == "RedisCache":  # lives in prp.cache_redis (imports redis-py only when used)
+        from prp.cache_redis import RedisCache
+
+        return RedisCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

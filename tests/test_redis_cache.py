@@ -4,8 +4,6 @@ not installed): round trips, the unparsed rule, and replicas sharing judgments."
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 
 import pytest
 from conftest import CountingOracle, free_port, score_docs
@@ -14,32 +12,18 @@ pytest.importorskip("redis")
 if shutil.which("redis-server") is None:
     pytest.skip("redis-server is not installed (apt-get install redis-server)", allow_module_level=True)
 
+from redis_server import RedisServer  # noqa: E402
+
 from prp import Judgment, RankRequest, Reranker, ScoresOracle  # noqa: E402
-from prp.cache import CacheError, DiskCache, RedisCache, TieredCache, make_cache  # noqa: E402
+from prp.cache import CacheError, DiskCache, TieredCache, make_cache  # noqa: E402
+from prp.cache_redis import RedisCache  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    import redis
-
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ Endpoints:
   ``timeout`` (seconds) and ``top_n`` (the k the sorter orders; default all). A simulated judge
   reads ids, not texts: it looks up ``query_id`` (default: the query text) and each document's
   ``id`` (default: its index, ``"0"``, ``"1"``, ...) in its qrels.
-* ``GET /health``: 200 ``{"status": "ok"}`` while admitting, 503 ``draining`` once shutting down.
+* ``GET /health``: 200 ``{"status": "ok"}`` while admitting, 200 ``{"status": "degraded", "reason"}``
+  while admitting without a cache tier (Redis down: :func:`prp.cache.cache_health`), 503
+  ``draining`` once shutting down.
 * ``GET /metrics``: Prometheus text (a registry per app).
 
 Rules:
@@ -49,6 +51,7 @@ from prometheus_client import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from prp.cache import add_cache_error_hook, cache_health
 from prp.engine import Engine, EngineClosed
 from prp.oracles.base import BackendError, PromptFailed
 from prp.reranker import Reranker
@@ -80,6 +83,9 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120))
         self.queue_depth = Gauge("prp_queue_depth", "Queries waiting to be admitted", registry=r)
         self.in_flight = Gauge("prp_in_flight", "Queries being ranked", registry=r)
+        self.cache_errors = Counter("prp_cache_errors", "Failed calls to the shared judgment cache (absorbed:"
+                                    " reads miss, writes queue; reconnect attempts count)", registry=r)
+        self.cache_up = Gauge("prp_cache_up", "1 while every cache tier answers, 0 degraded", registry=r)
         self.batch_size = batch_size
 
     def on_inference(self, inference: Any) -> None:
@@ -102,6 +108,8 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
     limit: Limits = limits or Limits()
     Engine(reranker, linger_ms=linger_ms)  # bad options fail here, not when the server starts
     metrics = Metrics(reranker.settings.batch_size)
+    add_cache_error_hook(reranker.cache, lambda op: metrics.cache_errors.inc())
+    metrics.cache_up.set_function(lambda: float(cache_health(reranker.cache)[0] == "ok"))
     state: dict[str, Any] = {"engine": None, "draining": False}
 
     @contextlib.asynccontextmanager
@@ -163,7 +171,9 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
         engine = state["engine"]
         if state["draining"] or engine is None or not engine.accepting:
             return JSONResponse({"status": "draining"}, status_code=503)
-        return JSONResponse({"status": "ok", "model": model_name, "in_flight": engine.in_flight,
+        cache_state, reason = cache_health(reranker.cache)
+        status = {"status": "ok"} if cache_state == "ok" else {"status": cache_state, "reason": reason}
+        return JSONResponse({**status, "model": model_name, "in_flight": engine.in_flight,
                              "queue_depth": engine.queue_depth})
 
     @app.get("/metrics")
