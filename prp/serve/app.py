@@ -13,7 +13,11 @@ Endpoints:
   so 1.0 for the best and decreasing with rank; a pairwise judge orders, it does not score),
   ``usage`` (prompts, inferences - this request's share of shared batches -, cache_hits,
   tokens, cut, unparsed: prompts whose answer stayed unreadable after a retry, counted as ties)
-  and Cohere's ``meta``.
+  and Cohere's ``meta``; and ``warnings`` (a list of strings, also as ``meta.warnings``, where
+  the Cohere SDK reads them) when there is something to say:
+  a simulated judge with no judgments for the query (its qid or none of its document ids in the
+  qrels, :func:`prp.oracles.simulated.no_judgments`), e.g. every request of a client that sends
+  no ids.
 * ``GET /health``: 200 ``{"status": "ok"}`` while admitting, 503 ``draining`` once shutting down.
 * ``GET /metrics``: Prometheus text (a registry per app).
 
@@ -47,6 +51,7 @@ from pydantic import BaseModel, Field
 
 from prp.engine import Engine, EngineClosed
 from prp.oracles.base import BackendError
+from prp.oracles.simulated import unjudged
 from prp.reranker import Reranker
 from prp.types import RankRequest
 
@@ -233,13 +238,18 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
                  "completion_tokens": round(cost.completion_tokens),
                  "total_tokens": round(cost.prompt_tokens + cost.completion_tokens), "cut": result.cut,
                  "unparsed": cost.unparsed}
-        return JSONResponse({
+        payload: dict[str, Any] = {
             "id": uuid.uuid4().hex, "model": body.model or model_name, "results": results, "usage": usage,
             "meta": {"api_version": {"version": "2"},
                      "billed_units": {"search_units": 1},
                      "tokens": {"input_tokens": usage["prompt_tokens"],
                                 "output_tokens": usage["completion_tokens"]}},
-        })
+        }
+        missing = unjudged(reranker.oracle, [result])  # a simulated judge with no qrels for it
+        if missing is not None:
+            payload["warnings"] = payload["meta"]["warnings"] = [  # meta.warnings: Cohere's place
+                f"{missing} (send query_id and each document's id)"]
+        return JSONResponse(payload)
 
     for path in ("/v1/rerank", "/rerank", "/v2/rerank"):
         app.post(path)(rerank)
