@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import prp
 from prp.cli import main
 
+ROOT = Path(__file__).resolve().parents[1]
 LOADERS = {"load_candidates": ('"candidates"', "retrieve_results", "DataError"),
            "load_qrels": ("qid iteration docid grade", "DataError"),
            "load_run_candidates": ("qid Q0 docid rank score tag", "qid<TAB>query", '"docid"'),
@@ -104,3 +106,15 @@ def test_dl19_as_a_candidates_file_gives_what_the_dl_layout_gives(dl19_dir, caps
     assert main(["simulate", "--input", str(dl19_dir / "bm25-top100.json"), "--qrels",
                  str(dl19_dir / "qrels.txt"), *common]) == 0
     assert capsys.readouterr().out == layout and len(layout.splitlines()) == 2
+
+
+def test_a_judge_that_reads_no_qrels_takes_input_and_qrels_too(dl19_dir, capsys):
+    """--qrels scores the runs; a recorded real judge (replay) is not handed them."""
+    replay = ROOT / "bench" / "results" / "replay-qwen1.5b-dl19-d20.json.gz"
+    common = ["--depth", "20", "--queries", "3", "--sorters", "quicksort", "--batch-sizes", "8",
+              "--cache", "on", "--judge", f"replay:path={replay}", "--format", "jsonl"]
+    assert main(["simulate", "--input", str(dl19_dir / "bm25-top100.json"), "--qrels",
+                 str(dl19_dir / "qrels.txt"), *common]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert main(["simulate", "--data", str(dl19_dir), *common]) == 0
+    assert json.loads(capsys.readouterr().out) == row and 0 < row["ndcg@10"] < 1
