@@ -45,7 +45,7 @@ def test_bare_noisy_does_not_rank_like_perfect():
 def test_a_judge_left_with_no_bias_and_no_noise_is_an_error(options, left):
     with pytest.raises(ValueError, match=left) as info:
         NoisyOracle(QRELS, **options)
-    assert "rank exactly like the perfect judge" in str(info.value)
+    assert "ranks exactly like the perfect judge" in str(info.value)
 
 
 def test_explicit_options_keep_their_meaning():

@@ -10,17 +10,19 @@
 
 Rules:
 
-* **A bare noisy judge is noisy.** Give none of ``scale``, ``bias``, ``noise`` (``NoisyOracle(qrels)``,
-  ``--judge noisy``) and the judge is :data:`FITTED_QWEN_1_5B`: scale 0.2377, bias 1.523, noise
-  0.7707, the fit of ``prp calibrate-oracle`` to the packaged llama.cpp judge qwen2.5-coder-1.5b
-  on DL19 (96 prompts, ``bench/results/qwen1.5b-oracle-fit.txt``). Give any of the three and the
-  ones left out are scale 1, bias 0, noise 0 - but a judge left with bias 0 and noise 0 that way
-  would rank exactly like :class:`PerfectOracle`, so it is a ValueError (``bias=0, noise=0``
-  given explicitly is accepted). ``seed`` (default 0) does not count: ``noisy:seed=1`` is the
-  fitted judge with another seed.
+* **A bare noisy judge is noisy.** Give none of ``scale``, ``bias``, ``noise``
+  (``NoisyOracle(qrels)``, ``--judge noisy``) and the judge is :data:`FITTED_QWEN_1_5B`: scale
+  0.2377, bias 1.523, noise 0.7707, the fit of ``prp calibrate-oracle`` to the packaged llama.cpp
+  judge qwen2.5-coder-1.5b on DL19 (96 prompts, ``bench/results/qwen1.5b-oracle-fit.txt``).
+  Give any of the three and the ones left out are scale 1, bias 0, noise 0 - but a judge left
+  with bias 0 and noise 0 that way has no errors (at a positive scale it ranks exactly like
+  :class:`PerfectOracle`), so it is a ValueError (``bias=0, noise=0`` given explicitly is
+  accepted). ``seed`` (default 0) does not count: ``noisy:seed=1`` is the fitted judge with
+  another seed.
 * **No judgments, no silence.** A query none of whose candidates is in the qrels (its qid is
-  not there, or none of its doc ids is) gets only ties from a perfect or noisy judge: it keeps
-  its input order (the noisy judge's bias and noise still move it). :func:`no_judgments` finds
+  not there, or none of its doc ids is) gets no grades from a perfect or noisy judge: the
+  perfect one sees only ties and keeps its input order, the noisy one orders it by its bias and
+  noise alone. :func:`no_judgments` finds
   such queries (the one place that decides it); the callers say so once per call: the library
   (:meth:`prp.Reranker.rank_many`) with a :class:`NoJudgmentsWarning`, ``prp rerank`` / ``bench``
   / ``simulate`` with one ``warning:`` line on stderr, ``prp serve`` with a ``warnings`` list in
@@ -264,10 +266,11 @@ class NoisyOracle(PerfectOracle):
         if bias == 0 and noise == 0 and not {"bias", "noise"} <= set(given):
             left = " and ".join(k for k in ("bias", "noise") if k not in given)
             raise ValueError(f"noisy oracle: {left} left out {'is' if ' ' not in left else 'are'} 0, so "
-                             f"with {', '.join(f'{k}={v}' for k, v in given.items())} it would rank exactly "
-                             "like the perfect judge; give bias and/or noise (bias=0,noise=0 is accepted "
-                             "when given), or none of scale, bias, noise for the judge fitted to "
-                             "qwen2.5-coder-1.5b (scale=0.2377,bias=1.523,noise=0.7707)")
+                             f"with {', '.join(f'{k}={v}' for k, v in given.items())} the judge has no bias "
+                             "and no noise (at a positive scale it ranks exactly like the perfect judge); "
+                             "give bias and/or noise (bias=0,noise=0 is accepted when given), or none of "
+                             "scale, bias, noise for the judge fitted to qwen2.5-coder-1.5b "
+                             "(scale=0.2377,bias=1.523,noise=0.7707)")
         self.scale, self.bias, self.noise, self.seed = scale, bias, noise, seed
         self.name = f"simulated/noisy:scale={scale},bias={bias},noise={noise},seed={seed}"
 
