@@ -36,7 +36,8 @@ from prp.types import RankRequest
 
 
 class DataError(ValueError):
-    """An input file is missing or malformed."""
+    """An input file is missing or malformed. The message names the file and the line (and, in
+    a JSON list, the entry) of the problem, e.g. ``qrels.txt:3: expected 'qid 0 docid grade'``."""
 
 
 def _existing(path: str | Path) -> Path:
@@ -70,7 +71,27 @@ def _lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
 
 
 def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
-    """``{qid: {docid: grade}}`` from a TREC qrels file."""
+    """``{qid: {docid: grade}}`` from a TREC qrels file.
+
+    One judgment a line, four fields separated by whitespace: ``qid iteration docid grade``
+    (the iteration, usually ``0`` or ``Q0``, is ignored; the grade is an integer, higher is more
+    relevant). Blank lines are skipped; a docid given twice for a query keeps its last grade::
+
+        19335 0 1017759 0
+        19335 0 1082489 2
+
+    Args:
+        path: the qrels file (UTF-8).
+
+    Raises:
+        DataError: no such file, bytes that are not UTF-8, or a line that is not four fields
+            with an integer grade (the message names the file and line).
+
+    Example::
+
+        qrels = load_qrels("qrels.txt")
+        qrels["19335"]["1082489"]   # 2
+    """
     qrels: dict[str, dict[str, int]] = {}
     for number, parts in _lines(path):
         try:
@@ -289,7 +310,22 @@ def load_docs(path: str | Path) -> dict[str, str]:
 
 def load_run_candidates(run: str | Path, topics: str | Path, docs: str | Path) -> list[RankRequest]:
     """One request per query of a TREC ``run`` (file order), with query texts from ``topics``
-    and passages from ``docs`` (JSONL); candidates in rank order."""
+    and passages from ``docs``; candidates in rank order (ties: file order).
+
+    Args:
+        run: TREC run lines ``qid Q0 docid rank score tag`` (the first stage's results).
+        topics: ``qid<TAB>query`` lines.
+        docs: JSONL, one ``{"docid": ..., "text": ...}`` object a line.
+
+    Raises:
+        DataError: a file that is missing or malformed, a query of the run with no text in
+            ``topics``, a docid with no passage in ``docs``, a docid listed twice for a query
+            (each names the file and line).
+
+    Example::
+
+        requests = load_run_candidates("bm25.run", "topics.tsv", "docs.jsonl")
+    """
     rows = {qid: [(docid, f"{run}:{number}") for docid, _, number in hits]
             for qid, hits in load_run(run).items()}
     return run_requests(rows, load_topics(topics), load_docs(docs), f"has no text in {topics}",
@@ -368,8 +404,41 @@ def _check_unique(path: str | Path, requests: list[RankRequest]) -> None:
 
 
 def load_candidates(path: str | Path) -> list[RankRequest]:
-    """Queries and candidates from a candidates JSONL file or a retrieve_results JSON list
-    (told apart by the first character: ``[`` is the JSON list)."""
+    """Queries and their candidates, one :class:`~prp.types.RankRequest` per query (file order),
+    from either layout (told apart by the first character: ``[`` is the JSON list):
+
+    * **candidates JSONL** - one object a line, candidates in first-stage order (or by
+      ``score``, descending and stable, when every candidate of the query has one)::
+
+        {"qid": "q1", "query": "how long do fleas live", "candidates": [
+            {"docid": "d1", "text": "A flea can live up to a year...", "score": 12.5},
+            {"docid": "d2", "text": "Fleas are wingless insects..."}]}
+
+      (one line in the file; wrapped here).
+    * **retrieve_results JSON list** (rank_llm's layout, e.g. ``bm25-top100.json``)::
+
+        [{"query": "...", "hits": [{"qid": "q1", "docid": "d1", "rank": 1, "score": 12.5,
+                                    "content": "..."}]}]
+
+      hits are taken by ``rank``; the qid is the entry's or its hits' ``qid``.
+
+    qids and docids are non-empty strings or integers without whitespace (they are written into
+    TREC run lines); ``query`` and ``text`` are strings. Blank lines are skipped; a UTF-8 BOM is
+    allowed.
+
+    Args:
+        path: the file.
+
+    Raises:
+        DataError: a missing file, bytes that are not UTF-8, invalid JSON (``NaN`` is not a
+            number), a missing field, a qid given twice, a docid given twice in one query, a
+            score that is not a finite number... (the message names the file, line and field).
+
+    Example::
+
+        requests = load_candidates("candidates.jsonl")
+        requests[0].qid, requests[0].doc_ids[:2]   # ('q1', ['d1', 'd2'])
+    """
     path = _existing(path)
     with path.open("rb") as fh:
         head = fh.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
@@ -384,7 +453,17 @@ def load_candidates(path: str | Path) -> list[RankRequest]:
 
 def trec_run_lines(qid: str, doc_ids: Iterable[str], tag: str = "prp") -> Iterator[str]:
     """TREC run lines ``qid Q0 docid rank score tag`` for one ranking: ranks 1..n and integer
-    scores n..1, so rank order and score order agree."""
+    scores n..1, so rank order and score order agree.
+
+    Raises:
+        ValueError: an id that is empty or holds whitespace (it would break the line).
+
+    Example::
+
+        with open("reranked.run", "w") as fh:
+            for result in results:
+                fh.writelines(trec_run_lines(result.qid, result.doc_ids))
+    """
     ids = list(doc_ids)
     for field in (qid, *ids):
         if not field or _WHITESPACE.search(field):

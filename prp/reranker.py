@@ -21,6 +21,7 @@ from prp.aggregate import AGGREGATES, ORDERS, check_choice, check_debias, needs_
 from prp.cache import make_cache
 from prp.judgment import UnparsedError, UnparsedWarning, check_max_unparsed, describe_unparsed, unparsed_share
 from prp.oracles.base import Backend
+from prp.oracles.simulated import warn_unjudged
 from prp.result import RankedDoc, RankedResult
 from prp.spec import parse_spec
 from prp.types import RankRequest
@@ -103,7 +104,9 @@ class Reranker:
     Unparsed answers (see :mod:`prp.judgment`) are asked once more, then counted as ties; a
     call that gives up on any warns (:class:`~prp.judgment.UnparsedWarning`), and with
     ``max_unparsed`` (a fraction of the prompts judged) a call above it raises
-    :class:`~prp.judgment.UnparsedError`. ``aggregate="margin"`` with a backend whose
+    :class:`~prp.judgment.UnparsedError`. A call where a perfect or noisy judge has no judgments
+    for some query warns once (:class:`~prp.oracles.simulated.NoJudgmentsWarning`, see
+    :mod:`prp.oracles.simulated`). ``aggregate="margin"`` with a backend whose
     ``reports_margins`` is False fails here; with one that does not say, at its first answer
     without a margin.
     """
@@ -183,6 +186,7 @@ class Reranker:
         cost = results[0].run_cost if results else Ledger.total([])
         self._last_cost = cost
         self._check_unparsed(cost, results)  # type: ignore[arg-type]
+        warn_unjudged(self.oracle, results)  # a simulated judge with no qrels for some query
         return results
 
     @property

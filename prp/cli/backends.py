@@ -13,6 +13,7 @@ import argparse
 from prp.models import MODELS
 from prp.oracles import Backend
 from prp.oracles.judges import DEFAULT_LLAMA_MODEL, JUDGES, OFFLINE, SIMULATED, describe, make_judge
+from prp.oracles.simulated import FITTED_QWEN_1_5B
 
 __all__ = ["DEFAULT_LLAMA_MODEL", "OFFLINE", "SIMULATED", "add_backend_args", "backend_label", "judge_spec",
            "make_backend"]
@@ -31,12 +32,15 @@ class JudgeSpec(argparse.Action):
 
 
 def add_backend_args(parser: argparse.ArgumentParser, default: str = "llama.cpp",
-                     qrels_default: str = "none") -> None:
-    """Add ``--judge``, ``--model``, ``--base-url``, ``--api-key`` and ``--qrels`` to ``parser``."""
+                     qrels_help: str | None = None) -> None:
+    """Add ``--judge``, ``--model``, ``--base-url``, ``--api-key`` and ``--qrels`` to ``parser``
+    (``qrels_help``: the command's own help for ``--qrels``)."""
     group = parser.add_argument_group("judge")
     group.add_argument("--judge", action=JudgeSpec, default=default, metavar="NAME[:OPTIONS]",
                        help=f"who judges the pairs: {', '.join(JUDGES)}, with options after a colon "
-                            f"(noisy:scale=1,bias=1.5; replay:path=SET.json.gz; llama.cpp:n_threads=2) "
+                            f"(noisy:scale=1,bias=1.5; replay:path=SET.json.gz; llama.cpp:n_threads=2); "
+                            f"a bare noisy is fitted to qwen2.5-coder-1.5b: "
+                            f"noisy:{','.join(f'{k}={v}' for k, v in FITTED_QWEN_1_5B.items())},seed=0 "
                             f"(default: {default})")
     parser.set_defaults(judge_options="")
     group.add_argument("--model", default=None,
@@ -48,7 +52,7 @@ def add_backend_args(parser: argparse.ArgumentParser, default: str = "llama.cpp"
                             "(default: $PRP_OPENAI_BASE_URL or $OPENAI_BASE_URL)")
     group.add_argument("--api-key", default=None, help="openai: API key (default: from the environment)")
     group.add_argument("--qrels", default=None,
-                       help=f"perfect/noisy: TREC qrels the judge reads (default: {qrels_default})")
+                       help=qrels_help or "perfect/noisy: TREC qrels the judge reads (default: none)")
 
 
 def judge_spec(args: argparse.Namespace) -> str:

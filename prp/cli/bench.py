@@ -1,10 +1,14 @@
-"""``prp bench``: effectiveness and cost of every sorter x batch size on a TREC DL dataset.
+"""``prp bench``: effectiveness and cost of every sorter x batch size on your candidates.
 
-For each (sorter, batch size) it reranks the first ``--queries`` queries of ``--data`` (the
+For each (sorter, batch size) it reranks the first ``--queries`` queries of the input (the
 first-stage top ``--depth``) with the judge of ``--judge`` and reports nDCG@10 and MRR@10
 (RR with rel >= 2, ir-measures), the per-query means of the cost ledger, the latency model's
 ``predicted_seconds`` and the measured wall seconds per query. Rules:
 
+* **Input.** ``--data DIR`` (the TREC DL layout: ``bm25-top100.json``, ``qrels.txt``), or
+  ``--input FILE --qrels QRELS``: any candidates file ``prp rerank --input`` takes (candidates
+  JSONL, or a retrieve_results JSON list) with TREC qrels (``qid 0 docid grade`` lines). Queries
+  the qrels do not judge are named in one ``warning:`` line (see :mod:`prp.cli.grid`).
 * **Counts are standalone.** Every run starts with an empty in-memory cache of its own, so its
   ``inferences`` are what that sorter x B costs alone, whatever ran before it
   (``virtual_inferences``: the same schedule with no cache at all). The grid runs on
@@ -151,7 +155,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 def settings(args: argparse.Namespace) -> dict:
     latency = args.latency
-    return {"data": str(args.data), "queries": args.queries, "depth": args.depth, "k": args.k,
+    return {"data": args.data, "input": args.input, "qrels": args.qrels, "queries": args.queries,
+            "depth": args.depth, "k": args.k,
             "sorters": split_specs(args.sorters), "batch_sizes": args.batch_sizes,
             "orders": args.orders, "aggregate": args.aggregate, "budgets": args.budgets,
             "debias": args.debias, "infer": args.infer,

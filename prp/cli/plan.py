@@ -38,7 +38,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     p.add_argument("--trials", type=int, default=5, help="seeds averaged over")
     p.add_argument("--judge", default=DEFAULT_JUDGE, metavar="NAME[:OPTIONS]",
-                   help="the simulated judge: perfect, or noisy:scale=1,bias=0.5,noise=1.0,seed=0")
+                   help="the simulated judge: perfect, noisy (bare: fitted to qwen2.5-coder-1.5b), or "
+                        f"noisy:scale=1,bias=0.5,noise=1.0,seed=0 (default: {DEFAULT_JUDGE})")
     p.add_argument("--sorters", default=None,
                    help="comma-separated specs (default: all but allpair when n > 60)")
     p.add_argument("--seed", type=int, default=0)

@@ -91,6 +91,7 @@ from prp.judgment import UnparsedError, check_max_unparsed, describe_unparsed, u
 from prp.latency import KEEP, LatencyChoice, choose, judge_key, record_run
 from prp.oracles import ScoresOracle
 from prp.oracles.base import Backend, BackendError
+from prp.oracles.simulated import unjudged
 from prp.planner import PREDICTED
 from prp.reranker import DEFAULT_IN_FLIGHT, RankRequest, Reranker
 from prp.result import RankedResult
@@ -323,6 +324,9 @@ def run(args: argparse.Namespace) -> int:
     cache = make_cache(args.cache_dir)
     try:
         backend = make_backend(args)
+        missing = unjudged(backend, [q.head for q in queries])  # a simulated judge's qrels
+        if missing is not None:
+            print(f"prp rerank: warning: {missing}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         with atomic_output(args.output) as out:  # appears only if the run ends well
             results, records = _rerank_reporting(args, queries, _reranker(args, backend, cache), out,

@@ -1,9 +1,13 @@
-"""``prp simulate``: the cost-model simulator over a TREC DL dataset with a simulated judge.
+"""``prp simulate``: the cost-model simulator over your candidates with a simulated judge.
 
+The input is ``--data DIR`` (the TREC DL layout) or ``--input FILE --qrels QRELS`` (any
+candidates file ``prp rerank --input`` takes, with TREC qrels); see :mod:`prp.cli.grid`.
 For each (sorter, orders, budget, batch size, cache off/on) it reranks every query and prints
 the per-query means of the cost ledger and nDCG@10, one JSON object per line (``--format
-jsonl``) or a table. The judge is ``--judge`` (default ``perfect``; ``noisy:...`` or
-``replay:path=...``; an LLM judge works too, but ``prp bench`` is the command for those).
+jsonl``) or a table. The judge is ``--judge`` (default ``perfect``; ``noisy`` - fitted to
+qwen2.5-coder-1.5b unless given options -, ``noisy:...`` or ``replay:path=...``; an LLM judge
+works too, but ``prp bench`` is the command for those). Queries the qrels do not judge are
+named in one ``warning:`` line on stderr.
 """
 
 from __future__ import annotations

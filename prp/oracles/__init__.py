@@ -6,10 +6,11 @@ import importlib
 
 from prp.oracles.base import Backend, BackendError
 from prp.oracles.judges import JudgeUnavailable, make_judge
-from prp.oracles.simulated import NoisyOracle, PerfectOracle, ScoresOracle
+from prp.oracles.simulated import NoisyOracle, NoJudgments, NoJudgmentsWarning, PerfectOracle, ScoresOracle
 
-__all__ = ["Backend", "BackendError", "JudgeUnavailable", "LlamaCppBackend", "NoisyOracle", "OpenAIBackend",
-           "PerfectOracle", "ScoresOracle", "TransformersBackend", "make_judge"]
+__all__ = ["Backend", "BackendError", "JudgeUnavailable", "LlamaCppBackend", "NoJudgments",
+           "NoJudgmentsWarning", "NoisyOracle", "OpenAIBackend", "PerfectOracle", "ScoresOracle",
+           "TransformersBackend", "make_judge"]
 
 # LLM backends, imported on first use: each needs an optional extra.
 _LAZY = {"OpenAIBackend": ("prp.oracles.http", "http"),

@@ -6,7 +6,13 @@ Every command and the library build judges here (one place for judge specs). Rul
 * A spec is ``NAME[:KEY=VALUE,...]`` (:mod:`prp.spec`), ``NAME`` one of :data:`JUDGES`:
 
   * ``perfect`` / ``noisy``: simulated judges reading graded ``qrels`` (a mapping, or a path to
-    TREC qrels); ``noisy`` takes ``scale``, ``bias``, ``noise``, ``seed``.
+    TREC qrels); ``noisy`` takes ``scale``, ``bias``, ``noise``, ``seed``. A bare ``noisy`` is
+    the judge fitted to the packaged qwen2.5-coder-1.5b (``scale=0.2377,bias=1.523,noise=0.7707``,
+    :data:`~prp.oracles.simulated.FITTED_QWEN_1_5B`); with some options the others are scale 1,
+    bias 0, noise 0, seed 0, and one that leaves bias and noise at 0 that way is a ValueError (it
+    would rank like ``perfect``; see :class:`~prp.oracles.simulated.NoisyOracle`). Labels
+    (:func:`describe`) spell a noisy judge's parameters out: ``noisy`` is labelled
+    ``noisy:scale=0.2377,bias=1.523,noise=0.7707,seed=0``.
   * ``replay``: ``replay:path=SET.json.gz``, a real judge's recorded answers
     (:class:`~prp.oracles.replay.ReplayOracle`).
   * ``llama.cpp`` (``model``: a packaged GGUF name, default :data:`DEFAULT_LLAMA_MODEL`, or a
@@ -47,8 +53,8 @@ def split(spec: str) -> tuple[str, dict[str, object]]:
     name, options = parse_spec(spec)
     if name not in JUDGES:
         raise ValueError(f"unknown judge {name!r}; known: {', '.join(JUDGES)} (noisy takes scale, bias, "
-                         "noise, seed: noisy:bias=1.5,noise=1.0,seed=0; replay takes path: "
-                         "replay:path=SET.json.gz)")
+                         "noise, seed: noisy:bias=1.5,noise=1.0,seed=0, or none: fitted to "
+                         "qwen2.5-coder-1.5b; replay takes path: replay:path=SET.json.gz)")
     return name, options
 
 
@@ -73,8 +79,16 @@ def make_judge(spec: str, *, model: str | None = None, base_url: str | Sequence[
 
 
 def describe(spec: str, model: str | None = None) -> str:
-    """A short label, e.g. ``llama.cpp/qwen2.5-coder-1.5b`` or ``noisy:bias=1.5``."""
+    """A short label, e.g. ``llama.cpp/qwen2.5-coder-1.5b``, ``perfect`` or
+    ``noisy:scale=1,bias=1.5,noise=0,seed=0`` (a noisy judge's parameters spelled out, those it
+    defaults included; a spec it cannot read is returned as it is)."""
     name = spec.partition(":")[0]
+    if name == "noisy":
+        try:
+            judge = NoisyOracle({}, **split(spec)[1])  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            return spec
+        return f"noisy:scale={judge.scale:g},bias={judge.bias:g},noise={judge.noise:g},seed={judge.seed}"
     if name in OFFLINE:
         return spec
     return f"{name}/{model or (DEFAULT_LLAMA_MODEL if name == 'llama.cpp' else '(default)')}"

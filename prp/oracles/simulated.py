@@ -8,6 +8,27 @@
   noise is a seeded function of (seed, qid, first id, second id), so the same prompt always
   gets the same answer, whatever the batching.
 
+Rules:
+
+* **A bare noisy judge is noisy.** Give none of ``scale``, ``bias``, ``noise``
+  (``NoisyOracle(qrels)``, ``--judge noisy``) and the judge is :data:`FITTED_QWEN_1_5B`: scale
+  0.2377, bias 1.523, noise 0.7707, the fit of ``prp calibrate-oracle`` to the packaged llama.cpp
+  judge qwen2.5-coder-1.5b on DL19 (96 prompts, ``bench/results/qwen1.5b-oracle-fit.txt``).
+  Give any of the three and the ones left out are scale 1, bias 0, noise 0 - but a judge left
+  with bias 0 and noise 0 that way has no errors (at a positive scale it ranks exactly like
+  :class:`PerfectOracle`), so it is a ValueError (``bias=0, noise=0`` given explicitly is
+  accepted). ``seed`` (default 0) does not count: ``noisy:seed=1`` is the fitted judge with
+  another seed.
+* **No judgments, no silence.** A query none of whose candidates is in the qrels (its qid is
+  not there, or none of its doc ids is) gets no grades from a perfect or noisy judge: the
+  perfect one sees only ties and keeps its input order, the noisy one orders it by its bias and
+  noise alone. :func:`no_judgments` finds
+  such queries (the one place that decides it); the callers say so once per call: the library
+  (:meth:`prp.Reranker.rank_many`) with a :class:`NoJudgmentsWarning`, ``prp rerank`` / ``bench``
+  / ``simulate`` with one ``warning:`` line on stderr, ``prp serve`` with a ``warnings`` list in
+  the response. A query that has some judged candidates does not warn: its unjudged ones are
+  grade 0, as in trec_eval (DL19's BM25 top-100 holds 2,043 unjudged of 4,300).
+
 ``delay`` (seconds, default 0) makes each inference take that long (yielding to the event loop),
 standing in for an LLM's latency in load tests of the service.
 
@@ -21,12 +42,132 @@ import asyncio
 import hashlib
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from cost.model import estimate_prompt_tokens
 from prp.types import BatchResult, Judgment, Prompt
 
 Qrels = Mapping[str, Mapping[str, int]]
+
+#: The noisy judge's parameters when none is given: ``prp calibrate-oracle`` fitted to the
+#: packaged llama.cpp judge qwen2.5-coder-1.5b on DL19 (48 pairs, 96 prompts; margin = 0.2377 x
+#: grade gap + 1.523 + N(0, 0.7707^2); ``bench/results/qwen1.5b-oracle-fit.txt``).
+FITTED_QWEN_1_5B = {"scale": 0.2377, "bias": 1.523, "noise": 0.7707}
+
+
+class NoJudgmentsWarning(UserWarning):
+    """A simulated judge had no judgments for some queries of a call (none of their candidates
+    is in its qrels), so it had no grades to rank them by. Likely cause: query or document ids
+    that are not the qrels' ids. Emitted once per call (see :func:`no_judgments`)."""
+
+
+@dataclass(frozen=True)
+class NoJudgments:
+    """The queries of a call that have no judgments in the qrels (from :func:`no_judgments`).
+
+    ``queries``: queries looked at (those with 2 or more candidates); ``missing``: qids not in
+    the qrels; ``unmatched``: qids in the qrels none of whose candidates is; ``documents``: the
+    candidates of both kinds; ``consequence``: what the judge did with them."""
+
+    queries: int
+    missing: tuple[str, ...]
+    unmatched: tuple[str, ...]
+    documents: int
+    consequence: str = "the judge had no grades to rank them by"
+
+    @property
+    def count(self) -> int:
+        """How many queries had no judgments."""
+        return len(self.missing) + len(self.unmatched)
+
+    def message(self, consequence: str | None = None) -> str:
+        """One line naming how many queries and documents had no judgments, why, and the likely
+        cause, e.g. ``1 of 1 queries (3 documents) had no judgments in the qrels (qid not in the
+        qrels: 'what is a flea'): ...``."""
+        parts = []
+        if self.missing:
+            parts.append(f"{_plural(len(self.missing), 'qid')} not in the qrels: {_sample(self.missing)}")
+        if self.unmatched:
+            parts.append(f"{_plural(len(self.unmatched), 'query', 'queries')} in the qrels but none of "
+                         f"{'its' if len(self.unmatched) == 1 else 'their'} documents: "
+                         f"{_sample(self.unmatched)}")
+        return (f"{self.count} of {_plural(self.queries, 'query', 'queries')} "
+                f"({_plural(self.documents, 'document')}) had no judgments in the qrels "
+                f"({'; '.join(parts)}): {consequence or self.consequence}; likely cause: query or "
+                "document ids that are not the ones in the qrels")
+
+    def __str__(self) -> str:
+        return self.message()
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def _sample(ids: Sequence[str], most: int = 3) -> str:
+    shown = ", ".join(repr(i if len(i) <= 40 else i[:37] + "...") for i in ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def _ids(item: Any) -> tuple[str, list[str]]:
+    """(qid, doc ids) of a RankRequest (defaults as the Reranker's: qid = query, ids = positions),
+    a RankedResult or a ``(qid, doc_ids)`` pair."""
+    if isinstance(item, tuple):
+        qid, doc_ids = item
+        return str(qid), [str(d) for d in doc_ids]
+    qid = item.qid if item.qid is not None else item.query
+    doc_ids = item.doc_ids
+    if doc_ids is None:
+        doc_ids = [str(pos) for pos in range(len(item.docs))]
+    return str(qid), [str(d) for d in doc_ids]
+
+
+def no_judgments(qrels: Qrels, requests: Iterable[Any],
+                 consequence: str | None = None) -> NoJudgments | None:
+    """The queries of ``requests`` that have no judgments in ``qrels``, or None when every one
+    has some. This is the one place that decides it (see the module docstring).
+
+    ``requests``: RankRequests, RankedResults or ``(qid, doc_ids)`` pairs. A query with fewer
+    than 2 candidates is not looked at (it needs no comparison). A query has no judgments when
+    its qid is not in ``qrels`` or none of its doc ids is in ``qrels[qid]``; one with some judged
+    candidates is fine (the others are grade 0)."""
+    looked, missing, unmatched, documents = 0, [], [], 0
+    for item in requests:
+        qid, doc_ids = _ids(item)
+        if len(doc_ids) < 2:
+            continue
+        looked += 1
+        judged = qrels.get(qid)
+        if not judged:
+            missing.append(qid)
+        elif not any(d in judged for d in doc_ids):
+            unmatched.append(qid)
+        else:
+            continue
+        documents += len(doc_ids)
+    if not missing and not unmatched:
+        return None
+    report = NoJudgments(looked, tuple(missing), tuple(unmatched), documents)
+    return report if consequence is None else NoJudgments(looked, report.missing, report.unmatched,
+                                                          documents, consequence)
+
+
+def unjudged(backend: object, requests: Iterable[Any]) -> NoJudgments | None:
+    """:func:`no_judgments` for ``backend``'s qrels when it is a perfect or noisy judge (a
+    backend with an ``unjudged`` method); None for any other backend."""
+    check = getattr(backend, "unjudged", None)
+    return check(requests) if callable(check) else None
+
+
+def warn_unjudged(backend: object, requests: Iterable[Any], stacklevel: int = 2) -> NoJudgments | None:
+    """:func:`unjudged`, and a :class:`NoJudgmentsWarning` (one) when some query had none."""
+    report = unjudged(backend, requests)
+    if report is not None:
+        warnings.warn(report.message(), NoJudgmentsWarning, stacklevel=stacklevel + 1)
+    return report
 
 
 class _Simulated:
@@ -70,6 +211,9 @@ class ScoresOracle(_Simulated):
 class PerfectOracle(_Simulated):
     """Judges by graded relevance: the best any judge could do on these candidates."""
 
+    #: what this judge does with a query it has no judgments for
+    unjudged_consequence = "the judge saw only ties and kept their input order"
+
     def __init__(self, qrels: Qrels) -> None:
         super().__init__()
         self.qrels = qrels
@@ -78,16 +222,40 @@ class PerfectOracle(_Simulated):
     def grade(self, qid: str, doc_id: str) -> int:
         return self.qrels.get(qid, {}).get(doc_id, 0)
 
+    def unjudged(self, requests: Iterable[Any]) -> NoJudgments | None:
+        """The queries of ``requests`` this judge has no judgments for (:func:`no_judgments`)."""
+        return no_judgments(self.qrels, requests, self.unjudged_consequence)
+
     def margin(self, p: Prompt) -> float:
         return float(self.grade(p.qid, p.first_id) - self.grade(p.qid, p.second_id))
 
 
 class NoisyOracle(PerfectOracle):
-    """Graded relevance seen through position bias and Gaussian noise."""
+    """Graded relevance seen through position bias and Gaussian noise.
 
-    def __init__(self, qrels: Qrels, scale: float = 1.0, bias: float = 0.0, noise: float = 0.0,
-                 seed: int = 0) -> None:
+    margin = ``scale`` x (grade(A) - grade(B)) + ``bias`` + ``noise`` x N(0, 1), the noise a seeded
+    function of (``seed``, qid, first id, second id). With none of ``scale``, ``bias``, ``noise``
+    the judge is :data:`FITTED_QWEN_1_5B` (fitted to the packaged qwen2.5-coder-1.5b judge); with
+    any of them the others are 1, 0, 0. Raises ValueError for a value that is not a finite number
+    (``noise`` must be >= 0, ``seed`` an integer), and when bias and noise are both 0 with one of
+    them left out (that judge would rank exactly like :class:`PerfectOracle`).
+
+    Example::
+
+        NoisyOracle(qrels)                        # errs like qwen2.5-coder-1.5b
+        NoisyOracle(qrels, bias=1.5, noise=1.0)   # scale 1, seed 0
+    """
+
+    unjudged_consequence = "the judge ranked them on its bias and noise alone"
+
+    def __init__(self, qrels: Qrels, scale: float | None = None, bias: float | None = None,
+                 noise: float | None = None, seed: int = 0) -> None:
         super().__init__(qrels)
+        given = {k: v for k, v in (("scale", scale), ("bias", bias), ("noise", noise)) if v is not None}
+        if not given:
+            scale, bias, noise = (FITTED_QWEN_1_5B[k] for k in ("scale", "bias", "noise"))
+        else:
+            scale, bias, noise = given.get("scale", 1.0), given.get("bias", 0.0), given.get("noise", 0.0)
         for label, value in (("scale", scale), ("bias", bias), ("noise", noise)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise ValueError(f"noisy oracle: {label} must be a finite number, got {value!r}")
@@ -95,6 +263,14 @@ class NoisyOracle(PerfectOracle):
             raise ValueError(f"noisy oracle: noise must be >= 0, got {noise}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"noisy oracle: seed must be an integer, got {seed!r}")
+        if bias == 0 and noise == 0 and not {"bias", "noise"} <= set(given):
+            left = " and ".join(k for k in ("bias", "noise") if k not in given)
+            raise ValueError(f"noisy oracle: {left} left out {'is' if ' ' not in left else 'are'} 0, so "
+                             f"with {', '.join(f'{k}={v}' for k, v in given.items())} the judge has no bias "
+                             "and no noise (at a positive scale it ranks exactly like the perfect judge); "
+                             "give bias and/or noise (bias=0,noise=0 is accepted when given), or none of "
+                             "scale, bias, noise for the judge fitted to qwen2.5-coder-1.5b "
+                             "(scale=0.2377,bias=1.523,noise=0.7707)")
         self.scale, self.bias, self.noise, self.seed = scale, bias, noise, seed
         self.name = f"simulated/noisy:scale={scale},bias={bias},noise={noise},seed={seed}"
 

@@ -9,7 +9,11 @@ Endpoints:
   APIs' fields a body may carry ``sorter``, ``budget`` (prompts per query), ``orders``,
   ``timeout`` (seconds) and ``top_n`` (the k the sorter orders; default all). A simulated judge
   reads ids, not texts: it looks up ``query_id`` (default: the query text) and each document's
-  ``id`` (default: its index, ``"0"``, ``"1"``, ...) in its qrels.
+  ``id`` (default: its index, ``"0"``, ``"1"``, ...) in its qrels. An answer carries
+  ``warnings`` (a list of strings, also as ``meta.warnings``, where the Cohere SDK reads them; an
+  ``X-PRP-Warnings`` header for TEI's bare array) when there is something to say: a simulated
+  judge with no judgments for the query (:func:`prp.oracles.simulated.no_judgments`), e.g. every
+  request of a client that sends no ids.
 * ``GET /health``: 200 ``{"status": "ok"}`` while admitting, 200 ``{"status": "degraded", "reason"}``
   while admitting without a cache tier (Redis down: :func:`prp.cache.cache_health`), 503
   ``draining`` once shutting down.
@@ -54,6 +58,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from prp.cache import add_cache_error_hook, cache_health
 from prp.engine import Engine, EngineClosed
 from prp.oracles.base import BackendError, PromptFailed
+from prp.oracles.simulated import unjudged
 from prp.reranker import Reranker
 from prp.serve import dialects
 from prp.serve.bodies import BodyError, Limits, admit, parse_json, read_body
@@ -222,7 +227,9 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
         metrics.cache_hits.inc(cost.cache_hits)
         metrics.unparsed.inc(cost.unparsed)
         metrics.documents.inc(n)
-        return dialects.respond(dialect, ask, result, model_name)
+        missing = unjudged(reranker.oracle, [result])  # a simulated judge with no qrels for it
+        notes = [] if missing is None else [f"{missing} (send query_id and each document's id)"]
+        return dialects.respond(dialect, ask, result, model_name, warnings=notes)
 
     for path in dialects.PATHS:
         app.post(path)(rerank)

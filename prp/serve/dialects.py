@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,12 +75,17 @@ def usage(result: RankedResult) -> dict[str, Any]:
             "cut": result.cut, "unparsed": cost.unparsed}
 
 
-def respond(dialect: Dialect, ask: Ask, result: RankedResult, model_name: str) -> JSONResponse:
-    """The answer to ``ask`` in ``dialect``'s shape."""
+def respond(dialect: Dialect, ask: Ask, result: RankedResult, model_name: str,
+            warnings: Sequence[str] = ()) -> JSONResponse:
+    """The answer to ``ask`` in ``dialect``'s shape; ``warnings`` (if any) as ``warnings`` and
+    ``meta.warnings`` (where the Cohere SDK reads them), for TEI's bare array as the
+    ``X-PRP-Warnings`` header (a JSON list)."""
     n = len(ask.texts)
     top = result.docs[: n if ask.top_n is None else min(ask.top_n, n)]
     spent = usage(result)
     headers = {"X-PRP-Usage": json.dumps(spent, separators=(",", ":"))}
+    if warnings:
+        headers["X-PRP-Warnings"] = json.dumps(list(warnings), ensure_ascii=True)
     if dialect is TEI:
         items = []
         for doc in top:
@@ -95,7 +101,10 @@ def respond(dialect: Dialect, ask: Ask, result: RankedResult, model_name: str) -
             item["document"] = {"text": doc.text}
         results.append(item)
     tokens = {"input_tokens": spent["prompt_tokens"], "output_tokens": spent["completion_tokens"]}
-    meta = {"api_version": {"version": "2" if dialect is COHERE_V2 else "1"},
+    meta: dict[str, Any] = {"api_version": {"version": "2" if dialect is COHERE_V2 else "1"},
             "billed_units": {"search_units": max(1, math.ceil(n / 100)), **tokens}, "tokens": tokens}
-    return JSONResponse({"id": str(uuid.uuid4()), "model": ask.model or model_name, "results": results,
-                         "usage": spent, "meta": meta}, headers=headers)
+    payload: dict[str, Any] = {"id": str(uuid.uuid4()), "model": ask.model or model_name, "results": results,
+                               "usage": spent, "meta": meta}
+    if warnings:
+        payload["warnings"] = meta["warnings"] = list(warnings)
+    return JSONResponse(payload, headers=headers)
