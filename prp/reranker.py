@@ -159,6 +159,7 @@ class Reranker:
 
     async def arank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
                     qid: str | None = None) -> RankedResult:
+        """:meth:`rank` from async code (on the reranker's open engine when it has one)."""
         return (await self.arank_many([RankRequest(query, docs, doc_ids, qid)]))[0]
 
     def rank_many(self, requests: Iterable[RankRequest | dict]) -> list[RankedResult]:

@@ -66,6 +66,7 @@ SORTERS: dict[str, Callable[..., SorterGen]] = {
     "tournament": tournament,
     "active": active,
 }
+"""Every sorter by name: what ``sorter="NAME"`` and ``--sorter NAME`` accept."""
 
 
 def get_sorter(name: str) -> Callable[..., SorterGen]:

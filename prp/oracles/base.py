@@ -19,6 +19,9 @@ class BackendError(RuntimeError):
 
 @runtime_checkable
 class Backend(Protocol):
+    """What judges prompts: the one seam every judge (simulated, llama.cpp, transformers, HTTP)
+    implements. One ``judge`` call is one inference; see the module's rules above."""
+
     #: Identity of the judge for cache keys: backend kind, model id, template id.
     name: str
     #: What the judge reads: "text" (LLMs; the cache keys on texts) or "id" (simulated judges
