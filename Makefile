@@ -76,10 +76,10 @@ demo: demo-install
 test:
 	VENV="$(VENV)" SLOW_TIMEOUT="$(SLOW_TIMEOUT)" bash .ci/run
 
-docs:
+docs: $(PY)
 	@$(RUN) -m mkdocs --version >/dev/null 2>&1 || $(PIP) install --quiet -e ".[docs,serve]"
-	$(RUN) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(RUN) -m mkdocs build --strict
 
-docs-serve:
+docs-serve: $(PY)
 	@$(RUN) -m mkdocs --version >/dev/null 2>&1 || $(PIP) install --quiet -e ".[docs,serve]"
-	$(RUN) -m mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(RUN) -m mkdocs serve

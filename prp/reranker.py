@@ -106,6 +106,17 @@ class Reranker:
     :class:`~prp.judgment.UnparsedError`. ``aggregate="margin"`` with a backend whose
     ``reports_margins`` is False fails here; with one that does not say, at its first answer
     without a margin.
+
+    Raises:
+        TypeError, ValueError: a bad setting (the message names it; unknown sorters and options
+            list the known ones).
+
+    Example:
+        >>> from prp import PerfectOracle, Reranker
+        >>> judge = PerfectOracle({"bees": {"b": 2, "c": 1}})   # simulated: grades by qid, doc id
+        >>> result = Reranker(judge, k=2).rank("bees", ["x", "y", "z"], doc_ids=["a", "b", "c"])
+        >>> result.doc_ids, result.cost.prompts
+        (['b', 'c', 'a'], 6)
     """
 
     def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
