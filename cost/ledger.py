@@ -36,7 +36,21 @@ _SUMMED = (
 
 @dataclass
 class Ledger:
-    """Counts for one query or, once merged, for a whole run."""
+    """Counts for one query or, once merged, for a whole run.
+
+    Physical counts (``comparisons``, ``unique_comparisons``, ``cache_hits``, ``inferred``,
+    ``prompts``, ``inferences``, ``rounds``, tokens, ``unparsed``, ``unparsed_retries``) are what
+    was paid; ``virtual_prompts`` and ``virtual_inferences`` what the same schedule would have
+    paid with no cache. ``predicted_seconds`` is the schedule's wall time under the latency model,
+    ``wall_seconds`` the measured one; ``queries`` how many queries were merged in;
+    ``batch_sizes`` maps prompts per inference to how many inferences carried that many.
+
+    Example:
+        >>> from prp import PerfectOracle, Reranker
+        >>> cost = Reranker(PerfectOracle({"q": {"1": 1}}), k=1).rank("q", ["a", "b"]).cost
+        >>> cost.comparisons, cost.prompts, cost.inferences
+        (1, 2, 1.0)
+    """
 
     comparisons: int = 0  # asked by the sorter, duplicates within a round included
     unique_comparisons: int = 0  # after (a, b) / (b, a) de-duplication within a round
@@ -83,6 +97,7 @@ class Ledger:
         return {name: getattr(self, name) / q for name in _SUMMED}
 
     def to_dict(self) -> dict:
+        """Every count as a JSON-ready dict, plus ``saved_inferences`` (what the CLI prints)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["batch_sizes"] = {str(size): n for size, n in sorted(self.batch_sizes.items())}
         out["saved_inferences"] = self.saved_inferences

@@ -79,12 +79,14 @@ class MemoryCache:
         self._data: OrderedDict[Key, Judgment] = OrderedDict()
 
     def get(self, key: Key) -> Judgment | None:
+        """The judgment cached under ``key`` (now the most recently used), or None."""
         judgment = self._data.get(key)
         if judgment is not None:
             self._data.move_to_end(key)
         return judgment
 
     def set(self, key: Key, judgment: Judgment) -> None:
+        """Cache ``judgment`` under ``key``, dropping the least recently used past the bound."""
         data = self._data
         data[key] = judgment
         data.move_to_end(key)
@@ -133,6 +135,7 @@ class DiskCache:
                                digest_size=20).digest()
 
     def get(self, key: Key) -> Judgment | None:
+        """The judgment stored under ``key``, or None (also for an unusable one found on disk)."""
         if self._cache is None:
             return None
         try:
@@ -146,6 +149,7 @@ class DiskCache:
         return judgment if check_judgment(judgment).parsed else None
 
     def set(self, key: Key, judgment: Judgment) -> None:
+        """Store ``judgment`` under ``key`` on disk."""
         if self._cache is None:
             return
         try:
@@ -157,6 +161,7 @@ class DiskCache:
         return 0 if self._cache is None else len(self._cache)
 
     def close(self) -> None:
+        """Close the directory's database (the judgments stay on disk)."""
         if self._cache is not None:
             self._cache.close()
 

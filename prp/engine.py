@@ -218,6 +218,7 @@ class Engine:
 
     async def rank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
                    qid: str | None = None, **limits: object) -> RankedResult:
+        """Rank one query as a request of its own; ``**limits`` as :meth:`rank_many`'s."""
         return (await self.rank_many([RankRequest(query, docs, doc_ids, qid)], **limits))[0]  # type: ignore[arg-type]
 
     async def rank_many(self, requests: Iterable[RankRequest | dict], *, budget: int | None = None,
@@ -459,13 +460,16 @@ class SyncEngine:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def rank_many(self, requests: Iterable[RankRequest | dict], **limits: object) -> list[RankedResult]:
+        """:meth:`Engine.rank_many`, from any thread: blocks until the request's results are in."""
         return self._run(self.engine.rank_many(list(requests), **limits))  # type: ignore[arg-type]
 
     def rank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
              qid: str | None = None, **limits: object) -> RankedResult:
+        """Rank one query (see :meth:`rank_many`)."""
         return self.rank_many([RankRequest(query, docs, doc_ids, qid)], **limits)[0]
 
     def close(self) -> None:
+        """Finish what is in flight, close the engine and stop its thread (idempotent)."""
         if self._thread.is_alive():
             self._run(self.engine.aclose())
             self._stop()

@@ -109,6 +109,17 @@ class Reranker:
     :mod:`prp.oracles.simulated`). ``aggregate="margin"`` with a backend whose
     ``reports_margins`` is False fails here; with one that does not say, at its first answer
     without a margin.
+
+    Raises:
+        TypeError, ValueError: a bad setting (the message names it; unknown sorters and options
+            list the known ones).
+
+    Example:
+        >>> from prp import PerfectOracle, Reranker
+        >>> judge = PerfectOracle({"bees": {"b": 2, "c": 1}})   # simulated: grades by qid, doc id
+        >>> result = Reranker(judge, k=2).rank("bees", ["x", "y", "z"], doc_ids=["a", "b", "c"])
+        >>> result.doc_ids, result.cost.prompts
+        (['b', 'c', 'a'], 6)
     """
 
     def __init__(self, oracle: Backend, sorter: str = "quicksort", k: int = 10, batch_size: int = 8,
@@ -162,6 +173,7 @@ class Reranker:
 
     async def arank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
                     qid: str | None = None) -> RankedResult:
+        """:meth:`rank` from async code (on the reranker's open engine when it has one)."""
         return (await self.arank_many([RankRequest(query, docs, doc_ids, qid)]))[0]
 
     def rank_many(self, requests: Iterable[RankRequest | dict]) -> list[RankedResult]:

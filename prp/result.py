@@ -9,6 +9,10 @@ from cost.ledger import Ledger
 
 @dataclass(frozen=True, slots=True)
 class RankedDoc:
+    """One reranked document: its id and text, its ``rank`` after reranking (1-based), a
+    ``score`` that decreases with rank (n for the first of n), and its ``original_rank`` in the
+    first-stage order (1-based)."""
+
     doc_id: str
     text: str
     rank: int  # 1-based position after reranking
@@ -18,7 +22,13 @@ class RankedDoc:
 
 @dataclass
 class RankedResult:
-    """One query's reranked documents (all of them: the top-k first, then the rest) and its cost."""
+    """One query's reranked documents (all of them: the top-k first, then the rest) and its cost.
+
+    ``docs`` holds every candidate: the top ``k`` in judged order, then the rest in first-stage
+    order. ``cost`` is this query's Ledger, ``run_cost`` the Ledger of the whole call (or engine
+    request) it came from; ``cut`` is True when a budget or timeout stopped the sorter first (the
+    ranking is then the best reached so far).
+    """
 
     qid: str
     query: str
@@ -35,6 +45,7 @@ class RankedResult:
 
     @property
     def doc_ids(self) -> list[str]:
+        """Every document id in the new order."""
         return [d.doc_id for d in self.docs]
 
     def __len__(self) -> int:

@@ -66,6 +66,7 @@ SORTERS: dict[str, Callable[..., SorterGen]] = {
     "tournament": tournament,
     "active": active,
 }
+"""Every sorter by name: what ``sorter="NAME"`` and ``--sorter NAME`` accept."""
 
 
 def get_sorter(name: str) -> Callable[..., SorterGen]:
@@ -88,6 +89,12 @@ def make_sorter(name: str, n: int, k: int, **options: object) -> SorterGen:
 
     Unknown option names and bad option values raise ValueError here, not at the first
     ``next()``.
+
+    Example:
+        >>> grades = [0, 3, 1, 2]
+        >>> sorter = make_sorter("quicksort", n=4, k=2, pivot="median-of-three")
+        >>> drive(sorter, lambda i, j: (grades[i] > grades[j]) - (grades[i] < grades[j]))
+        [1, 3, 0, 2]
     """
     sorter = get_sorter(name)
     accepted = sorter_options(name)

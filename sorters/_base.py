@@ -24,17 +24,24 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 
 Pair = tuple[int, int]
+"""A comparison ``(i, j)`` of two candidate indices: is ``i`` more relevant than ``j``?"""
 Round = list[Pair]
+"""Comparisons a sorter yields together, none depending on another's answer."""
 Outcome = int
+"""The answer to a comparison: :data:`WIN`, :data:`TIE` or :data:`LOSS`."""
 SorterGen = Generator[Round, list[Outcome], list[int]]
+"""A running sorter: yields rounds, is sent their outcomes, returns the permutation."""
 
 class Cut(Exception):  # noqa: N818 - a signal, not an error
     """Thrown into a sorter to stop it: it must return its best permutation so far."""
 
 
 WIN: Outcome = 1
+"""``i`` is more relevant than ``j``."""
 TIE: Outcome = 0
+"""The judge cannot tell: first-stage order decides (:func:`before`)."""
 LOSS: Outcome = -1
+"""``j`` is more relevant than ``i``."""
 
 
 def before(i: int, j: int, outcome: Outcome) -> bool:

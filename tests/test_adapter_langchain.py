@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 from conftest import packaged_llama
-from readme_examples import run_readme_example
+from doc_examples import run_doc_example
 
 pytest.importorskip("langchain_core")
 retrievers = pytest.importorskip("langchain_classic.retrievers")
@@ -40,8 +40,8 @@ def best(order: list[str], grades: dict[str, int], n: int) -> list[str]:
     return sorted(order, key=lambda d: -grades[d])[:n]
 
 
-def test_readme_example_keeps_the_best_two(monkeypatch):
-    ns = run_readme_example("langchain", monkeypatch)
+def test_docs_example_keeps_the_best_two(monkeypatch):
+    ns = run_doc_example("langchain", monkeypatch)
     got = ns["docs"]
     assert [d.id for d in got] == ["p2", "p4"]
     assert [d.metadata["relevance_score"] for d in got] == [5.0, 4.0]

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 from conftest import packaged_llama
-from readme_examples import run_readme_example
+from doc_examples import run_doc_example
 
 pytest.importorskip("llama_index.core")
 
@@ -43,8 +43,8 @@ def best(order: list[str], grades: dict[str, int], n: int) -> list[str]:
     return sorted(order, key=lambda d: -grades[d])[:n]
 
 
-def test_readme_example_answers_from_the_best_two(monkeypatch):
-    ns = run_readme_example("llamaindex", monkeypatch)
+def test_docs_example_answers_from_the_best_two(monkeypatch):
+    ns = run_doc_example("llamaindex", monkeypatch)
     assert [(n.node_id, n.score) for n in ns["response"].source_nodes] == [("p2", 5.0), ("p4", 4.0)]
     assert ns["rerank"].last_result.cost.inferences > 0
 

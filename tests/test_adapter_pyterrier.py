@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import packaged_llama
-from readme_examples import run_readme_example
+from doc_examples import run_doc_example
 
 pt = pytest.importorskip("pyterrier")
 pd = pytest.importorskip("pandas")
@@ -35,8 +35,8 @@ def ranking(frame: pd.DataFrame, qid: str) -> list[str]:
     return list(rows.sort_values("rank")["docno"])
 
 
-def test_readme_example_reproduces_the_project_ndcg_on_dl19(dl19_dir, monkeypatch):
-    ns = run_readme_example("pyterrier", monkeypatch)
+def test_docs_example_reproduces_the_project_ndcg_on_dl19(dl19_dir, monkeypatch):
+    ns = run_doc_example("pyterrier", monkeypatch)
     table = ns["table"].set_index("name")["nDCG@10"]
     assert table["BM25"] == pytest.approx(0.506, abs=0.0005)
     assert table["prp perfect"] == pytest.approx(0.892, abs=0.0005)

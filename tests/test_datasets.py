@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from readme_examples import ROOT, readme_commands
+from doc_examples import ROOT, doc_commands
 
 ir_datasets = pytest.importorskip("ir_datasets")
 
@@ -107,7 +107,7 @@ def test_cli_dataset_input_gives_the_same_run_as_the_files(tiny, tmp_path, capsy
     assert "ir_datasets has no dataset 'nope/none'" in capsys.readouterr().err
 
 
-def test_readme_commands_on_dl19_bound_to_the_msmarco_id(dl19_dir, tmp_path, monkeypatch, capsys):
+def test_docs_commands_on_dl19_bound_to_the_msmarco_id(dl19_dir, tmp_path, monkeypatch, capsys):
     """The README's commands as written, with the MS MARCO id bound to a local dataset built from
     the DL19 files: the same run as ``--input bm25-top100.json``, and nDCG@10 0.8922."""
     requests = load_candidates(dl19_dir / "bm25-top100.json")
@@ -115,7 +115,7 @@ def test_readme_commands_on_dl19_bound_to_the_msmarco_id(dl19_dir, tmp_path, mon
     topics = dict(line.split("\t", 1) for line in (dl19_dir / "topics.tsv").read_text().splitlines() if line)
     monkeypatch.setitem(ir_datasets.registry._registered, "msmarco-passage/trec-dl-2019/judged",
                         local_dataset(tmp_path / "dl19", docs, topics))
-    rerank, evaluate = readme_commands("datasets")
+    rerank, evaluate = doc_commands("datasets")
     assert rerank[:3] == ["prp", "rerank", "--dataset"] and evaluate[:2] == ["prp", "evaluate"]
     out = tmp_path / "reranked.trec"
     monkeypatch.chdir(ROOT)

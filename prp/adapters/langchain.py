@@ -68,6 +68,8 @@ class PRPCompressor(BaseDocumentCompressor):
 
     def compress_documents(self, documents: Sequence[Document], query: str,
                            callbacks: Callbacks | None = None) -> Sequence[Document]:
+        """The best ``top_n`` of ``documents`` (in retrieval order) for ``query``, as new Documents
+        whose metadata adds ``relevance_score``, ``prp_rank``, ``prp_cut`` and ``prp_cost``."""
         documents = list(documents)
         if not documents:
             return []
@@ -76,6 +78,7 @@ class PRPCompressor(BaseDocumentCompressor):
 
     async def acompress_documents(self, documents: Sequence[Document], query: str,
                                   callbacks: Callbacks | None = None) -> Sequence[Document]:
+        """:meth:`compress_documents` from async code: awaits the engine."""
         documents = list(documents)
         if not documents:
             return []

@@ -53,6 +53,8 @@ class PRPReranker(pt.Transformer):
                 f"batch_size={r.settings.batch_size})")
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        """Every row of ``inp`` reranked per query (all queries together, sharing batches), with
+        ``score`` n..1 and ``rank`` 0..n-1; ``inp`` is not modified."""
         pt.validate.result_frame(inp, extra_columns=["query", self.text_field], context=self)
         _check(inp, self.text_field)
         out = inp.copy()

@@ -68,6 +68,9 @@ def prompt_fault(exc: BaseException) -> bool:
 
 @runtime_checkable
 class Backend(Protocol):
+    """What judges prompts: the one seam every judge (simulated, llama.cpp, transformers, HTTP)
+    implements. One ``judge`` call is one inference; see the module's rules above."""
+
     #: Identity of the judge for cache keys: backend kind, model id, template id.
     name: str
     #: What the judge reads: "text" (LLMs; the cache keys on texts) or "id" (simulated judges

@@ -82,4 +82,5 @@ class LLMBackend:
         return f"{self.instruction(prompt)} {self.template.answer_prefix}"
 
     async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:  # pragma: no cover
+        """Judge one batch of prompts as one inference: one Judgment per prompt, in order."""
         raise NotImplementedError

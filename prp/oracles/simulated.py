@@ -180,6 +180,7 @@ class _Simulated:
         self.passage_tokens = passage_tokens
 
     def margin(self, prompt: Prompt) -> float:
+        """The judge's margin for ``prompt``: positive prefers Passage A, negative B, 0 a tie."""
         raise NotImplementedError
 
     def tokens(self, p: Prompt) -> int:
@@ -220,6 +221,7 @@ class PerfectOracle(_Simulated):
         self.name = "simulated/perfect"
 
     def grade(self, qid: str, doc_id: str) -> int:
+        """The qrels grade of ``doc_id`` for ``qid``; 0 when the qrels do not hold it."""
         return self.qrels.get(qid, {}).get(doc_id, 0)
 
     def unjudged(self, requests: Iterable[Any]) -> NoJudgments | None:
