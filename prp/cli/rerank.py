@@ -75,6 +75,7 @@ from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import make_cache
 from prp.cli.argtypes import debias_arg, in_flight_or_all, latency_arg
 from prp.cli.backends import OFFLINE, add_backend_args, backend_label, judge_spec, make_backend
+from prp.cli.executor import add_executor_args, check_executor_args
 from prp.cli.helptext import HelpFormatter
 from prp.cli.progress import Progress
 from prp.data import (
@@ -126,7 +127,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--output", help="the reranked run: a path, or - for stdout (required unless "
                                       "--dry-run; default: none)")
-    out.add_argument("--output-format", choices=["trec", "jsonl"], default="trec")
+    out.add_argument("--output-format", choices=["trec", "jsonl", "parquet"], default="trec",
+                     help="parquet: with --executor ray only (default: trec)")
     out.add_argument("--format", choices=["text", "json"], default="text", help="the summary's format")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     out.add_argument("--dry-run", action="store_true", help="predict the cost; call no judge, write nothing")
@@ -160,6 +162,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                          "(default: the model refitted on earlier runs in --cache-dir, else the judge's "
                          "default; the summary names the one used)")
     add_backend_args(p)
+    add_executor_args(p)
     p.set_defaults(run=run)
 
 
@@ -173,6 +176,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.max_inferences is not None and args.max_inferences < 0:
         raise ValueError(f"--max-inferences must be >= 0, got {args.max_inferences}")
     check_max_unparsed(args.max_unparsed, "--max-unparsed")
+    check_executor_args(args)
     if args.dry_run:
         return
     if args.output is None:
@@ -194,7 +198,10 @@ def load_input(args: argparse.Namespace) -> list[RankRequest]:
         return load_ir_dataset(args.dataset, args.run_path)
     if args.input and any(paired):
         raise ValueError("give --input, or --run with --topics and --docs, not both")
-    if args.input:
+    if args.input and args.input.endswith(".parquet"):
+        from prp.parquet import load_parquet_candidates
+        requests, source = load_parquet_candidates(args.input), args.input
+    elif args.input:
         requests, source = load_candidates(args.input), args.input
     elif all(paired):
         requests, source = load_run_candidates(args.run_path, args.topics, args.docs), args.run_path
@@ -318,6 +325,9 @@ def run(args: argparse.Namespace) -> int:
     checker = _reranker(args, ScoresOracle({}), False)  # bad settings fail here; no judge is built
     if args.dry_run:
         return dry_run(args, queries, checker)
+    if args.executor == "ray":
+        from prp.cli.rerank_ray import run_ray
+        return run_ray(args, queries)
     show = not args.quiet and sys.stderr.isatty()
     estimate = predict_cost(args, queries, checker)["total"]["prompts"] if show else 0.0
     cache = make_cache(args.cache_dir)
