@@ -19,7 +19,8 @@ FRAMEWORKS = ("pyterrier", "jnius", "pandas", "langchain_core", "langchain_class
 PROBE = """
 import json, sys
 import prp, prp.cli, prp.cli.rerank, prp.cli.serve, prp.engine, prp.adapters, prp.adapters._common
-import prp.datasets, prp.ray, prp.parquet, prp.cli.rerank_ray
+import prp.ray, prp.parquet, prp.cli.rerank_ray
+import prp.datasets
 prp.cli.build_parser()
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
