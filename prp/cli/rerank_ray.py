@@ -75,15 +75,18 @@ def make_reranker(options: dict):  # noqa: ANN201 - runs in each actor
 
 
 def _job(args: argparse.Namespace, queries: Sequence[Query]) -> dict:
-    """What the checkpoint must match: settings, judge and the input's queries."""
+    """What the checkpoint must match: the settings a ranking depends on, the judge and the input
+    (another cache, --in-flight or --concurrency may resume it)."""
     import hashlib
 
     inputs = hashlib.blake2b(digest_size=16)
     for q in queries:
         for part in (q.qid, q.head.query, *(q.head.doc_ids or ()), *q.head.docs, "\x1e", *q.tail):
             inputs.update(part.encode("utf-8", "surrogatepass") + b"\x1f")
-    return {"settings": _settings(args), "judge": [args.judge, args.judge_options, args.model, args.qrels],
-            "seed": 0, "queries": len(queries), "input": inputs.hexdigest()}
+    free = ("cache_dir", "in_flight", "concurrency")
+    settings = {k: v for k, v in _settings(args).items() if k not in free}
+    return {"settings": settings, "judge": [args.judge, args.judge_options, args.model, args.qrels],
+            "queries": len(queries), "input": inputs.hexdigest()}
 
 
 def _ray_init(args: argparse.Namespace) -> None:
