@@ -191,3 +191,21 @@ def test_ray_options_are_checked_before_anything_runs(tmp_path, capsys, extra, m
                  str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o"), *extra])
     assert code == 2 and message in capsys.readouterr().err
     assert not Path(tmp_path / "o").exists()
+
+
+def test_executor_ray_without_ray_names_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "in.jsonl").write_text(json.dumps({"qid": "q", "query": "x", "candidates": [
+        {"docid": "a", "text": "t"}]}) + "\n")
+    (tmp_path / "qrels.txt").write_text("q 0 a 1\n")
+    code = ("import sys; sys.modules['ray'] = None\nfrom prp.cli import main\n"
+            f"sys.exit(main(['rerank', '--input', {str(tmp_path / 'in.jsonl')!r}, '--judge', 'perfect', "
+            f"'--qrels', {str(tmp_path / 'qrels.txt')!r}, '--executor', 'ray', '--output', "
+            f"{str(tmp_path / 'o')!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                              "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2 and "pip install 'prp[ray]'" in out.stderr, out.stderr
+    assert not (tmp_path / "o.checkpoint").exists()

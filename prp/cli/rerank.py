@@ -12,6 +12,9 @@ Input, one of:
         topics and passages through ir_datasets (prp[datasets]), e.g.
         msmarco-passage/trec-dl-2019/judged, where the data is local; candidates from RUN, or
         without it from the dataset's own first-stage results (scoreddocs)
+  --input CANDIDATES.parquet
+        one row per candidate (qid, query, docid, text, rank) or per query (qid, query, docids,
+        texts) (prp[parquet]; see prp.parquet)
 
 Rules:
   * The first --depth candidates of each query are reranked for the top --k; the output holds
@@ -37,6 +40,9 @@ Rules:
     names the model it used. After a real run with --cache-dir, the model is refitted on the
     run's timed inferences and stored there (latency.json), so the next --dry-run uses it.
   * --cache-dir keeps every judgment on disk: a rerun pays only for what was not judged yet.
+  * --executor ray ranks the same queries on Ray Data actors, one engine each, and writes the same
+    output (also --output-format parquet); its cache, checkpoint and resume rules are in
+    prp.cli.rerank_ray. Without --executor, Ray is never imported.
   * An input with no query ("no queries in FILE") is bad input. Ids holding whitespace, text
     that is not UTF-8 or holds lone surrogates, NaN scores... are refused with the file and line.
   * An unparsed answer (no A/B, a NaN or infinite margin) is asked once more, then counted as a

@@ -142,6 +142,11 @@ class _Bar:
 
 def run_ray(args: argparse.Namespace, queries: Sequence[Query]) -> int:
     """Rank ``queries`` on Ray actors (see the module docstring); the exit code."""
+    try:
+        import pyarrow  # noqa: F401
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise ValueError(f"--executor ray needs Ray Data: pip install 'prp[ray]' ({exc})") from None
     directory = args.checkpoint or f"{args.output}.checkpoint"
     checkpoint = Checkpoint(directory)
     done = checkpoint.open(_job(args, queries))
