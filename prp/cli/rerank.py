@@ -12,6 +12,9 @@ Input, one of:
         topics and passages through ir_datasets (prp[datasets]), e.g.
         msmarco-passage/trec-dl-2019/judged, where the data is local; candidates from RUN, or
         without it from the dataset's own first-stage results (scoreddocs)
+  --input CANDIDATES.parquet
+        one row per candidate (qid, query, docid, text, rank) or per query (qid, query, docids,
+        texts) (prp[parquet]; see prp.parquet)
 
 Rules:
   * The first --depth candidates of each query are reranked for the top --k; the output holds
@@ -37,6 +40,9 @@ Rules:
     names the model it used. After a real run with --cache-dir, the model is refitted on the
     run's timed inferences and stored there (latency.json), so the next --dry-run uses it.
   * --cache-dir keeps every judgment on disk: a rerun pays only for what was not judged yet.
+  * --executor ray ranks the same queries on Ray Data actors, one engine each, and writes the same
+    output (also --output-format parquet); its cache, checkpoint and resume rules are in
+    prp.cli.rerank_ray. Without --executor, Ray is never imported.
   * An input with no query ("no queries in FILE") is bad input. Ids holding whitespace, text
     that is not UTF-8 or holds lone surrogates, NaN scores... are refused with the file and line.
   * An unparsed answer (no A/B, a NaN or infinite margin) is asked once more, then counted as a
@@ -75,6 +81,7 @@ from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import make_cache
 from prp.cli.argtypes import debias_arg, in_flight_or_all, latency_arg
 from prp.cli.backends import OFFLINE, add_backend_args, backend_label, judge_spec, make_backend
+from prp.cli.executor import add_executor_args, check_executor_args
 from prp.cli.helptext import HelpFormatter
 from prp.cli.progress import Progress
 from prp.data import (
@@ -127,7 +134,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--output", help="the reranked run: a path, or - for stdout (required unless "
                                       "--dry-run; default: none)")
-    out.add_argument("--output-format", choices=["trec", "jsonl"], default="trec")
+    out.add_argument("--output-format", choices=["trec", "jsonl", "parquet"], default="trec",
+                     help="parquet: with --executor ray only (default: trec)")
     out.add_argument("--format", choices=["text", "json"], default="text", help="the summary's format")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     out.add_argument("--dry-run", action="store_true", help="predict the cost; call no judge, write nothing")
@@ -161,6 +169,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                          "(default: the model refitted on earlier runs in --cache-dir, else the judge's "
                          "default; the summary names the one used)")
     add_backend_args(p)
+    add_executor_args(p)
     p.set_defaults(run=run)
 
 
@@ -174,6 +183,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.max_inferences is not None and args.max_inferences < 0:
         raise ValueError(f"--max-inferences must be >= 0, got {args.max_inferences}")
     check_max_unparsed(args.max_unparsed, "--max-unparsed")
+    check_executor_args(args)
     if args.dry_run:
         return
     if args.output is None:
@@ -195,7 +205,10 @@ def load_input(args: argparse.Namespace) -> list[RankRequest]:
         return load_ir_dataset(args.dataset, args.run_path)
     if args.input and any(paired):
         raise ValueError("give --input, or --run with --topics and --docs, not both")
-    if args.input:
+    if args.input and args.input.endswith(".parquet"):
+        from prp.parquet import load_parquet_candidates
+        requests, source = load_parquet_candidates(args.input), args.input
+    elif args.input:
         requests, source = load_candidates(args.input), args.input
     elif all(paired):
         requests, source = load_run_candidates(args.run_path, args.topics, args.docs), args.run_path
@@ -319,6 +332,9 @@ def run(args: argparse.Namespace) -> int:
     checker = _reranker(args, ScoresOracle({}), False)  # bad settings fail here; no judge is built
     if args.dry_run:
         return dry_run(args, queries, checker)
+    if args.executor == "ray":
+        from prp.cli.rerank_ray import run_ray
+        return run_ray(args, queries)
     show = not args.quiet and sys.stderr.isatty()
     estimate = predict_cost(args, queries, checker)["total"]["prompts"] if show else 0.0
     cache = make_cache(args.cache_dir)
