@@ -147,7 +147,7 @@ def test_the_cohere_sdk_sees_the_warning_from_prp_serve(tmp_path):
     cohere = pytest.importorskip("cohere")
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("fastapi")
-    (tmp_path / "qrels.txt").write_text("q1 0 d0 0\nq1 0 d1 1\nq1 0 d2 2\n")
+    (tmp_path / "qrels.txt").write_text("q1 0 0 0\nq1 0 1 1\nq1 0 2 2\n")  # ids: the indexes
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(tmp_path / "serve.log", "w") as log:
@@ -164,7 +164,7 @@ def test_the_cohere_sdk_sees_the_warning_from_prp_serve(tmp_path):
                     time.sleep(0.1)
             client = cohere.ClientV2(api_key="none", base_url=url)
             blind = client.rerank(model="prp", query="how long do fleas live", documents=["a", "b", "c"])
-            judged = client.rerank(model="prp", query="q1", documents=["d0", "d1", "d2"])  # ids: the texts
+            judged = client.rerank(model="prp", query="q1", documents=["d0", "d1", "d2"])  # ids: 0, 1, 2
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0, (tmp_path / "serve.log").read_text()

@@ -17,16 +17,16 @@ def test_a_poisoned_request_fails_alone_and_the_splits_are_exported():
     from prp.reranker import Reranker
     from prp.serve.app import create_app
 
-    scores = {f"d{i}": float(i) for i in range(6)}
+    scores = {str(i): float(i) for i in range(6)}  # the judge reads ids: a document's index
 
     class Poisoned(ScoresOracle):
         async def judge(self, prompts):
-            if any(p.qid == "query 3" and (p.first_id, p.second_id) == ("d1", "d0") for p in prompts):
+            if any(p.qid == "query 3" and (p.first_id, p.second_id) == ("1", "0") for p in prompts):
                 raise ValueError("cannot judge this pair")
             return await super().judge(prompts)
 
     app = create_app(Reranker(Poisoned(scores), batch_size=8, cache=False), linger_ms=50)
-    docs = list(scores)  # the judge reads ids: a document's id is its text
+    docs = [f"passage {i}" for i in range(6)]
 
     async def main():
         async with app.router.lifespan_context(app):
