@@ -136,7 +136,7 @@ def test_fast_failure_keeps_what_finished():
 @pytest.mark.parametrize("liveness_after", [2.0, None], ids=["liveness-check", "hedge-only"])
 def test_a_hanging_endpoint_does_not_hold_a_batch_for_the_timeout(liveness_after):
     """Each request the hanging endpoint gets is cut by its liveness check (after 2 s, no
-    answer to GET /v1/models) or, with the check off, answered by a copy (after 5 s)."""
+    answer to GET /health) or, with the check off, answered by a copy (after 5 s)."""
     judge = FakeJudge(RELEVANCE)
     with HangServer() as hang, FaultServer(judge) as ok:
         backend = _backend([hang.url, ok.url], timeout=30.0,  # a cold hedge after 30 / 6 = 5 s

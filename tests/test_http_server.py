@@ -224,3 +224,29 @@ def test_same_margins_as_in_process(server_url):
     served = [asyncio.run(remote.judge(p)).judgments for p in (primer, batch)][1]
     assert [j.preferred for j in served] == [j.preferred for j in local]
     assert [j.margin for j in served] == pytest.approx([j.margin for j in local], abs=2e-3)
+
+
+def test_a_busy_server_is_alive_to_the_liveness_check(server_url):
+    """While the model generates for someone else, the server answers ``GET /v1/models`` only
+    once the model is free, but ``GET /health`` (a 404 here) at once: a judging request queued
+    behind that generation for far longer than ``liveness_after`` is checked, found alive and
+    answered, not cut as hung (which would fail a slow CPU judge as down)."""
+
+    async def main():
+        backend = _backend(server_url, endpoint="completions", liveness_after=0.3, liveness_timeout=1.0,
+                           give_up_after=0.5)
+        async with httpx.AsyncClient(timeout=120) as client:
+            busy = asyncio.ensure_future(client.post(server_url + "/v1/completions", json={
+                "prompt": "Tell a long story about a cat who learns to purr.", "max_tokens": 160,
+                "temperature": 0}))
+            await asyncio.sleep(0.3)  # the generation holds the model
+            result = await backend.judge(_prompts())
+            still_busy = not busy.done()
+            await busy
+        return backend, result, still_busy
+
+    backend, result, still_busy = asyncio.run(main())
+    assert [j.parsed for j in result.judgments] == [True, True]
+    stats = backend.stats()
+    assert stats["liveness_checks"] >= 1 and stats["hung"] == 0 and backend.retries == 0
+    assert not still_busy  # the judge's answer came after the generation that held the model

@@ -47,17 +47,21 @@ Rules:
 * **Hangs.** A slow model and a hung server look alike by time alone (a CPU llama.cpp server
   may take a minute for a batch), so a request unanswered for ``liveness_after`` seconds
   (default 2; None or ``off``: no check), from an endpoint that has given no HTTP answer at all
-  for that long, makes the backend ask it ``GET /v1/models`` with a ``liveness_timeout`` (default
+  for that long, makes the backend ask it ``GET /health`` with a ``liveness_timeout`` (default
   2 s; one check per endpoint at a time, shared by its requests). Any HTTP answer, of any
-  status, proves it alive: the request waits on (up to ``timeout``). No answer: the endpoint
-  hangs; its unanswered requests are cancelled and count as failures. A probe (a request to an
-  endpoint out of rotation) is checked after :data:`PROBE_LOOK` seconds already, so a hung
-  judge fails within about ``liveness_after + liveness_timeout + give_up_after`` seconds plus
-  one probe's check (9 to 11 s by default). The server must answer that GET while busy: vLLM
-  and OpenAI do; llama.cpp's server does while the requests in flight leave it an HTTP thread
-  (``--threads-http``, by default ``--parallel`` + 2 or the cores - 1): keep
-  ``max_requests_in_flight`` below that, or turn the check off (``liveness_after=None``) and
-  rely on ``timeout``. A live server that never answers one request is still bounded by
+  status (a 404 too), proves it alive: the request waits on (up to ``timeout``). No answer: the
+  endpoint hangs; its unanswered requests are cancelled and count as failures. A probe (a
+  request to an endpoint out of rotation) is checked after :data:`PROBE_LOOK` seconds already,
+  so a hung judge fails within about ``liveness_after + liveness_timeout + give_up_after``
+  seconds plus one probe's check (9 to 11 s by default). The check is ``/health``, not
+  ``/v1/models``, because llama-cpp-python's server answers ``/v1/models`` only once the model
+  is free (it takes the model's lock), while its HTTP loop answers any other path at once, busy
+  or not (a 404: tests/test_http_server.py keeps a real server busy to prove it); vLLM, TGI and
+  llama.cpp's own ``llama-server`` answer ``/health`` while busy (``llama-server`` while the
+  requests in flight leave it an HTTP thread: ``--threads-http``, by default ``--parallel`` + 2
+  or the cores - 1; keep ``max_requests_in_flight`` below that). A server that answers nothing
+  while busy needs the check off (``liveness_after=None``, CLI ``liveness_after=off``), relying
+  on ``timeout``. A live server that never answers one request is still bounded by
   ``timeout`` only (or by the request's deadline, see :mod:`prp.engine`).
 * At most ``max_requests_in_flight`` requests are open at once, started at most ``rate_limit``
   per second. :meth:`OpenAIBackend.stats` reports the real HTTP requests (judging and
@@ -107,7 +111,7 @@ LIST_STRIKES = 2  # lists answered 500 in a row (before any worked) that turn li
 REPROBE_AFTER = 8  # batches sent as single prompts before a list is tried again (then doubling)
 REPROBE_MAX = 512
 HEDGE_RECHECK = 0.25  # seconds between looks at an unanswered request that could be hedged
-LIVENESS_PATH = "/v1/models"  # a cheap GET that a busy server still answers
+LIVENESS_PATH = "/health"  # a cheap GET whose answer (any status) a busy server still gives
 PROBE_LOOK = 0.25  # seconds a probe of an endpoint out of rotation waits before its liveness check
 TOKENIZER_CHOICES = ("server", "chars")
 
