@@ -23,7 +23,7 @@ PYTHON ?= python3
 VENV ?= .venv
 DATA ?= ../shared/data/trec-dl-2019
 DEMO_DIR ?= .cache/demo
-SLOW_TIMEOUT ?= 1200
+SLOW_TIMEOUT ?= 2400
 
 PY := $(VENV)/bin/python
 LLAMA_CMAKE_ARGS := $(shell .ci/llama-cmake-args)

@@ -80,7 +80,7 @@ def by_qid(rows, layout):
 COUNTS = ("comparisons", "unique_comparisons", "prompts", "virtual_prompts", "cache_hits", "rounds")
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 @pytest.mark.parametrize("judge", ["perfect", NOISY])
 def test_rankings_and_counts_equal_in_process_on_1_and_2_actors(cluster, dl19, tmp_path, judge):
     requests, qrels = dl19[0][:6], dl19[1]
@@ -117,7 +117,7 @@ def _run_in_thread(fn):
     return thread, box
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_an_actor_killed_mid_job_loses_nothing_and_judges_no_prompt_twice(cluster, dl19, tmp_path):
     requests, qrels = dl19[0][:8], dl19[1]
     expected = in_process(requests, qrels, tmp_path)
@@ -148,7 +148,7 @@ def test_an_actor_killed_mid_job_loses_nothing_and_judges_no_prompt_twice(cluste
     assert len(prompts) == sum(r.cost.prompts for r in expected.values())
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_a_dead_judge_stops_the_job_in_seconds(cluster, dl19, tmp_path):
     requests, qrels = dl19[0][:8], dl19[1]
     ds = rerank_dataset(ray.data.from_items(query_layout(requests)),
@@ -186,7 +186,7 @@ def redis_url(tmp_path_factory):
     proc.wait(timeout=30)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_actors_share_a_redis_cache_and_a_second_ranker_pays_only_for_new_prompts(cluster, dl19, redis_url,
                                                                                  tmp_path):
     requests, qrels = dl19[0][:8], dl19[1]
@@ -214,7 +214,7 @@ def _cli(args, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_cli_resumes_after_its_driver_is_killed_with_the_same_output(cluster, dl19_dir, tmp_path):
     common = ["--input", str(dl19_dir / "bm25-top100.json"), "--depth", "50", "--judge", "perfect", "--qrels",
               str(dl19_dir / "qrels.txt"), "--format", "json", "--quiet"]
@@ -245,7 +245,7 @@ def test_cli_resumes_after_its_driver_is_killed_with_the_same_output(cluster, dl
         assert summary["cost"][name] == ref_cost[name]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(360)
 def test_cli_parquet_in_and_out_with_a_shard_cache_a_rerun_pays_nothing(cluster, dl19, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
