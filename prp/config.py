@@ -15,7 +15,6 @@ A :class:`Config` is checked once, when it is made, and then read by every run o
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 
@@ -26,7 +25,7 @@ from prp.cache import make_cache
 from prp.judgment import check_max_unparsed
 from prp.oracles.base import Backend
 from prp.spec import parse_spec
-from prp.validate import AUTO, check_sorter, count_or_none, positive_int, sorter_factory
+from prp.validate import AUTO, check_sorter, count_or_none, positive_int
 
 #: Queries scheduled together by default: enough to fill batches across queries (256 in flight
 #: pay 0.04 % more inferences than 2,000 at once, quicksort n=100 B=8), few enough to bound the
@@ -101,11 +100,3 @@ class Config:
         s = self.settings
         return choose(n, self.k if k is None else k, s.batch_size, orders=orders or s.orders,
                       latency=s.latency, objective="inferences")
-
-    def sorter_factory(self, n: int, budget: int | None = None, sorter: str | None = None,
-                       k: int | None = None, orders: str | None = None) -> tuple[functools.partial, bool]:
-        """A query's sorter factory, and whether the sorter takes soft outcomes (margins).
-        ``budget``, ``sorter``, ``k``, ``orders``: this query's (None: the configured ones)."""
-        return sorter_factory(self.sorter_for(n, sorter, k, orders), n, self.k if k is None else k,
-                              self.settings.budget if budget is None else budget,
-                              orders or self.settings.orders)

@@ -65,7 +65,7 @@ from prp.config import Config
 from prp.judging import Inference
 from prp.result import RankedResult, ranked_result
 from prp.types import RankRequest
-from prp.validate import check_request, count_or_none, positive_int
+from prp.validate import check_request, count_or_none, positive_int, sorter_factory
 
 ResultHook = Callable[[RankedResult], None]
 
@@ -251,8 +251,7 @@ class Engine:
                 raise ValueError(f"duplicate qid {qid!r} in one request: give each query its own qid "
                                  "(a query without one is named by its text)")
             seen.add(qid)
-        jobs = [scheduler.Job(qid, query, ids, texts,
-                              *config.sorter_factory(len(texts), budget, sorter, k, orders),
+        jobs = [scheduler.Job(qid, query, ids, texts, *self._sorter(len(texts), budget, sorter, k, orders),
                               budget=budget, orders=orders, k=k)
                 for qid, query, ids, texts in checked]
         if max_inferences is None:
@@ -266,6 +265,14 @@ class Engine:
         assert self._wake is not None
         self._wake.set()
         return await request.future
+
+    def _sorter(self, n: int, budget: int | None, sorter: str | None, k: int | None,
+                orders: str | None) -> tuple[Callable[[], object], bool]:
+        """A query's sorter factory and whether it takes margins (:func:`prp.validate.sorter_factory`):
+        the request's ``budget``, ``sorter``, ``k`` and ``orders``, None: the configured ones."""
+        config, s = self.config, self.config.settings
+        return sorter_factory(config.sorter_for(n, sorter, k, orders), n, config.k if k is None else k,
+                              s.budget if budget is None else budget, orders or s.orders)
 
     # --- the loop ---------------------------------------------------------------------------
 
