@@ -1,11 +1,11 @@
 """The public API: ``Reranker(oracle, ...).rank(query, docs)`` and ``rank_many(requests)``.
 
 A Reranker is a thin synchronous facade over :class:`~prp.engine.Engine`: it is a
-:class:`~prp.config.Config` (the judge, sorter, batching and cache, checked when it is made)
-and each call runs on an engine. Each call runs on the Reranker's open engine when it has one
-(``async with reranker:``), else on an engine of its own for the call. After a call, the
-Reranker applies the unparsed policy (:mod:`prp.judgment`) and warns when a simulated judge had
-no judgments for some query. ``RankRequest`` lives in :mod:`prp.types` (re-exported here)."""
+:class:`~prp.config.Config` (the judge, sorter, batching and cache, checked when it is made),
+and each call runs on the Reranker's open engine when it has one (``async with reranker:``),
+else on an engine of its own for the call. After a call, the Reranker applies the unparsed
+policy (:mod:`prp.judgment`) and warns when a simulated judge had no judgments for some query.
+``RankRequest`` lives in :mod:`prp.types` (re-exported here)."""
 
 from __future__ import annotations
 
