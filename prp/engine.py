@@ -57,16 +57,15 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from cost.ledger import Ledger
 from prp import scheduler
+from prp.aggregate import ORDERS, check_choice
+from prp.config import Config
 from prp.judging import Inference
-from prp.result import RankedResult
+from prp.result import RankedResult, ranked_result
 from prp.types import RankRequest
-
-if TYPE_CHECKING:
-    from prp.reranker import Reranker
+from prp.validate import check_request, count_or_none, positive_int, sorter_factory
 
 ResultHook = Callable[[RankedResult], None]
 
@@ -114,25 +113,24 @@ class _Request:
 class Engine:
     """Ranks requests submitted at any time, sharing batches across all of them.
 
-    ``reranker`` is a :class:`~prp.reranker.Reranker` (its backend, cache and settings are the
-    engine's) or a backend, with ``**options`` the Reranker's keyword arguments. ``linger_ms``
+    ``reranker`` is a :class:`~prp.reranker.Reranker` (or any :class:`~prp.config.Config`: its
+    backend, cache and settings are the engine's, as :attr:`config`) or a backend, with
+    ``**options`` the Reranker's keyword arguments. ``linger_ms``
     is how long an idle engine waits for more requests before its first step.
     """
 
-    def __init__(self, reranker: Reranker | object, *, linger_ms: float = 0.0,
+    def __init__(self, reranker: Config | object, *, linger_ms: float = 0.0,
                  on_inference: Callable[[Inference], None] | None = None,
                  on_cached: Callable[[int], None] | None = None,
                  on_result: ResultHook | None = None, on_split: Callable[[int], None] | None = None,
                  **options: object) -> None:
-        from prp.reranker import Reranker
-
-        if not isinstance(reranker, Reranker):
-            reranker = Reranker(reranker, **options)  # type: ignore[arg-type]
+        if not isinstance(reranker, Config):
+            reranker = Config(reranker, **options)  # type: ignore[arg-type]
         elif options:
             raise TypeError("options go to the Reranker, not to an Engine built from one")
         if isinstance(linger_ms, bool) or not isinstance(linger_ms, (int, float)) or not linger_ms >= 0:
             raise ValueError(f"linger_ms must be a number >= 0, got {linger_ms!r}")
-        self.reranker = reranker
+        self.config = reranker
         self.linger = linger_ms / 1000
         self.batch_splits = 0  # failed batches split in halves (see the module docstring)
 
@@ -200,7 +198,7 @@ class Engine:
         except asyncio.CancelledError:
             pass
         self._task = None
-        close = getattr(self.reranker.oracle, "aclose", None)  # e.g. the HTTP judge's client
+        close = getattr(self.config.oracle, "aclose", None)  # e.g. the HTTP judge's client
         if callable(close):
             await close()
 
@@ -230,38 +228,34 @@ class Engine:
         ``timeout`` (seconds), ``sorter`` (a spec), ``k`` and ``orders`` apply to this request
         only (None: the Reranker's). Raises :class:`EngineClosed` when the engine is not
         admitting, ValueError on a bad option or a qid given twice."""
-        from prp.aggregate import ORDERS, check_choice
-        from prp.reranker import _count_or_none, _positive_int, _validate
-
         if not self.accepting:
             raise EngineClosed("the engine is not running" if not self.running else "the engine is closing")
         if self.loop is not asyncio.get_running_loop():
             raise RuntimeError("an Engine serves the event loop it was started on; from other threads "
                                "or loops use a SyncEngine")
-        _count_or_none("budget", budget, " (prompts per query)")
-        _count_or_none("max_inferences", max_inferences)
+        count_or_none("budget", budget, " (prompts per query)")
+        count_or_none("max_inferences", max_inferences)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not timeout > 0):
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-        _positive_int("k", k, allow_none=True)
+        positive_int("k", k, allow_none=True)
         if orders is not None:
             check_choice("orders", orders, ORDERS)
-        rr = self.reranker
+        config = self.config
         if sorter is not None:
-            rr.check_sorter(sorter)
-        checked = [_validate(r if isinstance(r, RankRequest) else RankRequest(**r)) for r in requests]
+            config.check_sorter(sorter)
+        checked = [check_request(r if isinstance(r, RankRequest) else RankRequest(**r)) for r in requests]
         seen: set[str] = set()
         for qid, *_ in checked:
             if qid in seen:
                 raise ValueError(f"duplicate qid {qid!r} in one request: give each query its own qid "
                                  "(a query without one is named by its text)")
             seen.add(qid)
-        jobs = [scheduler.Job(qid, query, ids, texts,
-                              *rr._sorter_factory(len(texts), budget, sorter, k, orders),
+        jobs = [scheduler.Job(qid, query, ids, texts, *self._sorter(len(texts), budget, sorter, k, orders),
                               budget=budget, orders=orders, k=k)
                 for qid, query, ids, texts in checked]
         if max_inferences is None:
-            max_inferences = rr.settings.max_inferences
+            max_inferences = config.settings.max_inferences
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         request = _Request(jobs, loop.create_future(), deadline, max_inferences)
@@ -271,6 +265,14 @@ class Engine:
         assert self._wake is not None
         self._wake.set()
         return await request.future
+
+    def _sorter(self, n: int, budget: int | None, sorter: str | None, k: int | None,
+                orders: str | None) -> tuple[Callable[[], object], bool]:
+        """A query's sorter factory and whether it takes margins (:func:`prp.validate.sorter_factory`):
+        the request's ``budget``, ``sorter``, ``k`` and ``orders``, None: the configured ones."""
+        config, s = self.config, self.config.settings
+        return sorter_factory(config.sorter_for(n, sorter, k, orders), n, config.k if k is None else k,
+                              s.budget if budget is None else budget, orders or s.orders)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -309,8 +311,8 @@ class Engine:
         self._active = [job for job in self._active if job.order is None]
 
     def _admit(self) -> None:
-        limit = self.reranker.settings.in_flight or math.inf
-        backend = self.reranker.oracle
+        limit = self.config.settings.in_flight or math.inf
+        backend = self.config.oracle
         for request in self._requests:
             while request.waiting and len(self._active) < limit:
                 job = request.waiting.popleft()
@@ -370,10 +372,11 @@ class Engine:
                 task.cancel()
 
     async def _step_group(self, jobs: list[scheduler.Job], request: _Request | None) -> None:
-        rr = self.reranker
+        config = self.config
         budget = math.inf if request is None else request.left
         try:
-            spent = await scheduler.step(jobs, rr.oracle, rr.cache, rr.settings, budget, self.hooks)
+            spent = await scheduler.step(jobs, config.oracle, config.cache, config.settings, budget,
+                                         self.hooks)
         except Exception as exc:  # fail the requests of this group only
             for req in {job.request for job in jobs}:
                 if not req.future.done():
@@ -401,7 +404,7 @@ class Engine:
                 _stop_timer(request)
                 continue
             for job in request.finished:
-                result = request.results[job] = self.reranker._result(job)
+                result = request.results[job] = ranked_result(job, self.config.k)
                 job.release()
                 if on_result is not None:
                     on_result(result)
@@ -435,7 +438,7 @@ class SyncEngine:
     (any thread may call :meth:`rank_many` at any time; calls share batches). Close it (or use
     it as a context manager) to drain and stop the thread."""
 
-    def __init__(self, reranker: Reranker | object, **options: object) -> None:
+    def __init__(self, reranker: Config | object, **options: object) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="prp-engine", daemon=True)
         self._thread.start()

@@ -1,7 +1,7 @@
 """The grid runner: one engine run per cell of sorters x orders x budgets x batch sizes x cache.
 
-``prp simulate``, ``prp bench`` and the cost planner (``prp plan``, ``sorter="auto"``) all run
-their grids here. Rules:
+``prp simulate`` and ``prp bench`` run their grids here (the cost planner does not: it
+predicts through :func:`prp.scheduler.run` directly, see :mod:`prp.planner`). Rules:
 
 * **One run per cell.** Each cell ranks every request on a fresh engine (:func:`rank`) with a
   cache of its own, so a cell's counts are what it costs alone, whatever ran before it:

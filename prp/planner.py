@@ -1,6 +1,6 @@
 """The cost planner: which sorter is cheapest for n candidates, top k, batches of B?
 
-It answers by simulation, never by formula, so whatever the engine does (de-duplication, the
+It answers by simulation, never by formula, so whatever the scheduler does (de-duplication, the
 cache, cross-query batching, ``orders``) is what gets predicted. Rules:
 
 * **Data.** Synthetic candidate lists of ``n`` passages whose grades are drawn i.i.d. (seeded)
@@ -12,10 +12,14 @@ cache, cross-query batching, ``orders``) is what gets predicted. Rules:
   ``noisy:scale=1,bias=0.5,noise=1.0``: margin = grade gap + 0.5 for the passage shown first +
   N(0, 1), i.e. an imperfect judge with a position bias, so that comparison counts reflect the
   ties and inconsistencies of a real one.
-* **Engine.** The real one: :class:`prp.Reranker` with an in-memory cache, ``rank_many`` over
-  ``queries`` synthetic queries, ``in_flight`` of them scheduled together, repeated over
-  ``trials`` seeds. Every figure of a :class:`Prediction` is a per-query mean over all of them;
-  ``predicted_seconds`` is the ledger's, under ``latency``.
+* **Engine.** The real scheduler (:func:`prp.scheduler.run`) over the sans-IO sorters, with an
+  in-memory cache of its own and the default settings of a ``Reranker`` (``aggregate="auto"``,
+  no budget, no debiasing, ``seed=0``): ``queries`` synthetic queries, ``in_flight`` of them
+  scheduled together, repeated over ``trials`` seeds. It never goes through the public
+  ``Reranker`` or a running :class:`~prp.engine.Engine` (which ask the planner for
+  ``sorter="auto"``); a single request on an engine is scheduled exactly so. Every figure of a
+  :class:`Prediction` is a per-query mean over all of them; ``predicted_seconds`` is the
+  ledger's, under ``latency``.
 * **Determinism.** The same arguments give the same prediction (results are cached with
   :func:`functools.lru_cache`, so ``sorter="auto"`` pays for a simulation once per shape).
 * **Ranking.** :func:`plan` orders sorters by the objective (``inferences``, ``seconds`` or
@@ -26,6 +30,8 @@ cache, cross-query batching, ``orders``) is what gets predicted. Rules:
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import math
 import random
@@ -35,7 +41,11 @@ from dataclasses import asdict, dataclass
 
 from cost.ledger import Ledger
 from cost.model import DEFAULT_LATENCY, LatencyModel
+from prp import scheduler
+from prp.cache import MemoryCache
+from prp.result import ranked_result
 from prp.types import RankRequest
+from prp.validate import check_request, sorter_factory
 
 DEFAULT_SORTERS = ("heapsort", "bubblesort", "quicksort", "quicksort:pivot=median-of-three",
                    "mergesort", "allpair")
@@ -132,15 +142,32 @@ def ndcg_at(ranking: Sequence[str], grades: dict[str, int], depth: int = 10) -> 
 def simulate(sorter: str, requests, qrels, *, k: int, batch_size: int, orders: str = "both",
              latency: LatencyModel = DEFAULT_LATENCY, in_flight: int | None = 1, concurrency: int = 1,
              judge: str = DEFAULT_JUDGE) -> tuple[Ledger, float]:
-    """One engine run over ``requests`` (a :mod:`prp.grid` cell with its own memory cache):
-    (the run's ledger, mean nDCG@10 under the judge)."""
-    from prp.grid import Cell, run_cell
+    """One scheduler run over ``requests`` with a memory cache of its own and the judge ``judge``
+    (a simulated one, under ``qrels``): (the run's ledger, mean nDCG@10 under the judge)."""
+    from prp.aggregate import ORDERS, check_choice
     from prp.oracles import make_judge
 
-    done = run_cell(requests, make_judge(judge, qrels=qrels), Cell(sorter, batch_size, orders), k=k,
-                    in_flight=in_flight, concurrency=concurrency, latency=latency)
-    ndcg = sum(ndcg_at(r.doc_ids, qrels[r.qid]) for r in done.results) / len(done.results)
-    return done.cost, ndcg
+    settings = scheduler.Settings(batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
+                                  aggregate="auto", tie_band=0.0, in_flight=in_flight,
+                                  concurrency=concurrency, max_inferences=None, seed=0, latency=latency)
+    jobs = []
+    for qid, query, ids, texts in map(check_request, requests):
+        jobs.append(scheduler.Job(qid, query, ids, texts, *sorter_factory(sorter, len(texts), k)))
+    _run(scheduler.run(jobs, make_judge(judge, qrels=qrels), MemoryCache(), settings))
+    results = [ranked_result(job, k) for job in jobs]
+    ndcg = sum(ndcg_at(r.doc_ids, qrels[r.qid]) for r in results) / len(results)
+    return Ledger.total([r.cost for r in results]), ndcg
+
+
+def _run(coro) -> None:  # noqa: ANN001
+    """Run ``coro`` to its end, also when called from a running event loop (an engine asking
+    for ``sorter="auto"``): then on a loop in a thread of its own, while the caller waits."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prp-planner") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def predict(sorter: str, n: int, k: int, batch_size: int, *, orders: str = "both",

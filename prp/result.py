@@ -1,10 +1,21 @@
-"""What a ranking returns: the reordered documents and what they cost."""
+"""What a ranking returns: the reordered documents and what they cost.
+
+:func:`ranked_result` builds a query's :class:`RankedResult` from its finished scheduler job,
+for the engine and the cost planner alike. Rules: the documents are the job's full order
+(every candidate once), ``score`` is n for the first of n and falls by one a rank,
+``original_rank`` is the first-stage position, and ``k`` is the query's own top-k when it has
+one, at most n.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cost.ledger import Ledger
+
+if TYPE_CHECKING:
+    from prp.scheduler import Job
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +61,13 @@ class RankedResult:
 
     def __len__(self) -> int:
         return len(self.docs)
+
+
+def ranked_result(job: Job, k: int) -> RankedResult:
+    """The result of a finished scheduler ``job`` (``k``: the top-k when the job has none)."""
+    n = len(job.texts)
+    order = job.order or []
+    docs = [RankedDoc(job.ids[i], job.texts[i], rank, float(n - rank + 1), i + 1)
+            for rank, i in enumerate(order, start=1)]
+    k = k if job.k is None else job.k
+    return RankedResult(job.qid, job.query, min(k, n), docs, job.ledger, cut=job.cut)

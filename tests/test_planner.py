@@ -8,8 +8,10 @@ import pytest
 from conftest import expected_order, score_docs
 
 from cost.ledger import Ledger
+from cost.model import DEFAULT_LATENCY
 from prp import PerfectOracle, Reranker, ScoresOracle, planner
 from prp.cli import main
+from prp.oracles import make_judge
 from prp.planner import choose, explain, plan, predict, synthetic_queries
 from prp.spec import parse_spec
 from prp.types import Prompt
@@ -88,6 +90,21 @@ def test_perfect_judge_prediction_matches_the_engine():
     means = Ledger.total(ledgers).per_query()
     for name in ("comparisons", "prompts", "inferences", "rounds", "predicted_seconds"):
         assert getattr(got, name) == pytest.approx(means[name]), name
+
+
+@pytest.mark.parametrize("sorter", ["quicksort:pivot=median-of-three", "heapsort", "bubblesort"])
+def test_the_scheduler_run_predicts_what_an_engine_pays(sorter):
+    """The planner runs the scheduler directly; a Reranker's engine on the same synthetic queries
+    (the default noisy judge, two in flight) pays the same counts and ranks the same."""
+    requests, qrels = synthetic_queries(12, queries=3, seed=1, trial=0)
+    ledger, ndcg = planner.simulate(sorter, requests, qrels, k=4, batch_size=3, in_flight=2)
+    reranker = Reranker(make_judge(planner.DEFAULT_JUDGE, qrels=qrels), sorter=sorter, k=4, batch_size=3,
+                        in_flight=2, latency=DEFAULT_LATENCY)
+    results = reranker.rank_many(requests)
+    engine = Ledger.total([r.cost for r in results]).to_dict()
+    assert {**ledger.to_dict(), "wall_seconds": 0} == {**engine, "wall_seconds": 0}
+    assert ledger.prompts > 0 and ledger.queries == 3
+    assert ndcg == pytest.approx(sum(planner.ndcg_at(r.doc_ids, qrels[r.qid]) for r in results) / 3)
 
 
 def test_choose_returns_a_registered_sorter_spec():

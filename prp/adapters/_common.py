@@ -10,7 +10,8 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from prp.reranker import Reranker, _positive_int
+from prp.reranker import Reranker
+from prp.validate import positive_int
 
 
 def make_reranker(judge: Any, options: dict[str, Any], top_n: int | None = None) -> Reranker:
@@ -18,7 +19,7 @@ def make_reranker(judge: Any, options: dict[str, Any], top_n: int | None = None)
     ``Reranker(judge, **options)``, ordering the ``top_n`` it returns unless ``options`` set ``k``
     (``top_n``: an integer >= 1, checked here)."""
     if top_n is not None:
-        _positive_int("top_n", top_n)
+        positive_int("top_n", top_n)
         if not isinstance(judge, Reranker):
             options = {"k": top_n, **options}
     if isinstance(judge, Reranker):
