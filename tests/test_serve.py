@@ -374,7 +374,7 @@ def test_unreadable_answers_are_reported_not_silent():
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://prp") as client:
-                answer = await client.post("/v1/rerank", json={"query": "q", "documents": [  # ids: the indexes
+                answer = await client.post("/v1/rerank", json={"query": "q", "documents": [  # ids: indexes
                     str(i) for i in range(6)], "top_n": 3, "orders": "one"})
                 return answer, (await client.get("/metrics")).text
 
