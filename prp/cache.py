@@ -40,7 +40,7 @@ from typing import Protocol
 
 from cost.model import estimate_prompt_tokens
 from prp.judgment import check_judgment
-from prp.types import Judgment, Prompt
+from prp.types import Choice, Judgment, Prompt
 
 Key = tuple[str, bytes, bytes, bytes]
 
@@ -145,7 +145,8 @@ class DiskCache:
             return None
         if value is None:
             return None
-        judgment = Judgment(*value)  # written by an older version? NaN margins were cached then
+        # a set or list answer has 4 fields; written by an older version? NaN margins were cached then
+        judgment = Choice(*value) if len(value) == 4 else Judgment(*value)
         return judgment if check_judgment(judgment).parsed else None
 
     def set(self, key: Key, judgment: Judgment) -> None:
