@@ -121,6 +121,19 @@ def test_tournament_k_is_the_match_size_and_size_two_is_the_pair_tournament():
         make_sorter("tournament", 5, 2, k=1)
 
 
+def test_tournament_rounds_one_query_at_a_time():
+    # distinct scores (no ties), n=100, k=10: the initial knockout takes 4 rounds (100 -> 25 -> 7
+    # -> 2 -> 1); ``ahead`` settles some places two per round
+    for seed in range(5):
+        scores = [random.Random(seed).random() for _ in range(100)]
+        order, rounds, asked = run("tournament", scores, 10, k=4)
+        slow = run("tournament", scores, 10, k=4, ahead=False)
+        assert order[:10] == slow[0][:10] == expected(scores, 10)
+        assert rounds <= 12 < slow[1] and asked["set"] <= slow[2]["set"] + 5
+    first = next(make_sorter("tournament", 100, 10, k=4))
+    assert len(first) == 25
+
+
 def test_unusable_answers_and_cut():
     gen = listwise(30, 5)
     first = next(gen)
