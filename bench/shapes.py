@@ -21,8 +21,8 @@ from prp.evaluate import mean_measure
 
 PAIR = ["quicksort", "heapsort", "mergesort", "tournament", "allpair"]
 KWISE = ["setwise:k=3", "setwise:k=4", "listwise:window=20,step=10", "tournament:k=4",
-         "tournament:k=4,depth=2", "tournament:k=20"]
-ONE_AT_A_TIME_ONLY = ["tournament:k=4,ahead=false", "tournament:k=20,depth=2"]
+         "tournament:k=4,depth=1", "tournament:k=20"]
+ONE_AT_A_TIME_ONLY = ["tournament:k=4,depth=1,ahead=0", "tournament:k=20,depth=1,ahead=0"]
 K = 10
 
 
@@ -70,7 +70,8 @@ def main(data: str) -> None:
         print(f"#   {label:<36} {value:>10.0f}  {value / base:6.3f}  (1/{base / value:.1f})")
     print("\n# rounds per query, one query at a time (in_flight=1), perfect:ties=off, B=64")
     print(line(["sorter", "rounds", "max rounds", "prompts", "ndcg@10"]))
-    for sorter, orders in [*((s, "both") for s in PAIR), *((s, "one") for s in KWISE + ONE_AT_A_TIME_ONLY)]:
+    for sorter, orders in [*((s, "both") for s in PAIR),
+                           *((s, "one") for s in KWISE + ONE_AT_A_TIME_ONLY)]:
         rr = Reranker(PerfectOracle(qrels, ties=False), sorter=sorter, k=K, batch_size=64, orders=orders,
                       in_flight=1)
         results = rr.rank_many(requests)

@@ -16,14 +16,17 @@ one ``SetQuestion``, whose winner advances. The first round is a knockout of all
 groups of ``size``; later rounds replay the champion's victims. Two options trade prompts for
 rounds:
 
-* ``depth`` > 1 also asks the layers below, each layer's members grouped by the member of the
-  layer above that beat them (its victims: they meet once it is taken), ahead of need.
-* ``ahead`` (default on): when layer 0 fits in one set, the same round also asks, for each of
-  its members y, the match that would follow if y won (the candidates no live one but y
-  beats), when that fits in one set too: the winner's follow-up is then answered already, and
-  two places are settled in one round. On DL19 (depth 100, k=10, ``perfect:ties=off``) this
-  takes ``tournament:k=4`` from 15 to 12 rounds a query for about one more prompt
-  (``bench/results/shapes-dl19.txt``).
+* ``depth`` (default 2): the first ``depth`` layers are asked each round; a deeper layer's
+  members are grouped by the member of the layer above that beat them (its victims: they meet
+  once it is taken), ahead of need. ``depth=1`` asks layer 0 only.
+* ``ahead`` (default 2; 0 is off): when layer 0 fits in one set, the same round also asks, for
+  each of its members y, the first round of the match that would follow if y won (the
+  candidates no live one but y beats), when it fits in ``ahead`` sets: the winner's follow-up is
+  then under way, and a place may be settled with no round of its own.
+
+Measured on DL19 (depth 100, k=10, ``perfect:ties=off``, one query at a time,
+``bench/results/shapes-dl19.txt``): ``tournament:k=4`` takes about 11 rounds a query (at most
+12) where ``depth=1,ahead=0`` takes about 22, for about 1.7x the prompts.
 
 An inconsistent judge may answer in cycles: a round that adds nothing to the closure, or a
 layer 0 that is empty, makes the live candidate with the fewest live beaters (then the lowest
@@ -37,7 +40,7 @@ from ._base import Cut, Pick, SetQuestion, SorterGen, finish
 from .graph import PreferenceGraph
 
 
-def kwise_tournament(n: int, k: int, size: int, depth: int = 1, ahead: bool = True) -> SorterGen:
+def kwise_tournament(n: int, k: int, size: int, depth: int = 2, ahead: int = 2) -> SorterGen:
     """Top-k by k-wise matches over a preference graph; see the module docstring."""
     graph = PreferenceGraph(n)
     top: list[int] = []
@@ -57,7 +60,7 @@ def kwise_tournament(n: int, k: int, size: int, depth: int = 1, ahead: bool = Tr
             questions = [SetQuestion(group) for family in _families(graph, layers[:depth])
                          for group in _groups(family, size) if len(group) > 1]
             if ahead and len(layers[0]) <= size and need > 1:
-                questions += _ahead(graph, layers[0], live, size, questions)
+                questions += _ahead(graph, layers[0], live, size, ahead, questions)
             before = sum(graph.reach)
             answers = yield questions
             for q, answer in zip(questions, answers, strict=True):
@@ -71,16 +74,19 @@ def kwise_tournament(n: int, k: int, size: int, depth: int = 1, ahead: bool = Tr
     return finish(top, n)
 
 
-def _ahead(graph: PreferenceGraph, first: list[int], live: list[int], size: int,
+def _ahead(graph: PreferenceGraph, first: list[int], live: list[int], size: int, wide: int,
            asked: list[SetQuestion]) -> list[SetQuestion]:
-    """For each candidate that may win layer 0's match, the match that would follow it: the
-    candidates no live one but it beats, when they fit in one set (asked speculatively)."""
+    """For each candidate that may win layer 0's match, the first round of the match that would
+    follow it (the candidates no live one but it beats), when it fits in ``wide`` sets."""
     out = []
     for y in first:
         after = [x for x in live if x != y and not any(graph.beats(z, x) for z in live if z not in (x, y))]
-        question = SetQuestion(after) if 2 <= len(after) <= size else None
-        if question is not None and question not in asked and question not in out:
-            out.append(question)
+        if len(after) > size * wide:
+            continue
+        for group in _groups(after, size):
+            question = SetQuestion(group) if len(group) > 1 else None
+            if question is not None and question not in asked and question not in out:
+                out.append(question)
     return out
 
 

@@ -84,18 +84,15 @@ class _Forest:
 
 
 def tournament(n: int, k: int, bracket: str = "seeded", refill: str = "replay",
-               ties: str = "infer", size: int = 2, depth: int = 1,
-               ahead: bool = True) -> SorterGen:
+               ties: str = "infer", size: int = 2, depth: int = 2, ahead: int = 2) -> SorterGen:
     """Top-k by knockout and refills; see the module docstring for the rounds. ``size`` > 2
     (``tournament:k=K`` in a spec) plays k-wise set questions instead
     (:func:`sorters.kwise.kwise_tournament`, whose ``depth`` and ``ahead`` it takes;
     ``bracket``, ``refill`` and ``ties`` are for pairs only)."""
     k = check_args(n, k)
-    for name, value, low in (("k (the match size)", size, 2), ("depth", depth, 1)):
+    for name, value, low in (("k (the match size)", size, 2), ("depth", depth, 1), ("ahead", ahead, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"tournament: {name} must be an integer >= {low}, got {value!r}")
-    if not isinstance(ahead, bool):
-        raise ValueError(f"tournament: ahead must be true or false, got {ahead!r}")
     if size > 2:
         return (yield from kwise_tournament(n, k, size, depth, ahead))
     for name, value, known in (("bracket", bracket, BRACKETS), ("refill", refill, REFILLS),

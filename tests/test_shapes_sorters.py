@@ -107,7 +107,8 @@ def test_setwise_counts_by_hand():
 
 
 def test_tournament_k_is_the_match_size_and_size_two_is_the_pair_tournament():
-    scores = [random.Random(1).random() for _ in range(40)]
+    rng = random.Random(1)
+    scores = [rng.random() for _ in range(40)]
     pair = run("tournament", scores, 5)
     assert pair[2]["set"] == 0 and pair[2]["pair"] > 0
     kwise = run("tournament", scores, 5, k=8)
@@ -121,15 +122,17 @@ def test_tournament_k_is_the_match_size_and_size_two_is_the_pair_tournament():
         make_sorter("tournament", 5, 2, k=1)
 
 
-def test_tournament_rounds_one_query_at_a_time():
-    # distinct scores (no ties), n=100, k=10: the initial knockout takes 4 rounds (100 -> 25 -> 7
-    # -> 2 -> 1); ``ahead`` settles some places two per round
+def test_tournament_look_ahead_saves_rounds():
+    # distinct scores (no ties), n=100, k=10: the knockout alone takes 4 rounds (100 -> 25 -> 7 ->
+    # 2 -> 1), then depth and ahead settle places ahead of need
     for seed in range(5):
-        scores = [random.Random(seed).random() for _ in range(100)]
+        rng = random.Random(seed)
+        scores = [rng.random() for _ in range(100)]
         order, rounds, asked = run("tournament", scores, 10, k=4)
-        slow = run("tournament", scores, 10, k=4, ahead=False)
-        assert order[:10] == slow[0][:10] == expected(scores, 10)
-        assert rounds <= 12 < slow[1] and asked["set"] <= slow[2]["set"] + 5
+        plain = run("tournament", scores, 10, k=4, depth=1, ahead=0)
+        assert order[:10] == plain[0][:10] == expected(scores, 10)
+        assert rounds < plain[1] and asked["set"] > plain[2]["set"]
+        assert plain[1] >= 4 + 9  # one round a place at least, without look-ahead
     first = next(make_sorter("tournament", 100, 10, k=4))
     assert len(first) == 25
 
