@@ -16,7 +16,7 @@ and always sum to the run's total.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 _SUMMED = (
     "comparisons",
@@ -83,6 +83,11 @@ class Ledger:
     prompts_by_shape: Counter[str] = field(default_factory=Counter)
     inferences_by_shape: Counter[str] = field(default_factory=Counter)
 
+    def __post_init__(self) -> None:
+        for name in _BY_SHAPE:  # a ledger read back from JSON holds plain dicts
+            if type(getattr(self, name)) is not Counter:
+                setattr(self, name, Counter(getattr(self, name)))
+
     @property
     def saved_inferences(self) -> float:
         """Inferences the cache saved (virtual minus physical)."""
@@ -97,6 +102,11 @@ class Ledger:
         for name in _BY_SHAPE:
             getattr(self, name).update(getattr(other, name))
         return self
+
+    def copy(self) -> Ledger:
+        """An independent copy (its counters are copies too)."""
+        return replace(self, batch_sizes=Counter(self.batch_sizes),
+                       **{name: Counter(getattr(self, name)) for name in _BY_SHAPE})
 
     @classmethod
     def total(cls, ledgers: list[Ledger]) -> Ledger:

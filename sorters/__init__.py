@@ -134,7 +134,7 @@ def make_sorter(name: str, n: int, k: int, /, **options: object) -> SorterGen:
         options = {(SIZE_ALIAS if key == "k" else key): value for key, value in options.items()}
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        allowed = ", ".join(accepted) or "none"
+        allowed = ", ".join(f"k ({o})" if o == SIZE_ALIAS else o for o in accepted) or "none"
         raise ValueError(
             f"sorter {name!r} got unknown option(s) {', '.join(unknown)}; accepted options: {allowed}"
         )

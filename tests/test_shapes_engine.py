@@ -209,3 +209,19 @@ def test_infer_answers_shapes_the_graph_implies():
     asyncio.run(run([one], judge, None, settings(infer=True)))
     assert answers == [[(4, 1, 2, 0)], [Pick(4), (4, 2)]]
     assert one.ledger.prompts == 1 and one.ledger.inferred == 2
+
+
+def test_ledger_counts_by_shape_merge_copy_and_read_back():
+    from cost.ledger import Ledger
+    from prp.ray.rows import ledger_from_json, ledger_json
+
+    one = Ledger()
+    one.prompts_by_shape.update({"set": 3, "pair": 2})
+    one.inferences_by_shape["set"] += 0.5
+    back = ledger_from_json(ledger_json(one))
+    assert back.prompts_by_shape == one.prompts_by_shape and back.to_dict() == one.to_dict()
+    total = Ledger.total([one, back])
+    assert total.prompts_by_shape == {"set": 6, "pair": 4} and total.inferences_by_shape == {"set": 1.0}
+    copy = one.copy()
+    copy.prompts_by_shape["list"] += 1
+    assert "list" not in one.prompts_by_shape

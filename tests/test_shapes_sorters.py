@@ -120,6 +120,8 @@ def test_tournament_k_is_the_match_size_and_size_two_is_the_pair_tournament():
         make_sorter("setwise", 5, 2, k=2)
     with pytest.raises(ValueError, match="match size"):
         make_sorter("tournament", 5, 2, k=1)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) x; accepted options: k \(size\)"):
+        make_sorter("setwise", 5, 2, x=1)
 
 
 def test_tournament_look_ahead_saves_rounds():
