@@ -4,7 +4,9 @@ A cache maps a prompt key to its :class:`~prp.types.Judgment`. The key is built 
 scheduler from (backend name - kind, model id, template id -, query, first passage, second
 passage), each passage and the query reduced to a 16-byte BLAKE2b digest of its text (or of
 its id, for simulated judges that read ids), so the order of the two passages is part of the
-key. Caches store what they are given: the rule that unparsed judgments are never stored is
+key. A set or list prompt's key is (backend name | shape | template id, query, one digest of its
+passages' digests in the order shown, empty) and its answer a :class:`~prp.types.Choice`
+(every cache here stores and reads back both kinds; see :mod:`prp.scheduler`). Caches store what they are given: the rule that unparsed judgments are never stored is
 kept where prompts are judged (:mod:`prp.judging`); a persistent cache still reads back only
 usable judgments (data written by another version is checked).
 

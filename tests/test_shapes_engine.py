@@ -225,3 +225,18 @@ def test_ledger_counts_by_shape_merge_copy_and_read_back():
     copy = one.copy()
     copy.prompts_by_shape["list"] += 1
     assert "list" not in one.prompts_by_shape
+
+
+def test_set_and_list_answers_survive_the_persistent_caches(tmp_path):
+    from prp.cache import DiskCache
+    from prp.cache_redis import _decode, _encode
+
+    answers = [Choice((2,)), Choice((2,), (0.1, 0.2, 0.7)), Choice((1, 0, 2), None, True, True)]
+    for choice in answers:
+        assert _decode(_encode(choice)) == choice
+    assert _decode(b"C|x|") is None  # not ours: a miss
+    disk = DiskCache(tmp_path / "cache")
+    key = ("simulated/perfect|set|set-v1", b"q" * 16, b"k" * 16, b"")
+    disk.set(key, answers[1])
+    assert disk.get(key) == answers[1]
+    disk.close()
