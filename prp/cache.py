@@ -6,9 +6,10 @@ passage), each passage and the query reduced to a 16-byte BLAKE2b digest of its 
 its id, for simulated judges that read ids), so the order of the two passages is part of the
 key. A set or list prompt's key is (backend name | shape | template id, query, one digest of its
 passages' digests in the order shown, empty) and its answer a :class:`~prp.types.Choice`
-(every cache here stores and reads back both kinds; see :mod:`prp.scheduler`). Caches store what they are given: the rule that unparsed judgments are never stored is
-kept where prompts are judged (:mod:`prp.judging`); a persistent cache still reads back only
-usable judgments (data written by another version is checked).
+(every cache here stores and reads back both kinds; see :mod:`prp.scheduler`). Caches store
+what they are given: the rule that unparsed judgments are never stored is kept where prompts
+are judged (:mod:`prp.judging`); a persistent cache still reads back only usable judgments
+(data written by another version is checked).
 
 * :class:`MemoryCache` - an LRU-bounded dict; the default, alive as long as the Reranker. It
   holds at most ``max_entries`` judgments (default :data:`DEFAULT_MAX_ENTRIES`: about 55 MB at
