@@ -2,7 +2,10 @@
 
 Vocabulary (DEVELOPERS.md): a *comparison* is one judgment of a pair asked by a sorter; a
 *prompt* is one LLM input (a comparison in both orders is two); an *inference* is one LLM call
-carrying up to B prompts; a *round* is a set of comparisons a sorter issues together.
+carrying up to B prompts; a *round* is a set of comparisons a sorter issues together. A
+*question* has a shape: a pair (a comparison), a set or a list; a set or list question is one
+prompt, and the ``*_by_shape`` counters split questions, rounds, prompts and inferences by shape
+(``comparisons`` and ``unique_comparisons`` count pairs only).
 
 Physical counts are what was paid; ``virtual_*`` counts are what the same schedule would have
 paid with no cache. When several queries share one batch, each query is charged its share of
@@ -13,7 +16,7 @@ and always sum to the run's total.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 _SUMMED = (
     "comparisons",
@@ -29,9 +32,12 @@ _SUMMED = (
     "virtual_inferences",
     "unparsed",
     "unparsed_retries",
+    "repaired",
     "predicted_seconds",
     "wall_seconds",
 )
+
+_BY_SHAPE = ("questions_by_shape", "rounds_by_shape", "prompts_by_shape", "inferences_by_shape")
 
 
 @dataclass
@@ -67,8 +73,20 @@ class Ledger:
     unparsed_retries: int = 0  # prompts asked again after an unreadable answer (in ``prompts`` too)
     predicted_seconds: float = 0.0  # wall time under the latency model
     wall_seconds: float = 0.0  # measured
+    repaired: int = 0  # set or list answers usable only after a repair (missing or repeated ids)
     queries: int = 1
     batch_sizes: Counter[int] = field(default_factory=Counter)  # prompts per inference -> count
+    # per question shape ("pair", "set", "list"): unique questions asked (cache hits and
+    # inferred ones included), rounds that held the shape, prompts sent, inferences (shares)
+    questions_by_shape: Counter[str] = field(default_factory=Counter)
+    rounds_by_shape: Counter[str] = field(default_factory=Counter)
+    prompts_by_shape: Counter[str] = field(default_factory=Counter)
+    inferences_by_shape: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        for name in _BY_SHAPE:  # a ledger read back from JSON holds plain dicts
+            if type(getattr(self, name)) is not Counter:
+                setattr(self, name, Counter(getattr(self, name)))
 
     @property
     def saved_inferences(self) -> float:
@@ -81,7 +99,14 @@ class Ledger:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.queries += other.queries
         self.batch_sizes.update(other.batch_sizes)
+        for name in _BY_SHAPE:
+            getattr(self, name).update(getattr(other, name))
         return self
+
+    def copy(self) -> Ledger:
+        """An independent copy (its counters are copies too)."""
+        return replace(self, batch_sizes=Counter(self.batch_sizes),
+                       **{name: Counter(getattr(self, name)) for name in _BY_SHAPE})
 
     @classmethod
     def total(cls, ledgers: list[Ledger]) -> Ledger:
@@ -100,5 +125,7 @@ class Ledger:
         """Every count as a JSON-ready dict, plus ``saved_inferences`` (what the CLI prints)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["batch_sizes"] = {str(size): n for size, n in sorted(self.batch_sizes.items())}
+        for name in _BY_SHAPE:
+            out[name] = {shape: n for shape, n in sorted(getattr(self, name).items()) if n}
         out["saved_inferences"] = self.saved_inferences
         return out

@@ -28,6 +28,29 @@ def estimate_tokens(text: str, budget: int | None = None) -> int:
     return n if budget is None else min(n, budget)
 
 
+#: Tokens each passage beyond the first two adds to a set or list prompt (its label, "[3] ").
+LABEL_TOKENS = 3
+#: Tokens a list answer takes per passage ("[3] > "); a pair or set answer is one token.
+LIST_ANSWER_TOKENS = 4
+
+
+def estimate_question_tokens(query: str, passages: list[str] | tuple[str, ...],
+                             passage_budget: int | None = 128) -> int:
+    """Any question's prompt tokens, estimated by one rule for every shape: the template
+    (:data:`TEMPLATE_TOKENS`, which holds two passage labels), the query, every passage
+    (each truncated to ``passage_budget`` tokens) and :data:`LABEL_TOKENS` for each passage
+    beyond two. A pair gives exactly :func:`estimate_prompt_tokens`."""
+    passage_tokens = sum(estimate_tokens(p, passage_budget) for p in passages)
+    labels = LABEL_TOKENS * max(0, len(passages) - 2)
+    return TEMPLATE_TOKENS + estimate_tokens(query) + passage_tokens + labels
+
+
+def estimate_answer_tokens(shape: str, passages: int) -> int:
+    """Output tokens of an answer, estimated: 1 for a pair or a set (one label),
+    :data:`LIST_ANSWER_TOKENS` a passage for a list (``"[3] > [1] > ..."``)."""
+    return LIST_ANSWER_TOKENS * passages if shape == "list" else 1
+
+
 def estimate_prompt_tokens(query: str, first: str, second: str, passage_budget: int | None = 128) -> int:
     """A PRP prompt's tokens, estimated: the template, the query and both passages (each
     truncated to ``passage_budget`` tokens)."""

@@ -25,12 +25,13 @@ from prp.oracles import Backend, BackendError, NoisyOracle, PerfectOracle, Score
 from prp.oracles.simulated import NoJudgmentsWarning
 from prp.reranker import Reranker
 from prp.result import RankedDoc, RankedResult
-from prp.types import BatchResult, Judgment, Prompt, RankRequest
+from prp.types import BatchResult, Choice, Judgment, Prompt, RankRequest, ShapedPrompt
 
 __all__ = [
-    "Backend", "BackendError", "BatchResult", "CacheError", "DataError", "DiskCache", "Judgment",
+    "Backend", "BackendError", "BatchResult", "CacheError", "Choice", "DataError", "DiskCache", "Judgment",
     "LatencyModel", "Ledger", "MemoryCache", "NoJudgmentsWarning", "NoisyOracle", "PerfectOracle",
-    "Prompt", "RankRequest", "RankedDoc", "RankedResult", "Reranker", "ScoresOracle", "UnparsedError",
+    "Prompt", "RankRequest", "RankedDoc", "RankedResult", "Reranker", "ScoresOracle", "ShapedPrompt",
+    "UnparsedError",
     "UnparsedWarning", "evaluate_run", "load_candidates", "load_qrels", "load_run_candidates",
     "mean_measure", "trec_run_lines",
 ]

@@ -4,9 +4,12 @@ A cache maps a prompt key to its :class:`~prp.types.Judgment`. The key is built 
 scheduler from (backend name - kind, model id, template id -, query, first passage, second
 passage), each passage and the query reduced to a 16-byte BLAKE2b digest of its text (or of
 its id, for simulated judges that read ids), so the order of the two passages is part of the
-key. Caches store what they are given: the rule that unparsed judgments are never stored is
-kept where prompts are judged (:mod:`prp.judging`); a persistent cache still reads back only
-usable judgments (data written by another version is checked).
+key. A set or list prompt's key is (backend name | shape | template id, query, one digest of its
+passages' digests in the order shown, empty) and its answer a :class:`~prp.types.Choice`
+(every cache here stores and reads back both kinds; see :mod:`prp.scheduler`). Caches store
+what they are given: the rule that unparsed judgments are never stored is kept where prompts
+are judged (:mod:`prp.judging`); a persistent cache still reads back only usable judgments
+(data written by another version is checked).
 
 * :class:`MemoryCache` - an LRU-bounded dict; the default, alive as long as the Reranker. It
   holds at most ``max_entries`` judgments (default :data:`DEFAULT_MAX_ENTRIES`: about 55 MB at
@@ -40,7 +43,7 @@ from typing import Protocol
 
 from cost.model import estimate_prompt_tokens
 from prp.judgment import check_judgment
-from prp.types import Judgment, Prompt
+from prp.types import Choice, Judgment, Prompt
 
 Key = tuple[str, bytes, bytes, bytes]
 
@@ -145,7 +148,8 @@ class DiskCache:
             return None
         if value is None:
             return None
-        judgment = Judgment(*value)  # written by an older version? NaN margins were cached then
+        # a set or list answer has 4 fields; written by an older version? NaN margins were cached then
+        judgment = Choice(*value) if len(value) == 4 else Judgment(*value)
         return judgment if check_judgment(judgment).parsed else None
 
     def set(self, key: Key, judgment: Judgment) -> None:

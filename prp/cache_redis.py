@@ -51,8 +51,8 @@ from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from prp.cache import CacheError, DiskCache, Key
-from prp.judgment import check_judgment
-from prp.types import Judgment
+from prp.judgment import check_choice, check_judgment
+from prp.types import Choice, Judgment
 
 log = logging.getLogger("prp.cache")
 
@@ -74,12 +74,30 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def _encode(judgment: Judgment) -> bytes:
+def _encode(judgment: Judgment | Choice) -> bytes:
+    if type(judgment) is Choice:  # a set or list answer: C|slots|probs|repaired
+        order, probs, _parsed, repaired = judgment
+        slots = ",".join(map(str, order or ()))
+        shares = "" if probs is None else ",".join(repr(float(p)) for p in probs)
+        return f"C|{slots}|{shares}|{'repaired' if repaired else ''}".encode()
     margin = "" if judgment.margin is None else repr(float(judgment.margin))
     return f"{judgment.preferred or ''}|{margin}|{'' if judgment.parsed else 'unparsed'}".encode()
 
 
-def _decode(value: bytes) -> Judgment | None:
+def _decode_choice(text: str) -> Choice | None:
+    try:
+        _, slots, shares, flag = text.split("|")
+        choice = Choice(tuple(int(s) for s in slots.split(",")),
+                        tuple(float(p) for p in shares.split(",")) if shares else None, True,
+                        flag == "repaired")
+    except ValueError:
+        return None
+    return choice if check_choice(choice).parsed else None
+
+
+def _decode(value: bytes) -> Judgment | Choice | None:
+    if value.startswith(b"C|"):
+        return _decode_choice(value.decode(errors="replace"))
     try:
         preferred, margin, *flag = value.decode().split("|")
         judgment = Judgment(preferred or None, float(margin) if margin else None,  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ class Config:
                  seed: int = 0, latency: LatencyModel | None = None,
                  on_cache_error: str = "raise", max_inferences: int | None = None,
                  max_unparsed: float | None = None, budget: int | None = None,
-                 debias: str | float = "off", infer: bool = False) -> None:
+                 debias: str | float = "off", infer: bool = False, shape_order: str = "asked") -> None:
         for attr in ("name", "keys_by", "judge"):
             if not hasattr(oracle, attr):
                 raise TypeError(f"oracle must implement the Backend protocol (missing {attr!r})")
@@ -76,7 +76,8 @@ class Config:
             batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
             aggregate=check_choice("aggregate", aggregate, AGGREGATES), tie_band=tie_band,
             in_flight=in_flight, concurrency=concurrency, max_inferences=max_inferences, seed=seed,
-            latency=latency, budget=budget, debias=check_debias(debias), infer=infer)
+            latency=latency, budget=budget, debias=check_debias(debias), infer=infer,
+            shape_order=check_choice("shape_order", shape_order, scheduler.SHAPE_ORDERS))
         self.cache = make_cache(cache, on_error=on_cache_error)
 
     @staticmethod

@@ -51,11 +51,10 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from cost.ledger import Ledger
@@ -424,7 +423,7 @@ class Engine:
 
 
 def _copy(ledger: Ledger) -> Ledger:
-    return dataclasses.replace(ledger, batch_sizes=Counter(ledger.batch_sizes))
+    return ledger.copy()
 
 
 def _stop_timer(request: _Request) -> None:

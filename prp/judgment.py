@@ -38,9 +38,10 @@ import numbers
 
 from cost.ledger import Ledger
 from prp.oracles.base import BackendError
-from prp.types import BatchResult, Judgment
+from prp.types import BatchResult, Choice, Judgment
 
 UNPARSED = Judgment(None, None, parsed=False)
+UNPARSED_CHOICE = Choice(None, None, parsed=False)
 _SIDES = ("A", "B")
 
 
@@ -66,9 +67,27 @@ class UnparsedWarning(RuntimeWarning):
     """Some prompts stayed unparsed after their retry and were counted as ties."""
 
 
-def check_judgment(judgment: object, backend: str = "backend") -> Judgment:
+def check_choice(choice: Choice) -> Choice:
+    """A set or list answer (:class:`~prp.types.Choice`) if usable: ``order`` a non-empty tuple
+    of slot numbers (ints >= 0), ``probs`` None or finite numbers; :data:`UNPARSED_CHOICE`
+    otherwise. Whether the slots fit the prompt is the scheduler's check (it knows the prompt)."""
+    order, probs, parsed, repaired = choice
+    if parsed is not True or type(order) is not tuple or not order:
+        return UNPARSED_CHOICE
+    if any(type(slot) is not int or slot < 0 for slot in order):
+        return UNPARSED_CHOICE
+    if probs is not None and (type(probs) is not tuple or any(
+            isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(p) for p in probs)):
+        return UNPARSED_CHOICE
+    return choice if repaired is True or repaired is False else Choice(order, probs, True, bool(repaired))
+
+
+def check_judgment(judgment: object, backend: str = "backend") -> Judgment | Choice:
     """``judgment`` if usable, with its margin as a float; :data:`UNPARSED` if its content is not
-    (see the module docstring); BackendError if it is not a Judgment at all."""
+    (see the module docstring); BackendError if it is not a Judgment (or, for a set or list
+    prompt, a :class:`~prp.types.Choice`: :func:`check_choice`) at all."""
+    if type(judgment) is Choice:
+        return check_choice(judgment)
     if type(judgment) is not Judgment and not isinstance(judgment, Judgment):
         raise MalformedAnswer(f"backend {backend!r} returned a {type(judgment).__name__} where a "
                               "Judgment was expected")

@@ -46,8 +46,11 @@ class Reranker(Config):
     ``"auto"`` or a number) removes the judge's first-shown bias from margins before they are
     aggregated (see :mod:`prp.aggregate`); ``infer`` answers a comparison that the query's decided
     outcomes already imply by transitivity, with no prompt (ledger: ``inferred``).
-    Unparsed answers (see :mod:`prp.judgment`) are asked once more, then counted as ties; a
-    call that gives up on any warns (:class:`~prp.judgment.UnparsedWarning`), and with
+    ``shape_order`` (``"asked"``, ``"reverse"``, ``"random"``) is how the passages of a set or
+    list question (``sorter="setwise:k=4"``, ``"listwise"``, ``"tournament:k=4"``) are
+    shown (see :mod:`prp.scheduler`). Unparsed answers (see :mod:`prp.judgment`) are asked
+    once more, then counted as ties; a call that gives up on any warns
+    (:class:`~prp.judgment.UnparsedWarning`), and with
     ``max_unparsed`` (a fraction of the prompts judged) a call above it raises
     :class:`~prp.judgment.UnparsedError`. A call where a perfect or noisy judge has no judgments
     for some query warns once (:class:`~prp.oracles.simulated.NoJudgmentsWarning`, see

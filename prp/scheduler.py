@@ -31,6 +31,28 @@ would take the query past it is not asked: the query is cut (its sorter returns 
 ranking so far). The budget counts every prompt the query's comparisons need, cache hits
 included, so a ranking never depends on what the cache held.
 
+**Question shapes.** A round may also hold set and list questions
+(:class:`sorters.SetQuestion`, :class:`sorters.ListQuestion`). Each is one prompt
+(:class:`prp.types.ShapedPrompt`), whatever its size, batched with every other prompt of the step
+(pairs and other queries' questions alike: one inference may mix shapes and queries). Rules:
+
+* The passages are shown in the question's order, or reversed, or shuffled by a coin seeded by
+  (``seed``, the passages): the ``shape_order`` setting (``asked``, ``reverse``, ``random``), the
+  knob that averages position bias out, as ``orders`` does for pairs.
+* Its key is (backend name | shape | template id, query, digest of the passages *in the order
+  shown*): the same set shown in another order is another prompt; the same question asked
+  twice in a step (by one query or by two with the same query and passages) is one prompt. The
+  template id is the backend's ``shape_templates[shape]`` when it has one, else ``SHAPE-v1``.
+* A backend answers it with a :class:`prp.types.Choice` in slots; the engine maps slots back to
+  candidates (a set's :class:`sorters.Pick`, a list's permutation). An answer that does not fit
+  the prompt (a slot out of range, a list that is not a permutation) is unparsed: asked once
+  more, then the sorter gets None (no decision). A repaired answer is counted (``repaired``).
+* A backend without the shape in its ``shapes`` (default: pairs only) is a ValueError naming it,
+  before any prompt is sent. With ``infer`` on, a set whose winner, or a list whose whole order,
+  the graph already implies is answered from it (``inferred``), and every answer adds its edges.
+* Budgets count a set or list prompt as one prompt. The ledger counts questions, prompts,
+  inferences (shares) and rounds per shape (``*_by_shape``).
+
 Queries enter as others finish, ``in_flight`` at a time. :func:`run` ranks a fixed list of jobs;
 :func:`step` is its unit, which the long-lived :class:`prp.engine.Engine` calls on whatever
 requests are in flight. The schedule depends only on the inputs (never on timing), so rankings
@@ -43,6 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -54,8 +77,8 @@ from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, needs_marg
 from prp.cache import Cache, Key, digest
 from prp.judging import Inference, judge_batch
 from prp.oracles.base import Backend, BackendError, PromptFailed
-from prp.types import BatchResult, Judgment, Prompt
-from sorters import Cut, Pair, SorterGen
+from prp.types import BatchResult, Choice, Judgment, Prompt, ShapedPrompt
+from sorters import Cut, Pair, Pick, SetQuestion, SorterGen
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,11 @@ class Settings:
     budget: int | None = None  # prompts per query
     debias: str | float = "off"
     infer: bool = False
+    shape_order: str = "asked"  # how set and list passages are shown: asked, reverse, random
+
+
+SHAPE_ORDERS = ("asked", "reverse", "random")
+"""The ``shape_order`` values: how a set's or list's passages are presented."""
 
 
 class Job:
@@ -170,7 +198,7 @@ class _Step:
     """The bookkeeping of one step (see the module docstring)."""
 
     __slots__ = ("known", "pending", "owner", "virtual", "plans", "unparsed", "over", "hooks", "cached",
-                 "failed")
+                 "failed", "shapes", "shaped")
 
     def __init__(self) -> None:
         self.known: dict[Key, Judgment] = {}  # answered by the cache, or judged in this step
@@ -186,6 +214,9 @@ class _Step:
         self.cached = 0  # prompts the cache answered
         # prompts that failed alone: their error, and the first error of the batch they were in
         self.failed: dict[Key, tuple[BackendError, BackendError, int]] = {}
+        self.shapes: dict[Key, str] = {}  # the shape of each pending set or list prompt
+        # per job (same order as ``plans``): each set or list question -> (shown order, its key)
+        self.shaped: dict[Job, dict[object, tuple[tuple[int, ...], Key]]] = {}
 
 
 async def run(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> None:
@@ -222,7 +253,7 @@ async def step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settin
     answered, resumes no sorter and returns None.
     Answers the cache holds cost nothing, so they never touch the budget. ``hooks`` are called
     as the step goes (see :class:`Hooks`)."""
-    plan = _plan(jobs, backend.name, cache, s)
+    plan = _plan(jobs, backend, cache, s)
     plan.hooks = hooks
     if hooks.on_cached is not None and plan.cached:
         hooks.on_cached(plan.cached)
@@ -264,11 +295,68 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
                 if result:
                     job.beats.setdefault(a if result > 0 else b, set()).add(b if result > 0 else a)
         unique.update(implied)
-        job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
+        shaped = step.shaped.get(job)
+        if shaped is None:
+            job.resume([unique[(i, j)] if i < j else -unique[(j, i)] for i, j in round_])
+            continue
+        for question, (shown, key) in shaped.items():
+            unique[question] = _shaped_answer(question, shown, known.get(key), job.ledger)
+            if s.infer:
+                _add_edges(job.beats, question, unique[question])
+        job.resume([unique[q] if type(q) is not tuple else unique[q] if q[0] < q[1] else -unique[(q[1], q[0])]
+                    for q in round_])
     for job in step.over:
         if job.order is None:
             job.stop()
     return len(batches)
+
+
+def _shaped_answer(question: object, shown: tuple[int, ...], choice: object, ledger: object) -> object:
+    """A set's :class:`~sorters.Pick` or a list's permutation from a backend's slots; None or
+    ``Pick(None)`` when the answer is missing or does not fit the prompt (counted unparsed)."""
+    is_set = isinstance(question, SetQuestion)
+    order = choice.order if type(choice) is Choice and choice.parsed else None
+    w = len(shown)
+    if order is not None and (any(slot >= w for slot in order)
+                              or (not is_set and sorted(order) != list(range(w)))):
+        order = None
+    if order is None:
+        if choice is not None:  # answered, but unusable: no decision
+            ledger.unparsed += 1  # type: ignore[attr-defined]
+        return Pick(None) if is_set else None
+    if choice.repaired:  # type: ignore[union-attr]
+        ledger.repaired += 1  # type: ignore[attr-defined]
+    if is_set:
+        probs = choice.probs  # type: ignore[union-attr]
+        if probs is not None and len(probs) == w:
+            by_id = dict(zip(shown, probs, strict=True))
+            return Pick(shown[order[0]], tuple(by_id[i] for i in question.ids))  # type: ignore[attr-defined]
+        return Pick(shown[order[0]])
+    return tuple(shown[slot] for slot in order)
+
+
+def _add_edges(beats: dict[int, set[int]], question: object, answer: object) -> None:
+    """A set's or list's answer as decided outcomes (``infer``): winner > others, list in order."""
+    if isinstance(answer, Pick):
+        if answer.winner is not None:
+            beats.setdefault(answer.winner, set()).update(i for i in question.ids if i != answer.winner)  # type: ignore[attr-defined]
+    elif answer is not None:
+        for x, a in enumerate(answer):  # type: ignore[arg-type]
+            beats.setdefault(a, set()).update(answer[x + 1:])  # type: ignore[index]
+
+
+def _implied_shaped(beats: dict[int, set[int]], question: object) -> object:
+    """The answer the decided outcomes imply for a set or list question, or None."""
+    ids = question.ids  # type: ignore[attr-defined]
+    if isinstance(question, SetQuestion):
+        for x in ids:
+            if all(_implied(beats, x, y) == 1 for y in ids if y != x):
+                return Pick(x)
+        return None
+    ranked = sorted(ids, key=lambda x: -sum(_implied(beats, x, y) == 1 for y in ids if y != x))
+    if all(_implied(beats, a, b) == 1 for a, b in zip(ranked, ranked[1:], strict=False)):
+        return tuple(ranked)
+    return None
 
 
 def _fail_jobs(step: _Step) -> None:
@@ -277,6 +365,17 @@ def _fail_jobs(step: _Step) -> None:
         return
     for job, _round, pairs, _implied in step.plans:
         if job.order is not None:  # done already (cut by the engine's deadline)
+            continue
+        shown = next((shown for shown, key in step.shaped.get(job, {}).values() if key in step.failed), None)
+        if shown is not None:
+            key = next(key for seen, key in step.shaped[job].values() if seen == shown and key in step.failed)
+            cause, root, size = step.failed[key]
+            error = PromptFailed(f"query {job.qid!r}: the judge failed on its {step.shapes.get(key, 'set')} "
+                                 f"prompt showing {', '.join(repr(job.ids[i]) for i in shown)}: {cause} "
+                                 f"(alone, after its batch of {size} failed)", job.qid, job.ids[shown[0]],
+                                 job.ids[shown[1]])
+            error.__cause__ = cause
+            job.fail(error)
             continue
         for (a, b), answers in pairs.items():
             key = next((key for _, key in answers if key in step.failed), None)
@@ -315,8 +414,23 @@ def _implied(beats: dict[int, set[int]], a: int, b: int) -> int | None:
     return None if down == up else 1 if down else -1
 
 
-def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step:
+def _present(ids: tuple[int, ...], how: str, keys: list[bytes], seed: int) -> tuple[int, ...]:
+    """The order a set's or list's passages are shown in (the ``shape_order`` setting)."""
+    if how == "asked":
+        return ids
+    if how == "reverse":
+        return ids[::-1]
+    coin = random.Random(digest(str(seed) + "".join(keys[i].hex() for i in ids)))
+    shown = list(ids)
+    coin.shuffle(shown)
+    return tuple(shown)
+
+
+def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -> _Step:
     """Steps 1 and 2: unique comparisons, their prompt keys, and what is left to pay for."""
+    name = backend.name
+    if s.shape_order not in SHAPE_ORDERS:
+        raise ValueError(f"unknown shape_order {s.shape_order!r}; known: {', '.join(SHAPE_ORDERS)}")
     step = _Step()
     known, pending, owner = step.known, step.pending, step.owner
     infer = s.infer
@@ -326,7 +440,23 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
         fixed = FIXED_DIRECTIONS.get(orders)
         pairs: dict[tuple[int, int], list[tuple[bool, Key]]] = {}
         implied: dict[Pair, int] = {}
-        for i, j in round_:
+        shaped: dict[object, tuple[tuple[int, ...], Key]] = {}
+        for question in round_:
+            if type(question) is not tuple:
+                if question in shaped or question in implied:
+                    continue
+                if infer and not job.soft:
+                    answer = _implied_shaped(job.beats, question)
+                    if answer is not None:
+                        implied[question] = answer  # type: ignore[index]
+                        continue
+                shown = _present(question.ids, s.shape_order, keys, s.seed)
+                shape = _shape_name(question, backend)
+                template = getattr(backend, "shape_templates", {}).get(shape, f"{shape}-v1")
+                shaped[question] = (shown, (f"{name}|{shape}|{template}", qkey,
+                                            digest("".join(keys[x].hex() for x in shown)), b""))
+                continue
+            i, j = question
             pair = (i, j) if i < j else (j, i)
             if pair in pairs or pair in implied:
                 continue
@@ -339,7 +469,7 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
             ka, kb = keys[a], keys[b]
             pairs[pair] = [(a_first, (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka))
                            for a_first in fixed or directions(orders, ka, kb, s.seed)]
-        cost = sum(map(len, pairs.values()))
+        cost = sum(map(len, pairs.values())) + len(shaped)
         cap = s.budget if job.budget is None else job.budget
         if cap is not None and job.spent + cost > cap:
             step.over.append(job)
@@ -368,15 +498,54 @@ def _plan(jobs: list[Job], name: str, cache: Cache | None, s: Settings) -> _Step
                 owner[key] = job
             hits += hit
         led = job.ledger
+        for question, (shown, key) in shaped.items():
+            if key in known or key in pending:
+                hits += key in known
+                continue
+            virtual += 1
+            judged = None if cache is None else cache.get(key)
+            if judged is not None:
+                known[key] = judged
+                step.cached += 1
+                hits += 1
+                continue
+            shape = question.shape  # type: ignore[attr-defined]
+            pending[key] = ShapedPrompt(job.qid, job.query, shape, key[0].rsplit("|", 1)[1],
+                                        tuple(job.ids[x] for x in shown), tuple(job.texts[x] for x in shown))
+            owner[key] = job
+            step.shapes[key] = shape
         led.rounds += 1
-        led.comparisons += len(round_)
-        led.unique_comparisons += len(pairs) + len(implied)
+        if shaped or len(implied) > sum(type(q) is tuple for q in implied):
+            n_pairs = sum(type(q) is tuple for q in round_)
+            led.comparisons += n_pairs
+            led.unique_comparisons += len(pairs) + sum(type(q) is tuple for q in implied)
+            asked = {"pair": len(pairs)} if pairs else {}
+            for question in (*shaped, *(q for q in implied if type(q) is not tuple)):
+                asked[question.shape] = asked.get(question.shape, 0) + 1  # type: ignore[attr-defined]
+            led.questions_by_shape.update(asked)
+            led.rounds_by_shape.update(dict.fromkeys(asked, 1))
+            step.shaped[job] = shaped
+        else:
+            led.comparisons += len(round_)
+            led.unique_comparisons += len(pairs) + len(implied)
+            if pairs:
+                led.questions_by_shape["pair"] += len(pairs)
+                led.rounds_by_shape["pair"] += 1
         led.cache_hits += hits
         led.inferred += len(implied)
         led.virtual_prompts += virtual
         step.virtual[job] = virtual
         step.plans.append((job, round_, pairs, implied))
     return step
+
+
+def _shape_name(question: object, backend: Backend) -> str:
+    """The question's shape, checked against what ``backend`` answers (ValueError if not)."""
+    shape = question.shape  # type: ignore[attr-defined]
+    if shape not in getattr(backend, "shapes", ("pair",)):
+        raise ValueError(f"backend {backend.name!r} does not answer {shape} questions (it answers: "
+                         f"{', '.join(getattr(backend, 'shapes', ('pair',)))}); pick a pairwise sorter")
+    return shape
 
 
 Sent = list[tuple[list[Key], BatchResult]]  # the calls that answered: their prompts and answers
@@ -448,7 +617,7 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
         known[key] = judgment
         if not judgment.parsed:
             step.unparsed.add(key)
-        else:
+        elif key not in step.shapes:
             no_margin = no_margin or judgment.margin is None
     if step.hooks.on_inference is not None:
         step.hooks.on_inference(done)
@@ -467,12 +636,23 @@ def _uncount_unanswered(step: _Step) -> None:
         settled = answered | implied.keys()  # answered by a prompt or by the graph
         unsent = unsent_by[job]
         led = job.ledger
-        led.comparisons -= sum((min(i, j), max(i, j)) not in settled for i, j in round_)
+        led.comparisons -= sum((min(q), max(q)) not in settled for q in round_ if type(q) is tuple)
         led.unique_comparisons -= len(pairs) - len(answered)
+        shaped = step.shaped.get(job, {})
+        for question, (_shown, key) in shaped.items():
+            if key not in known:
+                led.questions_by_shape[question.shape] -= 1  # type: ignore[attr-defined]
+        if pairs:
+            led.questions_by_shape["pair"] -= len(pairs) - len(answered)
         led.virtual_prompts -= unsent
         step.virtual[job] -= unsent
-        if not any(key in known for answers in pairs.values() for _, key in answers):
+        if not any(key in known for answers in pairs.values() for _, key in answers) and not any(
+                key in known for _shown, key in shaped.values()):
             led.rounds -= 1  # nothing of this round was asked
+            for shape in {"pair"} if pairs else set():
+                led.rounds_by_shape[shape] -= 1
+            for shape in {q.shape for q in shaped}:  # type: ignore[attr-defined]
+                led.rounds_by_shape[shape] -= 1
 
 
 def _charge(calls: Sent, step: _Step, s: Settings) -> None:
@@ -490,6 +670,12 @@ def _charge(calls: Sent, step: _Step, s: Settings) -> None:
             led.prompt_tokens += result.prompt_tokens * share
             led.completion_tokens += result.completion_tokens * share
             sent[job] = sent.get(job, 0) + count
+        shapes = step.shapes
+        for key in batch:
+            shape = shapes.get(key, "pair")
+            led = step.owner[key].ledger
+            led.prompts_by_shape[shape] += 1
+            led.inferences_by_shape[shape] += 1 / size
     if seconds:
         makespan = sum(seconds) if s.concurrency == 1 else LatencyModel.makespan(seconds, s.concurrency)
         total = sum(sent.values())

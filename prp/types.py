@@ -39,8 +39,41 @@ class Judgment(NamedTuple):
     parsed: bool = True
 
 
+class ShapedPrompt(NamedTuple):
+    """One LLM input asking a set or a list question (see :mod:`sorters._base`).
+
+    ``shape`` is ``"set"`` (which passage is the most relevant?) or ``"list"`` (order them);
+    ``template`` the id of the prompt template that asks it; ``ids`` and ``texts`` the passages
+    in the order shown (slot 0 first). Its answer is a :class:`Choice`.
+    """
+
+    qid: str
+    query: str
+    shape: str
+    template: str
+    ids: tuple[str, ...]
+    texts: tuple[str, ...]
+
+
+class Choice(NamedTuple):
+    """The answer to a :class:`ShapedPrompt`, in slots (positions in the order shown, from 0).
+
+    ``order``: for a set, ``(winner_slot,)``; for a list, a permutation of the slots, best first.
+    ``probs``: for a set, the judge's distribution over the slots when it has one (label
+    logits). ``parsed`` is False when no usable answer could be read (never cached, asked once
+    more, then no decision); ``repaired`` is True when the answer was usable only after a repair
+    (a list with missing or repeated ids completed), and is counted as such.
+    """
+
+    order: tuple[int, ...] | None
+    probs: tuple[float, ...] | None = None
+    parsed: bool = True
+    repaired: bool = False
+
+
 class BatchResult(NamedTuple):
-    """A backend's answer to one inference: one judgment per prompt, in order, and its usage."""
+    """A backend's answer to one inference: one judgment per prompt, in order, and its usage
+    (a :class:`Judgment` for a :class:`Prompt`, a :class:`Choice` for a :class:`ShapedPrompt`)."""
 
     judgments: list[Judgment]
     prompt_tokens: int = 0

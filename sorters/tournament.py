@@ -30,6 +30,8 @@ The first such kid becomes champion with no comparison and adopts the other kids
 popped champion's segments as a segment of its own. With a consistent judge this is exact
 (graded relevance has many ties); ``ties="ask"`` plays the refill anyway.
 
+``size`` (``tournament:k=K``, K > 2) plays k-wise set questions instead: :mod:`sorters.kwise`.
+
 Outcomes may be floats; only their sign counts. A :class:`Cut` returns the top-k found so far,
 then the rest in first-stage order. Measured designs: ``bench/results/tournament-design.txt``.
 """
@@ -40,6 +42,7 @@ from collections.abc import Generator
 from itertools import zip_longest
 
 from ._base import Cut, Outcome, Pair, SorterGen, before, check_args, finish
+from .kwise import kwise_tournament
 
 BRACKETS = ("seeded", "contiguous")
 REFILLS = ("replay", "knockout")
@@ -81,9 +84,17 @@ class _Forest:
 
 
 def tournament(n: int, k: int, bracket: str = "seeded", refill: str = "replay",
-               ties: str = "infer") -> SorterGen:
-    """Top-k by knockout and refills; see the module docstring for the rounds."""
+               ties: str = "infer", size: int = 2, depth: int = 2, ahead: int = 2) -> SorterGen:
+    """Top-k by knockout and refills; see the module docstring for the rounds. ``size`` > 2
+    (``tournament:k=K`` in a spec) plays k-wise set questions instead
+    (:func:`sorters.kwise.kwise_tournament`, whose ``depth`` and ``ahead`` it takes;
+    ``bracket``, ``refill`` and ``ties`` are for pairs only)."""
     k = check_args(n, k)
+    for name, value, low in (("k (the match size)", size, 2), ("depth", depth, 1), ("ahead", ahead, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"tournament: {name} must be an integer >= {low}, got {value!r}")
+    if size > 2:
+        return (yield from kwise_tournament(n, k, size, depth, ahead))
     for name, value, known in (("bracket", bracket, BRACKETS), ("refill", refill, REFILLS),
                                ("ties", ties, TIES)):
         if value not in known:

@@ -23,9 +23,11 @@ from sorters import (
     drive,
     get_sorter,
     heapsort,
+    listwise,
     make_sorter,
     mergesort,
     quicksort,
+    setwise,
     tournament,
 )
 
@@ -201,9 +203,9 @@ def test_drive_and_direct_call_agree() -> None:
 
 def test_registry() -> None:
     assert list(SORTERS) == ["heapsort", "bubblesort", "quicksort", "mergesort", "allpair", "tournament",
-                             "active"]
+                             "active", "setwise", "listwise"]
     assert [get_sorter(n) for n in SORTERS] == [heapsort, bubblesort, quicksort, mergesort, allpair,
-                                                 tournament, active]
+                                                 tournament, active, setwise, listwise]
 
 
 def test_unknown_sorter_lists_known_ones() -> None:

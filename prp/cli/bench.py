@@ -56,11 +56,13 @@ from prp.spec import split_specs
 
 MEASURES = {"ndcg@10": "nDCG@10", "mrr@10": "RR(rel=2)@10"}
 LEDGER = ("comparisons", "unique_comparisons", "cache_hits", "prompts", "inferences",
-          "virtual_inferences", "rounds", "prompt_tokens", "unparsed", "predicted_seconds")
+          "virtual_inferences", "rounds", "prompt_tokens", "completion_tokens", "unparsed",
+          "predicted_seconds")
 COLUMNS = (("sorter", "sorter"), ("B", "batch_size"), ("orders", "orders"), ("budget", "budget"),
            ("cmp", "comparisons"), ("prompts", "prompts"),
            ("infer", "inferences"), ("v.infer", "virtual_inferences"), ("phys.infer", "physical_inferences"),
-           ("rounds", "rounds"), ("pred_s", "predicted_seconds"), ("meas_s", "measured_seconds"),
+           ("rounds", "rounds"), ("in_tok", "prompt_tokens"), ("out_tok", "completion_tokens"),
+           ("pred_s", "predicted_seconds"), ("meas_s", "measured_seconds"),
            ("ndcg@10", "ndcg@10"), ("mrr@10", "mrr@10"))
 
 

@@ -3,7 +3,8 @@
 The input is ``--data DIR`` (the TREC DL layout) or ``--input FILE --qrels QRELS`` (any
 candidates file ``prp rerank --input`` takes, with TREC qrels); see :mod:`prp.cli.grid`.
 For each (sorter, orders, budget, batch size, cache off/on) it reranks every query and prints
-the per-query means of the cost ledger and nDCG@10, one JSON object per line (``--format
+the per-query means of the cost ledger (input and output tokens included: the simulated judges
+estimate them, :func:`cost.model.estimate_question_tokens`) and nDCG@10, one JSON object per line (``--format
 jsonl``) or a table. The judge is ``--judge`` (default ``perfect``; ``noisy`` - fitted to
 qwen2.5-coder-1.5b unless given options -, ``noisy:...`` or ``replay:path=...``; an LLM judge
 works too, but ``prp bench`` is the command for those). Queries the qrels do not judge are
@@ -26,7 +27,7 @@ from prp.oracles.judges import SIMULATED, make_judge
 from prp.types import RankRequest
 
 COLUMNS = ("comparisons", "unique_comparisons", "cache_hits", "inferred", "prompts", "inferences", "rounds",
-           "virtual_prompts", "virtual_inferences", "predicted_seconds")
+           "virtual_prompts", "virtual_inferences", "predicted_seconds", "prompt_tokens", "completion_tokens")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -77,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
 def format_table(rows: list[dict]) -> str:
     heads = ["sorter", "B", "cache", "budget", "cmp", "uniq", "hits", "inferred", "prompts", "infer",
-             "v.infer", "rounds", "pred_s", "ndcg@10"]
+             "v.infer", "rounds", "in_tok", "out_tok", "pred_s", "ndcg@10"]
     keys = ["sorter", "batch_size", "cache", "budget", "comparisons", "unique_comparisons", "cache_hits",
-            "inferred", "prompts", "inferences", "virtual_inferences", "rounds", "predicted_seconds",
-            "ndcg@10"]
+            "inferred", "prompts", "inferences", "virtual_inferences", "rounds", "prompt_tokens",
+            "completion_tokens", "predicted_seconds", "ndcg@10"]
     return aligned([heads, *([cell(row[key]) for key in keys] for row in rows)], left=())

@@ -6,7 +6,9 @@ Every command and the library build judges here (one place for judge specs). Rul
 * A spec is ``NAME[:KEY=VALUE,...]`` (:mod:`prp.spec`), ``NAME`` one of :data:`JUDGES`:
 
   * ``perfect`` / ``noisy``: simulated judges reading graded ``qrels`` (a mapping, or a path to
-    TREC qrels); ``noisy`` takes ``scale``, ``bias``, ``noise``, ``seed``. A bare ``noisy`` is
+    TREC qrels); ``perfect`` takes ``ties`` (``perfect:ties=off``: equal grades broken by a fixed
+    per-document jitter); ``noisy`` takes ``scale``, ``bias``, ``noise``, ``seed`` and
+    ``doc_noise`` (an error fixed per document; see :mod:`prp.oracles.simulated`). A bare ``noisy`` is
     the judge fitted to the packaged qwen2.5-coder-1.5b (``scale=0.2377,bias=1.523,noise=0.7707``,
     :data:`~prp.oracles.simulated.FITTED_QWEN_1_5B`); with some options the others are scale 1,
     bias 0, noise 0, seed 0, and one that leaves bias and noise at 0 that way is a ValueError (it
@@ -88,7 +90,8 @@ def describe(spec: str, model: str | None = None) -> str:
             judge = NoisyOracle({}, **split(spec)[1])  # type: ignore[arg-type]
         except (ValueError, TypeError):
             return spec
-        return f"noisy:scale={judge.scale:g},bias={judge.bias:g},noise={judge.noise:g},seed={judge.seed}"
+        label = f"noisy:scale={judge.scale:g},bias={judge.bias:g},noise={judge.noise:g},seed={judge.seed}"
+        return label + (f",doc_noise={judge.doc_noise:g}" if judge.doc_noise else "")
     if name in OFFLINE:
         return spec
     return f"{name}/{model or (DEFAULT_LLAMA_MODEL if name == 'llama.cpp' else '(default)')}"
@@ -105,7 +108,9 @@ def accepted_options(name: str) -> list[str]:
     and those of :class:`prp.oracles.llm.LLMBackend` when it passes extra keywords on. Importing
     the class loads no model (an ImportError means its extra is missing)."""
     if name == "noisy":
-        return ["bias", "noise", "scale", "seed"]
+        return ["bias", "doc_noise", "noise", "scale", "seed"]
+    if name == "perfect":
+        return ["ties"]
     if name == "replay":
         return ["path"]
     if name not in _CLASSES:
@@ -139,9 +144,8 @@ def _simulated(name: str, options: dict[str, object], qrels: object) -> Backend:
 
         qrels = load_qrels(qrels)
     if name == "perfect":
-        if options:
-            raise ValueError("judge perfect takes no options")
-        return PerfectOracle(qrels)  # type: ignore[arg-type]
+        _check_options(name, options)
+        return PerfectOracle(qrels, **options)  # type: ignore[arg-type]
     _check_options(name, options)
     return NoisyOracle(qrels, **options)  # type: ignore[arg-type]
 

@@ -1,6 +1,7 @@
 """Simulated judges: no LLM, for tests, the simulator and cost planning.
 
-* :class:`ScoresOracle` - any numeric score per doc id: margin = score(A) - score(B).
+* :class:`ScoresOracle` - any numeric score per doc id: margin = score(A) - score(B); in a set
+  or list, utility = score.
 * :class:`PerfectOracle` - graded qrels (unjudged = 0): margin = grade(A) - grade(B); equal
   grades tie.
 * :class:`NoisyOracle` - a judge that errs like a small LLM: margin = scale * (grade(A) -
@@ -34,6 +35,27 @@ standing in for an LLM's latency in load tests of the service.
 
 Simulated judges report estimated prompt tokens (4 characters a token, passages truncated to
 ``passage_tokens``) so the latency model has something to work with.
+
+**Every shape.** The perfect and noisy judges answer set and list prompts
+(:class:`~prp.types.ShapedPrompt`) too, by one *utility* per passage shown:
+
+* Perfect: utility = grade. A set's winner is the highest utility, a list is sorted by
+  utility; equal utilities go to the passage shown first. ``ties=off`` (``perfect:ties=off``)
+  adds to every grade a small jitter fixed per (qid, doc id), in [0, 0.5), so that no two
+  passages tie, in pairs (margin = utility(A) - utility(B)) as in sets and lists. Default
+  ``ties=on``: pair margins are the grade difference, as always.
+* Noisy (a random-utility choice model): utility of the passage in slot s = ``scale`` x grade
+  + ``slot_bias[s]`` + doc error + ``noise`` x G, G a standard Gumbel draw seeded by (seed, qid,
+  the ids in the order shown, s), so the same prompt always gets the same answer. A set's winner
+  is the highest utility (a multinomial logit choice), a list is sorted by utility (a
+  Plackett-Luce draw). ``slot_bias`` defaults to ``bias`` on slot 0 and 0 elsewhere (the pair
+  judge's bias for what is shown first); ``NoisyOracle(slot_bias=(...))`` sets it per slot
+  (slots past its end get 0). ``doc_noise=SD`` (``noisy:doc_noise=0.5``) adds to every
+  passage an error N(0, SD^2) fixed per (seed, qid, doc id) for the run, in every shape
+  (pairs: margin += error(A) - error(B)): the judge over- or under-rates some passages
+  whatever they are compared with. Default 0: pair margins are what they always were.
+* Tokens: prompt tokens by :func:`cost.model.estimate_question_tokens`, completion tokens by
+  :func:`cost.model.estimate_answer_tokens` (one rule for every shape, so shapes compare).
 """
 
 from __future__ import annotations
@@ -47,8 +69,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cost.model import estimate_prompt_tokens
-from prp.types import BatchResult, Judgment, Prompt
+from cost.model import estimate_answer_tokens, estimate_prompt_tokens, estimate_question_tokens
+from prp.types import BatchResult, Choice, Judgment, Prompt, ShapedPrompt
 
 Qrels = Mapping[str, Mapping[str, int]]
 
@@ -174,6 +196,7 @@ class _Simulated:
     keys_by = "id"
     kind = "simulated"
     reports_margins = True
+    shapes: tuple[str, ...] = ("pair",)  # the question shapes it answers
     delay = 0.0  # seconds each inference takes
 
     def __init__(self, passage_tokens: int = 128) -> None:
@@ -183,18 +206,36 @@ class _Simulated:
         """The judge's margin for ``prompt``: positive prefers Passage A, negative B, 0 a tie."""
         raise NotImplementedError
 
-    def tokens(self, p: Prompt) -> int:
+    def tokens(self, p: Prompt | ShapedPrompt) -> int:
+        if type(p) is ShapedPrompt:
+            return estimate_question_tokens(p.query, p.texts, self.passage_tokens)
         return estimate_prompt_tokens(p.query, p.first, p.second, self.passage_tokens)
 
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
+    def utilities(self, p: ShapedPrompt) -> list[float]:
+        """The judge's utility of each passage shown in a set or list prompt, by slot."""
+        raise NotImplementedError(f"{type(self).__name__} answers pairs only")
+
+    def choose(self, p: ShapedPrompt) -> Choice:
+        """The answer to a set or list prompt: by utility, equal ones to the first shown."""
+        u = self.utilities(p)
+        order = tuple(sorted(range(len(u)), key=lambda s: -u[s]))
+        return Choice(order[:1] if p.shape == "set" else order)
+
+    async def judge(self, prompts: Sequence[Prompt | ShapedPrompt]) -> BatchResult:
         if self.delay:
             await asyncio.sleep(self.delay)
-        judgments = []
+        judgments: list = []
+        completion = 0
         for p in prompts:
+            if type(p) is ShapedPrompt:
+                judgments.append(self.choose(p))
+                completion += estimate_answer_tokens(p.shape, len(p.ids))
+                continue
             m = self.margin(p)
             judgments.append(Judgment("A" if m > 0 else "B" if m < 0 else None, m))
+            completion += 1
         return BatchResult(judgments, prompt_tokens=sum(self.tokens(p) for p in prompts),
-                           completion_tokens=len(prompts))
+                           completion_tokens=completion)
 
 
 class ScoresOracle(_Simulated):
@@ -205,31 +246,63 @@ class ScoresOracle(_Simulated):
         self._score = scores if callable(scores) else (lambda qid, doc_id: scores[doc_id])
         self.name = f"simulated/{name}"
 
+    shapes = ("pair", "set", "list")
+
     def margin(self, p: Prompt) -> float:
         return float(self._score(p.qid, p.first_id) - self._score(p.qid, p.second_id))
+
+    def utilities(self, p: ShapedPrompt) -> list[float]:
+        return [float(self._score(p.qid, d)) for d in p.ids]
 
 
 class PerfectOracle(_Simulated):
     """Judges by graded relevance: the best any judge could do on these candidates."""
 
+    shapes = ("pair", "set", "list")
     #: what this judge does with a query it has no judgments for
     unjudged_consequence = "the judge saw only ties and kept their input order"
 
-    def __init__(self, qrels: Qrels) -> None:
+    def __init__(self, qrels: Qrels, ties: bool = True) -> None:
         super().__init__()
+        if not isinstance(ties, bool):
+            raise ValueError(f"perfect oracle: ties must be on or off, got {ties!r}")
         self.qrels = qrels
-        self.name = "simulated/perfect"
+        self.ties = ties
+        self.name = "simulated/perfect" if ties else "simulated/perfect:ties=off"
 
     def grade(self, qid: str, doc_id: str) -> int:
         """The qrels grade of ``doc_id`` for ``qid``; 0 when the qrels do not hold it."""
         return self.qrels.get(qid, {}).get(doc_id, 0)
+
+    def value(self, qid: str, doc_id: str) -> float:
+        """The grade, plus the fixed jitter in [0, 0.5) when ``ties`` is off."""
+        grade = self.grade(qid, doc_id)
+        return grade if self.ties else grade + 0.5 * _uniform(f"jitter\x1f{qid}\x1f{doc_id}")
+
+    def utilities(self, p: ShapedPrompt) -> list[float]:
+        return [self.value(p.qid, d) for d in p.ids]
 
     def unjudged(self, requests: Iterable[Any]) -> NoJudgments | None:
         """The queries of ``requests`` this judge has no judgments for (:func:`no_judgments`)."""
         return no_judgments(self.qrels, requests, self.unjudged_consequence)
 
     def margin(self, p: Prompt) -> float:
+        if not self.ties:
+            return self.value(p.qid, p.first_id) - self.value(p.qid, p.second_id)
         return float(self.grade(p.qid, p.first_id) - self.grade(p.qid, p.second_id))
+
+
+def _uniform(key: str) -> float:
+    """A number in [0, 1) fixed by ``key``."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
+
+
+def _normal(key: str) -> float:
+    """A standard normal draw fixed by ``key`` (Box-Muller)."""
+    h = hashlib.blake2b(key.encode(), digest_size=16).digest()
+    u1 = (int.from_bytes(h[:8], "big") + 1) / (2**64 + 1)
+    u2 = int.from_bytes(h[8:], "big") / 2**64
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
 class NoisyOracle(PerfectOracle):
@@ -251,8 +324,16 @@ class NoisyOracle(PerfectOracle):
     unjudged_consequence = "the judge ranked them on its bias and noise alone"
 
     def __init__(self, qrels: Qrels, scale: float | None = None, bias: float | None = None,
-                 noise: float | None = None, seed: int = 0) -> None:
+                 noise: float | None = None, seed: int = 0, doc_noise: float = 0.0,
+                 slot_bias: Sequence[float] | None = None) -> None:
         super().__init__(qrels)
+        if isinstance(doc_noise, bool) or not isinstance(doc_noise, numbers.Real) or not (
+                math.isfinite(doc_noise) and doc_noise >= 0):
+            raise ValueError(f"noisy oracle: doc_noise must be a finite number >= 0, got {doc_noise!r}")
+        if slot_bias is not None and any(isinstance(b, bool) or not isinstance(b, numbers.Real)
+                                         or not math.isfinite(b) for b in slot_bias):
+            raise ValueError(f"noisy oracle: slot_bias must be finite numbers, got {slot_bias!r}")
+        self.doc_noise = float(doc_noise)
         given = {k: v for k, v in (("scale", scale), ("bias", bias), ("noise", noise)) if v is not None}
         if not given:
             scale, bias, noise = (FITTED_QWEN_1_5B[k] for k in ("scale", "bias", "noise"))
@@ -274,7 +355,29 @@ class NoisyOracle(PerfectOracle):
                              "scale, bias, noise for the judge fitted to qwen2.5-coder-1.5b "
                              "(scale=0.2377,bias=1.523,noise=0.7707)")
         self.scale, self.bias, self.noise, self.seed = scale, bias, noise, seed
+        self.slot_bias = (bias,) if slot_bias is None else tuple(float(b) for b in slot_bias)
         self.name = f"simulated/noisy:scale={scale},bias={bias},noise={noise},seed={seed}"
+        if doc_noise:
+            self.name += f",doc_noise={doc_noise:g}"
+        if slot_bias is not None:
+            self.name += ",slot_bias=" + "/".join(f"{b:g}" for b in self.slot_bias)
+
+    def error(self, qid: str, doc_id: str) -> float:
+        """The judge's error on ``doc_id``, fixed for the run (0 unless ``doc_noise``)."""
+        if not self.doc_noise:
+            return 0.0
+        return self.doc_noise * _normal(f"doc\x1f{self.seed}\x1f{qid}\x1f{doc_id}")
+
+    def utilities(self, p: ShapedPrompt) -> list[float]:
+        shown = "\x1f".join(p.ids)
+        out = []
+        for slot, doc in enumerate(p.ids):
+            u = _uniform(f"gumbel\x1f{self.seed}\x1f{p.qid}\x1f{p.shape}\x1f{shown}\x1f{slot}")
+            gumbel = -math.log(-math.log(max(u, 1e-300)))
+            bias = self.slot_bias[slot] if slot < len(self.slot_bias) else 0.0
+            signal = self.scale * self.grade(p.qid, doc) + self.error(p.qid, doc)
+            out.append(signal + bias + self.noise * gumbel)
+        return out
 
     def _gauss(self, p: Prompt) -> float:
         key = f"{self.seed}\x1f{p.qid}\x1f{p.first_id}\x1f{p.second_id}".encode()
@@ -285,4 +388,7 @@ class NoisyOracle(PerfectOracle):
 
     def margin(self, p: Prompt) -> float:
         signal = self.scale * (self.grade(p.qid, p.first_id) - self.grade(p.qid, p.second_id))
-        return signal + self.bias + self.noise * self._gauss(p)
+        margin = signal + self.bias + self.noise * self._gauss(p)
+        if self.doc_noise:
+            margin += self.error(p.qid, p.first_id) - self.error(p.qid, p.second_id)
+        return margin
