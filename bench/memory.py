@@ -8,9 +8,11 @@ Writes a candidates JSONL of ``--queries`` queries x ``--depth`` candidates shap
 0/1/2/3 in DL19's proportions over those candidates: 68/12/13/7 %) and its qrels, then runs
 ``prp rerank --judge perfect`` once per ``--in-flight`` value (``default``: the option left
 out), each in its own process, and reads that process's peak RSS (``ru_maxrss`` from
-``wait4``). A first run only loads the input (``prp.data.load_candidates``): the RSS of Python,
-prp and the input alone. The judge is the perfect simulated one (no LLM): what is measured is
-the engine, its cache and the input, not a model.
+``wait4``), its comparisons and comparisons per second of ranking (the summary's
+``seconds``: loading the input excluded). A first run only loads the input
+(``prp.data.load_candidates``): the RSS of Python, prp and the input alone. The judge is the
+perfect simulated one (no LLM): what is measured is the engine, its cache and the input, not a
+model.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ def main() -> None:
             flight = [] if value == "default" else ["--in-flight", value]
             runs.append((f"--in-flight {value}",
                          ["-m", "prp.cli", *base, *flight, "--output", str(tmp_dir / "out.run")]))
-        print(f"{'run':>36} {'peak RSS MB':>11} {'seconds':>8} {'inferences':>10} {'prompts':>9}")
+        print(f"{'run':>36} {'peak RSS MB':>11} {'seconds':>8} {'inferences':>10} {'prompts':>9} "
+              f"{'comparisons':>11} {'cmp/s':>8}")
         for label, args in runs:
             result = run(args)
             if result["code"] != 0:
@@ -101,10 +104,15 @@ def main() -> None:
             cost = summary.get("cost", {})  # none for the input-only run
             row = {"run": label, "peak_rss_mb": round(result["peak_rss_mb"], 1), "seconds": result["seconds"],
                    "inferences": round(cost.get("inferences", 0)), "prompts": round(cost.get("prompts", 0)),
-                   "in_flight": summary.get("settings", {}).get("in_flight")}
+                   "in_flight": summary.get("settings", {}).get("in_flight"),
+                   "comparisons": cost.get("comparisons", 0),
+                   "rank_seconds": round(summary.get("seconds", 0), 2)}
+            row["comparisons_per_second"] = (round(row["comparisons"] / row["rank_seconds"])
+                                             if row["comparisons"] else 0)
             rows.append(row)
             print(f"{label:>36} {row['peak_rss_mb']:>11.1f} {row['seconds']:>8.1f} {row['inferences']:>10} "
-                  f"{row['prompts']:>9}", flush=True)
+                  f"{row['prompts']:>9} {row['comparisons']:>11} {row['comparisons_per_second']:>8}",
+                  flush=True)
     if opts.out:
         opts.out.write_text(json.dumps({"command": " ".join(["python", "bench/memory.py", *sys.argv[1:]]),
                                         "queries": opts.queries, "depth": opts.depth, "judge": "perfect",
