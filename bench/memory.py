@@ -55,8 +55,8 @@ def write_data(directory: Path, queries: int, depth: int, seed: int = 0) -> tupl
 
 
 def run(command: list[str]) -> dict:
-    """Run ``command`` (after ``python``): its exit code, its own peak RSS (MB, from wait4), wall
-    seconds and output."""
+    """Run ``command`` (after ``python``): its exit code, its own peak RSS (MB) and CPU seconds
+    (from wait4: robust to other processes sharing the cores), wall seconds and output."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([sys.executable, *command], stdout=out, stderr=err,
@@ -67,6 +67,7 @@ def run(command: list[str]) -> dict:
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
     return {"code": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
             "seconds": round(time.perf_counter() - started, 1), "stdout": stdout, "stderr": stderr[-2000:]}
 
 
@@ -94,8 +95,8 @@ def main() -> None:
             flight = [] if value == "default" else ["--in-flight", value]
             runs.append((f"--in-flight {value}",
                          ["-m", "prp.cli", *base, *flight, "--output", str(tmp_dir / "out.run")]))
-        print(f"{'run':>36} {'peak RSS MB':>11} {'seconds':>8} {'inferences':>10} {'prompts':>9} "
-              f"{'comparisons':>11} {'cmp/s':>8}")
+        print(f"{'run':>36} {'peak RSS MB':>11} {'seconds':>8} {'CPU s':>6} {'inferences':>10} "
+              f"{'prompts':>9} {'comparisons':>11} {'cmp/s':>8}")
         for label, args in runs:
             result = run(args)
             if result["code"] != 0:
@@ -103,6 +104,7 @@ def main() -> None:
             summary = json.loads(result["stdout"])
             cost = summary.get("cost", {})  # none for the input-only run
             row = {"run": label, "peak_rss_mb": round(result["peak_rss_mb"], 1), "seconds": result["seconds"],
+                   "cpu_seconds": result["cpu_seconds"],
                    "inferences": round(cost.get("inferences", 0)), "prompts": round(cost.get("prompts", 0)),
                    "in_flight": summary.get("settings", {}).get("in_flight"),
                    "comparisons": cost.get("comparisons", 0),
@@ -110,9 +112,9 @@ def main() -> None:
             row["comparisons_per_second"] = (round(row["comparisons"] / row["rank_seconds"])
                                              if row["comparisons"] else 0)
             rows.append(row)
-            print(f"{label:>36} {row['peak_rss_mb']:>11.1f} {row['seconds']:>8.1f} {row['inferences']:>10} "
-                  f"{row['prompts']:>9} {row['comparisons']:>11} {row['comparisons_per_second']:>8}",
-                  flush=True)
+            print(f"{label:>36} {row['peak_rss_mb']:>11.1f} {row['seconds']:>8.1f} "
+                  f"{row['cpu_seconds']:>6.1f} {row['inferences']:>10} {row['prompts']:>9} "
+                  f"{row['comparisons']:>11} {row['comparisons_per_second']:>8}", flush=True)
     if opts.out:
         opts.out.write_text(json.dumps({"command": " ".join(["python", "bench/memory.py", *sys.argv[1:]]),
                                         "queries": opts.queries, "depth": opts.depth, "judge": "perfect",
