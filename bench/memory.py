@@ -12,7 +12,8 @@ out), each in its own process, and reads that process's peak RSS (``ru_maxrss`` 
 ``seconds``: loading the input excluded). A first run only loads the input
 (``prp.data.load_candidates``): the RSS of Python, prp and the input alone. The judge is the
 perfect simulated one (no LLM): what is measured is the engine, its cache and the input, not a
-model.
+model. ``--without-freeze`` adds, for each, the same run with ``gc.freeze`` disabled (what the
+collector costs when it scans the loaded input, see :mod:`prp.cli.collector`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NO_FREEZE = ("import gc, sys; gc.freeze = gc.unfreeze = lambda: None\n"
+             "from prp.cli import main; sys.exit(main(sys.argv[1:]))")
 GRADES, WEIGHTS = (0, 1, 2, 3), (0.681, 0.122, 0.132, 0.065)  # DL19 BM25 top-100, judged grades
 
 
@@ -79,6 +82,8 @@ def main() -> None:
     parser.add_argument("--in-flight", default="16,64,256,1024,all",
                         help="comma-separated values of --in-flight; 'default' leaves the option out")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--without-freeze", action="store_true",
+                        help="also run each without gc.freeze (the collector scanning the loaded input)")
     opts = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,8 +98,10 @@ def main() -> None:
         runs = [("input loaded, no judging", ["-c", load])]
         for value in opts.in_flight.split(","):
             flight = [] if value == "default" else ["--in-flight", value]
-            runs.append((f"--in-flight {value}",
-                         ["-m", "prp.cli", *base, *flight, "--output", str(tmp_dir / "out.run")]))
+            command = [*base, *flight, "--output", str(tmp_dir / "out.run")]
+            runs.append((f"--in-flight {value}", ["-m", "prp.cli", *command]))
+            if opts.without_freeze:  # the same run with the collector scanning the loaded input
+                runs.append((f"--in-flight {value}, no gc.freeze", ["-c", NO_FREEZE, *command]))
         print(f"{'run':>36} {'peak RSS MB':>11} {'seconds':>8} {'CPU s':>6} {'inferences':>10} "
               f"{'prompts':>9} {'comparisons':>11} {'cmp/s':>8}")
         for label, args in runs:
