@@ -17,7 +17,7 @@ import time
 import timeit
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]  # this checkout's prp
 from test_overhead import DOCS, IDS, InstantOracle, N, compare  # noqa: E402
 
 from prp import Reranker  # noqa: E402

@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's prp, as the server's
 DL19 = ROOT.parent / "shared" / "data" / "trec-dl-2019"
 
 
