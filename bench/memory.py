@@ -12,8 +12,8 @@ out), each in its own process, and reads that process's peak RSS (``ru_maxrss`` 
 ``seconds``: loading the input excluded). A first run only loads the input
 (``prp.data.load_candidates``): the RSS of Python, prp and the input alone. The judge is the
 perfect simulated one (no LLM): what is measured is the engine, its cache and the input, not a
-model. ``--without-freeze`` adds, for each, the same run with ``gc.freeze`` disabled (what the
-collector costs when it scans the loaded input, see :mod:`prp.cli.collector`).
+model. ``--without-freeze`` adds, for each, the same run with Python's collector settings (no
+``gc.freeze``, default thresholds: what :mod:`prp.cli.collector` saves).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NO_FREEZE = ("import gc, sys; gc.freeze = gc.unfreeze = lambda: None\n"
+NO_FREEZE = ("import gc, sys; gc.freeze = gc.unfreeze = gc.set_threshold = lambda *a: None\n"
              "from prp.cli import main; sys.exit(main(sys.argv[1:]))")
 GRADES, WEIGHTS = (0, 1, 2, 3), (0.681, 0.122, 0.132, 0.065)  # DL19 BM25 top-100, judged grades
 
