@@ -8,9 +8,12 @@ Writes a candidates JSONL of ``--queries`` queries x ``--depth`` candidates shap
 0/1/2/3 in DL19's proportions over those candidates: 68/12/13/7 %) and its qrels, then runs
 ``prp rerank --judge perfect`` once per ``--in-flight`` value (``default``: the option left
 out), each in its own process, and reads that process's peak RSS (``ru_maxrss`` from
-``wait4``). A first run only loads the input (``prp.data.load_candidates``): the RSS of Python,
-prp and the input alone. The judge is the perfect simulated one (no LLM): what is measured is
-the engine, its cache and the input, not a model.
+``wait4``), its comparisons and comparisons per second of ranking (the summary's
+``seconds``: loading the input excluded). A first run only loads the input
+(``prp.data.load_candidates``): the RSS of Python, prp and the input alone. The judge is the
+perfect simulated one (no LLM): what is measured is the engine, its cache and the input, not a
+model. ``--without-freeze`` adds, for each, the same run with Python's collector settings (no
+``gc.freeze``, default thresholds: what :mod:`prp.cli.collector` saves).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NO_FREEZE = ("import gc, sys; gc.freeze = gc.unfreeze = gc.set_threshold = lambda *a: None\n"
+             "from prp.cli import main; sys.exit(main(sys.argv[1:]))")
 GRADES, WEIGHTS = (0, 1, 2, 3), (0.681, 0.122, 0.132, 0.065)  # DL19 BM25 top-100, judged grades
 
 
@@ -53,8 +58,8 @@ def write_data(directory: Path, queries: int, depth: int, seed: int = 0) -> tupl
 
 
 def run(command: list[str]) -> dict:
-    """Run ``command`` (after ``python``): its exit code, its own peak RSS (MB, from wait4), wall
-    seconds and output."""
+    """Run ``command`` (after ``python``): its exit code, its own peak RSS (MB) and CPU seconds
+    (from wait4: robust to other processes sharing the cores), wall seconds and output."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([sys.executable, *command], stdout=out, stderr=err,
@@ -65,6 +70,7 @@ def run(command: list[str]) -> dict:
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
     return {"code": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
             "seconds": round(time.perf_counter() - started, 1), "stdout": stdout, "stderr": stderr[-2000:]}
 
 
@@ -76,6 +82,8 @@ def main() -> None:
     parser.add_argument("--in-flight", default="16,64,256,1024,all",
                         help="comma-separated values of --in-flight; 'default' leaves the option out")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--without-freeze", action="store_true",
+                        help="also run each without gc.freeze (the collector scanning the loaded input)")
     opts = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,9 +98,12 @@ def main() -> None:
         runs = [("input loaded, no judging", ["-c", load])]
         for value in opts.in_flight.split(","):
             flight = [] if value == "default" else ["--in-flight", value]
-            runs.append((f"--in-flight {value}",
-                         ["-m", "prp.cli", *base, *flight, "--output", str(tmp_dir / "out.run")]))
-        print(f"{'run':>36} {'peak RSS MB':>11} {'seconds':>8} {'inferences':>10} {'prompts':>9}")
+            command = [*base, *flight, "--output", str(tmp_dir / "out.run")]
+            runs.append((f"--in-flight {value}", ["-m", "prp.cli", *command]))
+            if opts.without_freeze:  # the same run with the collector scanning the loaded input
+                runs.append((f"--in-flight {value}, no gc.freeze", ["-c", NO_FREEZE, *command]))
+        print(f"{'run':>36} {'peak RSS MB':>11} {'seconds':>8} {'CPU s':>6} {'inferences':>10} "
+              f"{'prompts':>9} {'comparisons':>11} {'cmp/s':>8}")
         for label, args in runs:
             result = run(args)
             if result["code"] != 0:
@@ -100,11 +111,17 @@ def main() -> None:
             summary = json.loads(result["stdout"])
             cost = summary.get("cost", {})  # none for the input-only run
             row = {"run": label, "peak_rss_mb": round(result["peak_rss_mb"], 1), "seconds": result["seconds"],
+                   "cpu_seconds": result["cpu_seconds"],
                    "inferences": round(cost.get("inferences", 0)), "prompts": round(cost.get("prompts", 0)),
-                   "in_flight": summary.get("settings", {}).get("in_flight")}
+                   "in_flight": summary.get("settings", {}).get("in_flight"),
+                   "comparisons": cost.get("comparisons", 0),
+                   "rank_seconds": round(summary.get("seconds", 0), 2)}
+            row["comparisons_per_second"] = (round(row["comparisons"] / row["rank_seconds"])
+                                             if row["comparisons"] else 0)
             rows.append(row)
-            print(f"{label:>36} {row['peak_rss_mb']:>11.1f} {row['seconds']:>8.1f} {row['inferences']:>10} "
-                  f"{row['prompts']:>9}", flush=True)
+            print(f"{label:>36} {row['peak_rss_mb']:>11.1f} {row['seconds']:>8.1f} "
+                  f"{row['cpu_seconds']:>6.1f} {row['inferences']:>10} {row['prompts']:>9} "
+                  f"{row['comparisons']:>11} {row['comparisons_per_second']:>8}", flush=True)
     if opts.out:
         opts.out.write_text(json.dumps({"command": " ".join(["python", "bench/memory.py", *sys.argv[1:]]),
                                         "queries": opts.queries, "depth": opts.depth, "judge": "perfect",

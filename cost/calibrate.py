@@ -5,7 +5,8 @@ float}`` (other fields are kept but ignored). :func:`fit` finds the non-negative
 ``beta``, ``gamma`` of ``t = alpha + beta*prompts + gamma*prompt_tokens`` with the least squared
 error (every subset of the three terms is solved by least squares and the best feasible one
 kept: three unknowns make that exact and cheap). :func:`check` reports how well a model predicts
-records it was not fitted on.
+records it was not fitted on. numpy is imported when a fit or a check runs, not with the module
+(the command line imports it).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from cost.model import LatencyModel
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def load_records(path: str | Path) -> list[dict]:
@@ -32,6 +35,8 @@ def load_records(path: str | Path) -> list[dict]:
 
 
 def _design(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     x = np.array([[1.0, r["prompts"], r["prompt_tokens"]] for r in records], dtype=float)
     y = np.array([r["seconds"] for r in records], dtype=float)
     return x, y
@@ -39,6 +44,8 @@ def _design(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 def fit(records: Sequence[dict]) -> LatencyModel:
     """The non-negative least-squares latency model of ``records``."""
+    import numpy as np
+
     if len(records) < 3:
         raise ValueError(f"need at least 3 measured inferences to fit 3 parameters, got {len(records)}")
     x, y = _design(records)
@@ -57,6 +64,8 @@ def fit(records: Sequence[dict]) -> LatencyModel:
 
 def check(model: LatencyModel, records: Sequence[dict]) -> dict[str, float]:
     """Prediction quality on ``records``: totals, mean absolute % error per inference, R^2."""
+    import numpy as np
+
     x, y = _design(records)
     predicted = x @ np.array([model.alpha, model.beta, model.gamma])
     residual = float(np.sum((y - predicted) ** 2))

@@ -9,8 +9,14 @@ Rules kept here:
 
 * **Admission.** A request joins the next step: requests waiting when a step ends are admitted
   (first come, first served; at most ``in_flight`` queries in flight in all) before the next
-  step is planned, so every query in flight shares that step's batches. An idle engine that
-  wakes up waits ``linger_ms`` before its first step, to let a batch fill.
+  step is planned, so every query in flight shares that step's batches.
+* **Linger (adaptive).** An idle engine that wakes up waits for batchmates only when more
+  requests are on their way: while some are announced as arriving (:meth:`Engine.arriving`;
+  ``prp serve`` announces each rerank request from the moment it is received until it is
+  submitted, body read and checked), for at most ``linger_ms``, and no longer than until the
+  last of them is submitted. A lone request (nothing else announced) goes at once, whatever
+  ``linger_ms``; so does every request that arrives while the engine is busy (it joins the
+  next step).
 * **Per request.** A request may carry a ``budget`` (prompts per query, see
   :mod:`prp.scheduler`), ``max_inferences`` (for the whole request, as ``Reranker``'s), and a
   ``timeout`` (seconds from submission). A request with ``max_inferences`` is stepped in a
@@ -73,6 +79,32 @@ class EngineClosed(RuntimeError):
     """The engine is closing or closed: it admits no new request."""
 
 
+class Arrival:
+    """A request announced to the engine as on its way (see :meth:`Engine.arriving`): an idle
+    engine lingers for it. :meth:`close` it (or leave its ``with`` block) when the request is
+    submitted or given up; closing twice is harmless."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine: Engine | None = engine
+        engine._arriving += 1
+
+    def close(self) -> None:
+        """No longer on its way: submitted, or given up."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine._arriving -= 1
+            if not engine._arriving and engine._arrived is not None:
+                engine._arrived.set()
+
+    def __enter__(self) -> Arrival:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class _Request:
     """One submission: its queries, its limits and the future its caller awaits."""
 
@@ -114,8 +146,9 @@ class Engine:
 
     ``reranker`` is a :class:`~prp.reranker.Reranker` (or any :class:`~prp.config.Config`: its
     backend, cache and settings are the engine's, as :attr:`config`) or a backend, with
-    ``**options`` the Reranker's keyword arguments. ``linger_ms``
-    is how long an idle engine waits for more requests before its first step.
+    ``**options`` the Reranker's keyword arguments. ``linger_ms`` is the most an idle engine
+    waits for requests announced as arriving (:meth:`arriving`) before its first step; it never
+    waits for a lone request.
     """
 
     def __init__(self, reranker: Config | object, *, linger_ms: float = 0.0,
@@ -142,6 +175,8 @@ class Engine:
         self._requests: list[_Request] = []
         self._active: list[scheduler.Job] = []
         self._wake: asyncio.Event | None = None
+        self._arriving = 0  # requests announced and not yet submitted (see Arrival)
+        self._arrived: asyncio.Event | None = None  # set when the last of them is
         self._task: asyncio.Task | None = None
         self._closing = False
         self._running: dict[asyncio.Task, list[scheduler.Job]] = {}  # the step's groups in flight
@@ -162,6 +197,7 @@ class Engine:
         if self._task is not None:
             raise RuntimeError("the engine is already running")
         self._wake = asyncio.Event()
+        self._arrived = asyncio.Event()
         self._closing = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
@@ -212,6 +248,13 @@ class Engine:
     def in_flight(self) -> int:
         """Queries admitted and not finished."""
         return len(self._active)
+
+    def arriving(self) -> Arrival:
+        """Announce a request on its way (call it on the engine's loop): until the returned
+        :class:`Arrival` is closed, an idle engine that wakes up lingers (at most ``linger_ms``)
+        so that the request shares the first step's batches. A server calls it when a request
+        comes in and closes it when the request is submitted or refused."""
+        return Arrival(self)
 
     async def rank(self, query: str, docs: Sequence[str], doc_ids: Sequence[str] | None = None,
                    qid: str | None = None, **limits: object) -> RankedResult:
@@ -291,13 +334,23 @@ class Engine:
                 self._settle()
                 self._wake.clear()
                 await self._wake.wait()
-                if self.linger:
-                    await asyncio.sleep(self.linger)
+                if self.linger and self._arriving:
+                    await self._linger()
             self._sweep()
             self._admit()
             if self._active:
                 await self._step()
             self._settle()
+
+    async def _linger(self) -> None:
+        """Wait until every request announced as arriving is submitted, at most ``linger``."""
+        assert self._arrived is not None
+        self._arrived.clear()
+        try:
+            await asyncio.wait_for(self._arrived.wait(), self.linger)
+        except asyncio.TimeoutError:
+            pass
+        await asyncio.sleep(0)  # the last submitter's task, woken with this one, submits first
 
     def _sweep(self) -> None:
         """Drop cancelled requests; cut those past their deadline."""

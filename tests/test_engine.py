@@ -76,20 +76,50 @@ def test_concurrent_requests_share_batches_and_a_late_one_joins():
     assert sum(r.cost.inferences for r in results) == pytest.approx(len(oracle.batches))
 
 
-def test_linger_lets_a_batch_fill():
+def test_linger_lets_a_batch_fill_with_requests_announced():
     reqs, scores = requests(4, 20)
 
-    async def main(linger):
+    async def main(linger, announce=True):
         oracle = CountingOracle(ScoresOracle(scores))
         async with Engine(oracle, k=5, batch_size=64, linger_ms=linger) as engine:
-            tasks = []
-            for r in reqs:  # arrive 2 ms apart
-                tasks.append(asyncio.create_task(engine.rank_many([r])))
-                await asyncio.sleep(0.002)
-            await asyncio.gather(*tasks)
-        return len(oracle.batches)
+            arrivals = [engine.arriving() if announce else None for _ in reqs]  # all on their way
 
-    assert asyncio.run(main(50)) < asyncio.run(main(0))
+            async def submit(r, arrival):
+                if arrival is not None:
+                    arrival.close()  # as a server does: closed when submitted
+                return await engine.rank_many([r])
+
+            tasks = []
+            for r, arrival in zip(reqs, arrivals, strict=True):  # submitted 2 ms apart
+                tasks.append(asyncio.create_task(submit(r, arrival)))
+                await asyncio.sleep(0.002)
+            results = await asyncio.gather(*tasks)
+            steps = engine.steps
+        return len(oracle.batches), steps, [r.doc_ids for [r] in results]
+
+    lingered, steps, together = asyncio.run(main(60_000))  # waits for the last one, not a minute
+    at_once, _, apart = asyncio.run(main(0))
+    assert lingered < at_once and together == apart
+    alone = Reranker(ScoresOracle(scores), k=5, batch_size=64).rank_many(reqs)
+    assert steps == max(r.cost.rounds for r in alone)  # all four took their first step together
+    unannounced = asyncio.wait_for(main(600_000, announce=False), 60)  # never waits ten minutes
+    assert asyncio.run(unannounced)[2] == apart
+
+
+def test_a_lone_request_never_lingers():
+    reqs, scores = requests(2, 20)
+
+    async def main():
+        async with Engine(ScoresOracle(scores), k=5, linger_ms=600_000) as engine:  # ten minutes
+            first = await asyncio.wait_for(engine.rank_many([reqs[0]]), 30)
+            with engine.arriving():
+                pass  # announced, then given up: nothing to wait for
+            second = await asyncio.wait_for(engine.rank_many([reqs[1]]), 30)
+        return first + second
+
+    results = asyncio.run(main())
+    alone = Reranker(ScoresOracle(scores), k=5).rank_many(reqs)
+    assert [r.doc_ids for r in results] == [r.doc_ids for r in alone]
 
 
 def test_cancelling_drops_only_its_prompts_and_keeps_what_was_judged():

@@ -48,6 +48,7 @@ from pathlib import Path
 from cost.model import LatencyModel
 from prp.cache import make_cache
 from prp.cli import backends, grid
+from prp.cli.collector import input_loaded
 from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned, cell
 from prp.evaluate import mean_measure
@@ -84,11 +85,12 @@ def run(args: argparse.Namespace) -> int:
     store = make_cache(args.cache_dir) if args.cache_dir else None
     rows = []
     try:
-        for done in grid.run(args, requests, judge, store=store):
-            rows.append(row(done, qrels))
-            print(f"prp bench: {rows[-1]['sorter']} orders={rows[-1]['orders']} budget={rows[-1]['budget']} "
-                  f"B={rows[-1]['batch_size']}: {rows[-1]['inferences']:.1f} inferences/query, "
-                  f"nDCG@10 {rows[-1]['ndcg@10']:.3f}", file=sys.stderr, flush=True)
+        with input_loaded():  # the collector stops rescanning the loaded input
+            for done in grid.run(args, requests, judge, store=store):
+                rows.append(last := row(done, qrels))
+                print(f"prp bench: {last['sorter']} orders={last['orders']} budget={last['budget']} "
+                      f"B={last['batch_size']}: {last['inferences']:.1f} inferences/query, "
+                      f"nDCG@10 {last['ndcg@10']:.3f}", file=sys.stderr, flush=True)
     finally:
         if hasattr(store, "close"):
             store.close()

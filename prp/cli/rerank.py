@@ -81,6 +81,7 @@ from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import make_cache
 from prp.cli.argtypes import debias_arg, in_flight_or_all, latency_arg
 from prp.cli.backends import OFFLINE, add_backend_args, backend_label, judge_spec, make_backend
+from prp.cli.collector import input_loaded
 from prp.cli.executor import add_executor_args, check_executor_args
 from prp.cli.helptext import HelpFormatter
 from prp.cli.progress import Progress
@@ -335,6 +336,11 @@ def run(args: argparse.Namespace) -> int:
     if args.executor == "ray":
         from prp.cli.rerank_ray import run_ray
         return run_ray(args, queries)
+    with input_loaded():  # the collector stops rescanning the loaded input
+        return _run_loaded(args, queries, checker)
+
+
+def _run_loaded(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> int:
     show = not args.quiet and sys.stderr.isatty()
     estimate = predict_cost(args, queries, checker)["total"]["prompts"] if show else 0.0
     cache = make_cache(args.cache_dir)

@@ -40,7 +40,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     net.add_argument("--api-keys-env", default="PRP_API_KEYS", metavar="VAR",
                      help="environment variable holding comma-separated API keys (default PRP_API_KEYS)")
     net.add_argument("--linger-ms", type=float, default=2.0,
-                     help="how long an idle engine waits for a batch to fill (default 2)")
+                     help="the most an idle engine waits for requests on their way to share "
+                          "its first batch; a lone request never waits (default 2)")
     net.add_argument("--max-documents", type=int, default=1000)
     net.add_argument("--max-document-chars", type=int, default=20_000)
     net.add_argument("--max-query-chars", type=int, default=4_000)

@@ -19,6 +19,7 @@ import json
 from prp.cli import grid
 from prp.cli.argtypes import comma_choices
 from prp.cli.backends import backend_label
+from prp.cli.collector import input_loaded
 from prp.cli.helptext import HelpFormatter
 from prp.cli.tables import aligned, cell
 from prp.evaluate import mean_measure
@@ -67,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
     grid.check(args)
     requests, qrels, judge = grid.load(args)
     rows = []
-    for done in grid.run(args, requests, judge, caches=[w == "on" for w in args.cache]):
-        rows.append(row(done, qrels, backend_label(args), grid.options(args)))
-        if args.format == "jsonl":
-            print(json.dumps(rows[-1]), flush=True)
+    with input_loaded():  # the collector stops rescanning the loaded input
+        for done in grid.run(args, requests, judge, caches=[w == "on" for w in args.cache]):
+            rows.append(row(done, qrels, backend_label(args), grid.options(args)))
+            if args.format == "jsonl":
+                print(json.dumps(rows[-1]), flush=True)
     if args.format == "table":
         print(format_table(rows))
     return 0

@@ -14,8 +14,6 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from prp.types import Judgment, Prompt, RankRequest
 
 
@@ -94,6 +92,8 @@ def fit_noisy(prompts: Sequence[Prompt], judgments: Sequence[Judgment],
                                   grades.get(p.second_id, 0), j.margin))
     if len(samples) < 3:
         raise ValueError(f"need at least 3 judged prompts with margins to fit, got {len(samples)}")
+    import numpy as np  # here, not with the module: the command line imports it
+
     x = np.array([[s.gap, 1.0] for s in samples])
     y = np.array([s.margin for s in samples])
     (scale, bias), *_ = np.linalg.lstsq(x, y, rcond=None)

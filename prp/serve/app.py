@@ -29,6 +29,9 @@ Rules:
   batch that failed) fails only the requests that own it: 422 naming the judge's message.
 * With API keys set, every rerank call needs ``Authorization: Bearer KEY`` (or ``X-API-Key``),
   else 401 (health and metrics stay open).
+* Batching: every rerank request is announced to the engine (:meth:`prp.engine.Engine.arriving`)
+  from the moment it is received until it is submitted, so an idle engine lingers
+  (``linger_ms``) only while other requests are on their way, never for a lone one.
 * A request that arrives while the service drains gets 503 with ``Retry-After``. A judge that is
   down (every endpoint out: :class:`~prp.oracles.pool.JudgeDown`) is a 503 with ``Retry-After``
   (seconds until the judge is probed again, at least 1); any other judge failure is a 502.
@@ -151,8 +154,15 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
     async def guard(request: Request, call_next):  # noqa: ANN001, ANN202
         if request.url.path in ("/health", "/metrics"):
             return await call_next(request)
+        engine = state["engine"]
+        # on its way until submitted (the handler closes it then): an idle engine lingers for it
+        request.state.arrival = arrival = None if engine is None else engine.arriving()
         started = time.perf_counter()
-        response = await _guarded(request, call_next)
+        try:
+            response = await _guarded(request, call_next)
+        finally:
+            if arrival is not None:
+                arrival.close()
         metrics.requests.labels(str(response.status_code)).inc()
         if response.status_code == 200:
             metrics.latency.observe(time.perf_counter() - started)
@@ -207,6 +217,9 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
             qid = ask.query_id or ask.query
         else:
             ids, qid = ask.ids, f"r-{uuid.uuid4().hex[:12]}"
+        arrival = getattr(request.state, "arrival", None)
+        if arrival is not None:
+            arrival.close()  # submitted now: no batchmate is waited for on its account
         request = RankRequest(ask.query, ask.texts, ids, qid)
         try:
             [result] = await engine.rank_many([request], budget=ask.budget, timeout=ask.timeout,
