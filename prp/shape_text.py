@@ -405,7 +405,7 @@ def set_from_logprobs(top_logprobs: object, k: int) -> ShapeAnswer:
     weights = [math.exp(best[i] - top) if i in best else 0.0 for i in range(k)]
     total = math.fsum(weights)
     probs = tuple(w / total for w in weights)
-    winner = max(range(k), key=lambda i: (weights[i], -i))
+    winner = max(best, key=lambda i: (best[i], -i))
     return ShapeAnswer(winner, False, "label log-probabilities", probs)
 
 
