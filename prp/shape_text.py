@@ -157,6 +157,7 @@ LIST_TEMPLATE = ShapeTemplate(
           "as in [] > [] > [], and nothing else:"),
 )
 
+#: The template of each k-wise shape, by name.
 TEMPLATES: dict[str, ShapeTemplate] = {"set": SET_TEMPLATE, "list": LIST_TEMPLATE}
 
 
@@ -270,7 +271,12 @@ def _letter(match: re.Match[str]) -> str:
 
 def parse_set(text: object, k: int) -> ShapeAnswer:
     """The winner (0-based, in the order shown) of a generated ``set`` answer among ``k``
-    passages (rule 2 of the module docstring); unparsed when there is none."""
+    passages (rule 2 of the module docstring); unparsed when there is none.
+
+    Example:
+        >>> parse_set(" C", 4).value, parse_set("Passage A and Passage C look close.", 4).value
+        (2, None)
+    """
     _check_size("set", k, "k")
     answer, why = _answer_or_reason(text)
     if answer is None:
@@ -327,7 +333,15 @@ def _list_ids(answer: str) -> list[int] | None:
 
 def parse_list(text: object, w: int) -> ShapeAnswer:
     """The permutation of ``range(w)`` (best first) a generated ``list`` answer gives, repaired
-    where needed (rule 3 of the module docstring); unparsed when there is none."""
+    where needed (rule 3 of the module docstring); unparsed when there is none.
+
+    Example:
+        >>> answer = parse_list("<think>[1] first?</think> Ranking: [3] > [1] > [3]", 4)
+        >>> answer.value, answer.repaired
+        ((2, 0, 1, 3), True)
+        >>> parse_list("I cannot rank these.", 4).parsed
+        False
+    """
     _check_size("list", w, "w")
     answer, why = _answer_or_reason(text)
     if answer is None:
@@ -383,7 +397,13 @@ def _entries(top: object) -> Iterable[tuple[object, object]] | None:
 def set_from_logprobs(top_logprobs: object, k: int) -> ShapeAnswer:
     """A ``set`` answer among ``k`` passages from the first answer token's top
     log-probabilities: the winner and ``probs`` over the k labels (rule 4 of the module
-    docstring); unparsed when they name no label or one of theirs is unusable."""
+    docstring); unparsed when they name no label or one of theirs is unusable.
+
+    Example:
+        >>> answer = set_from_logprobs({" A": -1.6, " B": -0.3, " the": -2.0}, 3)
+        >>> answer.value, [round(p, 2) for p in answer.probs]
+        (1, [0.21, 0.79, 0.0])
+    """
     _check_size("set", k, "k")
     entries = _entries(top_logprobs)
     if entries is None:
