@@ -84,7 +84,7 @@ from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from cost.model import estimate_tokens
-from prp.prompts import PRP_TEMPLATE, truncate, usable_logprob
+from prp.prompts import PRP_TEMPLATE, UnusableLogprob, truncate, usable_logprob
 
 Shape = Literal["pair", "set", "list"]
 
@@ -225,6 +225,15 @@ class ShapeAnswer(NamedTuple):
     def parsed(self) -> bool:
         """True when the answer says something (``value`` is not None)."""
         return self.value is not None
+
+
+class ShapeBatch(NamedTuple):
+    """A judge's answers to one batch of ``set`` or ``list`` questions (one inference), in order,
+    and the batch's usage."""
+
+    answers: list[ShapeAnswer]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
@@ -371,7 +380,9 @@ def parse_list(text: object, w: int) -> ShapeAnswer:
 _TOKEN_TRIM = " \t\n\r\u0120\u2581[]()\"'*:."
 
 
-def _token_label(token: object, k: int) -> int | None:
+def token_label(token: object, k: int) -> int | None:
+    """The 0-based passage a next-token string names among ``k`` set labels (``" C"``, ``"C"``,
+    ``"ĠC"``, ``"[C"``: see rule 4 of the module docstring), else None."""
     if not isinstance(token, str):
         return None
     core = token.strip(_TOKEN_TRIM)
@@ -394,6 +405,44 @@ def _entries(top: object) -> Iterable[tuple[object, object]] | None:
     return out
 
 
+def label_logprobs(top_logprobs: object, k: int) -> dict[int, float]:
+    """The best log-probability of each of the ``k`` labels seen among a next token's top
+    log-probabilities (0-based passage -> logprob; rule 4 of the module docstring).
+
+    Raises:
+        UnusableLogprob: a label token's value is not a real number, or is NaN or +inf.
+    """
+    _check_size("set", k, "k")
+    entries = _entries(top_logprobs)
+    if entries is None:
+        raise UnusableLogprob("top log-probabilities must be a mapping or a list, "
+                              f"got {type(top_logprobs).__name__}")
+    best: dict[int, float] = {}
+    for token, logprob in entries:
+        index = token_label(token, k)
+        if index is None:
+            continue
+        if not usable_logprob(logprob):
+            raise UnusableLogprob(f"the log-probability of {token!r} is {logprob!r}")
+        best[index] = max(best.get(index, -math.inf), float(logprob))  # type: ignore[arg-type]
+    return best
+
+
+def set_from_scores(scores: Mapping[int, float], k: int) -> ShapeAnswer:
+    """A ``set`` answer from the labels' scores (:func:`label_logprobs`): the softmax over the
+    ``k`` labels (unseen: probability 0) and its argmax; unparsed when no label has a score
+    above -inf."""
+    if not scores:
+        return _unparsed(f"no label among {SET_LABELS[0]}..{SET_LABELS[k - 1]} in the top log-probabilities")
+    top = max(scores.values())
+    if top == -math.inf:
+        return _unparsed("every label seen has probability 0")
+    weights = [math.exp(scores[i] - top) if i in scores else 0.0 for i in range(k)]
+    total = math.fsum(weights)
+    winner = max(scores, key=lambda i: (scores[i], -i))
+    return ShapeAnswer(winner, False, "label log-probabilities", tuple(w / total for w in weights))
+
+
 def set_from_logprobs(top_logprobs: object, k: int) -> ShapeAnswer:
     """A ``set`` answer among ``k`` passages from the first answer token's top
     log-probabilities: the winner and ``probs`` over the k labels (rule 4 of the module
@@ -404,29 +453,11 @@ def set_from_logprobs(top_logprobs: object, k: int) -> ShapeAnswer:
         >>> answer.value, [round(p, 2) for p in answer.probs]
         (1, [0.21, 0.79, 0.0])
     """
-    _check_size("set", k, "k")
-    entries = _entries(top_logprobs)
-    if entries is None:
-        return _unparsed("top log-probabilities must be a mapping or a list, "
-                         f"got {type(top_logprobs).__name__}")
-    best: dict[int, float] = {}
-    for token, logprob in entries:
-        index = _token_label(token, k)
-        if index is None:
-            continue
-        if not usable_logprob(logprob):
-            return _unparsed(f"the log-probability of {token!r} is {logprob!r}")
-        best[index] = max(best.get(index, -math.inf), float(logprob))  # type: ignore[arg-type]
-    if not best:
-        return _unparsed(f"no label among {SET_LABELS[0]}..{SET_LABELS[k - 1]} in the top log-probabilities")
-    top = max(best.values())
-    if top == -math.inf:
-        return _unparsed("every label seen has probability 0")
-    weights = [math.exp(best[i] - top) if i in best else 0.0 for i in range(k)]
-    total = math.fsum(weights)
-    probs = tuple(w / total for w in weights)
-    winner = max(best, key=lambda i: (best[i], -i))
-    return ShapeAnswer(winner, False, "label log-probabilities", probs)
+    try:
+        scores = label_logprobs(top_logprobs, k)
+    except UnusableLogprob as exc:
+        return _unparsed(str(exc))
+    return set_from_scores(scores, k)
 
 
 # -- tokens ------------------------------------------------------------------------------------
