@@ -154,7 +154,7 @@ LIST_TEMPLATE = ShapeTemplate(
           "query, the most relevant first."),
     item='[{label}] "{passage}"',
     tail=('Output the identifiers of all {n} passages, the most relevant first, joined by " > " '
-          "as in [] > [] > [], and nothing else:"),
+          "(for example [2] > [1] > ...), and nothing else:"),
 )
 
 #: The template of each k-wise shape, by name.

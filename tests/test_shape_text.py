@@ -34,7 +34,7 @@ from prp.shape_text import (
 
 
 def test_template_ids_are_pinned_and_hash_every_field():
-    assert (SET_TEMPLATE.id, LIST_TEMPLATE.id) == ("set-v1-946f6917", "list-v1-c2aad986")
+    assert (SET_TEMPLATE.id, LIST_TEMPLATE.id) == ("set-v1-946f6917", "list-v1-40d8d3cf")
     for template in (SET_TEMPLATE, LIST_TEMPLATE):
         fields = (template.name, template.shape, template.head, template.item, template.tail,
                   template.labels, template.answer_prefix)
@@ -57,7 +57,7 @@ def test_list_prompt_shows_numbered_passages_and_has_no_answer_prefix():
     text = list_prompt("q", ["a", "b"])
     assert text.startswith('Given a query "q", order the following 2 passages')
     assert '\n\n[1] "a"\n\n[2] "b"\n\n' in text
-    assert text.endswith('joined by " > " as in [] > [] > [], and nothing else:')
+    assert text.endswith('joined by " > " (for example [2] > [1] > ...), and nothing else:')
 
 
 def test_chat_and_message_forms():
