@@ -43,7 +43,8 @@ means unparsed: the answer decides nothing, never a silent default). Rules, in o
 3. *List* (:func:`parse_list`). Ids are read from a **chain**: when the answer holds any
    bracketed id ``[n]``, a chain is a run of bracketed ids separated only by spaces, line
    breaks, ``>``, ``,``, ``;``, ``:``, ``|``, ``-``, ``=``, ``→``, ``≻``, a list number (``2.``
-   or ``2)``) or the word passage; otherwise a chain is two or more bare numbers joined by
+   or ``2)``) or the word passage; a list of numbers in one pair of brackets (``[3, 1, 2]``, as
+   JSON writes it) is a chain too. Without either, a chain is two or more bare numbers joined by
    ``>`` (each optionally after the word passage), or the whole answer when it holds nothing but
    numbers, spaces, ``>``, ``,`` and ``;``. The longest chain is read (the first of equals);
    other text is ignored. Then, each a **repair** (``repaired`` True, named in ``reason``):
@@ -316,28 +317,34 @@ _BRACKET_GAP = re.compile(r"^[\s>≻,;:|\-=→]*(?:\d+[.)]\s*)?(?i:passage\s*)?$
 _BARE = re.compile(r"(?<![\w.\[])(\d+)(?![\w\]]|\.\d)")
 _BARE_GAP = re.compile(r"^\s*(?:>>?|≻)\s*(?i:passage\s*)?$")
 _ONLY_NUMBERS = re.compile(r"^[\d\s>,;]*\d[\d\s>,;]*$")
+_NUMBER_LIST = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)+\s*\]")  # a JSON-style list: [3, 1, 2]
 
 
-def _chains(answer: str, pattern: re.Pattern[str], gap: re.Pattern[str]) -> list[list[int]]:
-    chains: list[list[int]] = []
+def _chains(answer: str, pattern: re.Pattern[str], gap: re.Pattern[str]) -> list[tuple[int, list[int]]]:
+    """(start, ids) of each run of ``pattern`` matches separated by ``gap``s."""
+    chains: list[tuple[int, list[int]]] = []
     end = None
     for match in pattern.finditer(answer):
         if end is not None and gap.match(answer[end: match.start()]):
-            chains[-1].append(int(match.group(1)))
+            chains[-1][1].append(int(match.group(1)))
         else:
-            chains.append([int(match.group(1))])
+            chains.append((match.start(), [int(match.group(1))]))
         end = match.end()
     return chains
 
 
 def _list_ids(answer: str) -> list[int] | None:
+    chains = [(m.start(), [int(n) for n in re.findall(r"\d+", m.group())])
+              for m in _NUMBER_LIST.finditer(answer)]
     if _BRACKETED.search(answer):
-        chains = _chains(answer, _BRACKETED, _BRACKET_GAP)
-    elif _ONLY_NUMBERS.match(answer.strip().rstrip(".")):
-        chains = [[int(n) for n in re.findall(r"\d+", answer)]]
-    else:
-        chains = [c for c in _chains(answer, _BARE, _BARE_GAP) if len(c) >= 2]
-    return max(chains, key=len) if chains else None  # max keeps the first of equals
+        chains += _chains(answer, _BRACKETED, _BRACKET_GAP)
+    elif not chains and _ONLY_NUMBERS.match(answer.strip().rstrip(".")):
+        chains = [(0, [int(n) for n in re.findall(r"\d+", answer)])]
+    elif not chains:
+        chains = [c for c in _chains(answer, _BARE, _BARE_GAP) if len(c[1]) >= 2]
+    if not chains:
+        return None
+    return max(chains, key=lambda chain: (len(chain[1]), -chain[0]))[1]  # the longest, then the first
 
 
 def parse_list(text: object, w: int) -> ShapeAnswer:

@@ -171,6 +171,10 @@ LIST_ANSWERS = [  # (generated text, w, permutation or None, repaired)
     ("3 > 1 > 2", 3, (2, 0, 1), False),
     ("Passage 2 > Passage 3 > Passage 1", 3, (1, 2, 0), False),
     ("3, 1, 2.", 3, (2, 0, 1), False),
+    ('{"ranking": [3, 1, 2]}', 3, (2, 0, 1), False),  # JSON style
+    ("[1] first. The order: [3, 1, 2]", 3, (2, 0, 1), False),  # the longest chain
+    ("[1, 2, 3, 4] > [1, 2, 3, 4] > [] > []", 4, (0, 1, 2, 3), False),  # a 0.5B judge's answer
+    ("[] > [] > []", 3, None, False),  # an empty pattern copied
     ("[10] > [2] > [1]", 10, (9, 1, 0, 2, 3, 4, 5, 6, 7, 8), True),
     ("[3] > [3] > [1]", 3, (2, 0, 1), True),  # repeated: first place kept, missing appended
     ("[3] > [1] > [3] > [2]", 3, (2, 0, 1), True),
