@@ -8,7 +8,10 @@ is answered 400 (a list too: the whole request, as vLLM refuses a list with one 
 ``garble`` maps a doc id to what " A"'s top log-probability becomes whenever that doc is shown
 as passage A (a string, None, True, NaN...: what a broken server may send). ``delay`` makes
 each judging request take that long (its own thread: requests in flight together overlap),
-standing in for an LLM's forward pass.
+standing in for an LLM's forward pass. Set and list prompts (:mod:`prp.shape_text`) are
+answered too: a set by its labels' logprobs (the most relevant -0.1, each other that much lower
+per grade below it; ``garble`` applies to label A), a list by the text ``[i] > [j] > ...``, most
+relevant first (equals in the order shown), with no logprobs.
 Each judging request first takes the next scripted :class:`Reply` from ``faults`` (if any is
 left), then may draw a random fault (``fault_rate``, from ``fault_mix``). It also serves a byte
 tokenizer (one token per UTF-8 byte, so a cut can split a character, and strict decoding then
@@ -39,6 +42,11 @@ import httpx
 
 PASSAGE = re.compile(r'Passage ([AB]): "doc (\w+)')
 QUERY = re.compile(r'Given a query "(.*?)", which of the following two passages', re.S)
+# set and list prompts (prp.shape_text): a set answers its best label, a list its order
+SET_HEAD = re.compile(r'Given a query "(.*?)", which of the following \d+ passages is the most', re.S)
+SET_ITEM = re.compile(r'Passage ([A-Z]): "doc (\w+)')
+LIST_HEAD = re.compile(r'Given a query "(.*?)", order the following \d+ passages', re.S)
+LIST_ITEM = re.compile(r'\[(\d+)\] "doc (\w+)')
 Relevance = Mapping[str, float] | Callable[[str, str], float]  # doc id ->, or (query, doc id) ->
 
 
@@ -113,9 +121,35 @@ class FakeJudge:
             return -0.7, -0.7
         return (-0.1, -2.3) if a > b else (-2.3, -0.1)
 
+    def _relevance(self, query: str, doc: str) -> float:
+        return self.relevance(query, doc) if callable(self.relevance) else self.relevance[doc]
+
+    def kwise(self, prompt: str) -> tuple[str, dict[str, Any] | None] | None:
+        """A set or list prompt's answer: (text, the top logprobs of its first token or None);
+        None for a pair prompt."""
+        if head := SET_HEAD.search(prompt):
+            shown = SET_ITEM.findall(prompt)
+            grades = [self._relevance(head.group(1), doc) for _, doc in shown]
+            top: dict[str, Any] = {f" {label}": -0.1 - (max(grades) - g)
+                                   for (label, _), g in zip(shown, grades, strict=True)}
+            if shown and shown[0][1] in self.garble:
+                top[" A"] = self.garble[shown[0][1]]
+            return f" {shown[grades.index(max(grades))][0]}", top
+        if head := LIST_HEAD.search(prompt):
+            shown = LIST_ITEM.findall(prompt)
+            grades = [self._relevance(head.group(1), doc) for _, doc in shown]
+            order = sorted(range(len(shown)), key=lambda i: -grades[i])
+            return " " + " > ".join(f"[{shown[i][0]}]" for i in order), None
+        return None
+
     def completion_choice(self, index: int, prompt: str, text: str | None) -> dict[str, Any]:
         if text is not None:
             return {"index": index, "text": text, "logprobs": None, "finish_reason": "length"}
+        if shaped := self.kwise(prompt):
+            said, top = shaped
+            logprobs = None if top is None else {"tokens": [said], "token_logprobs": [-0.1],
+                                                 "top_logprobs": [top]}
+            return {"index": index, "text": said, "logprobs": logprobs, "finish_reason": "stop"}
         a, b = self.logprobs(prompt)
         token = " A" if a > b else " B"
         top: dict[str, Any] = {" A": a, " B": b, " C": -5.0}
@@ -128,6 +162,15 @@ class FakeJudge:
     def chat_choice(self, prompt: str, text: str | None) -> dict[str, Any]:
         if text is not None:
             return {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None}
+        if shaped := self.kwise(prompt):
+            said, top = shaped
+            content = None if top is None else [
+                {"token": tok, "logprob": lp, "top_logprobs": [{"token": t, "logprob": v} for t, v in alts]}
+                for tok, lp, alts in (("Pass", -0.5, [("Pass", -0.5)]), ("age", -0.01, [("age", -0.01)]),
+                                      (said, -0.1, list(top.items())))]
+            message = {"role": "assistant", "content": ("Passage" if top else "") + said}
+            return {"index": 0, "message": message, "finish_reason": "stop",
+                    "logprobs": None if content is None else {"content": content}}
         a, b = self.logprobs(prompt)
         side = " A" if a > b else " B"
         steps = [("Pass", -0.5, [("Pass", -0.5)]), ("age", -0.01, [("age", -0.01)]),

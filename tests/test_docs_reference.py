@@ -22,7 +22,7 @@ from doc_examples import ROOT  # noqa: E402
 
 PACKAGES_ALL = ("prp", "prp.oracles", "sorters", "cost")
 PUBLIC_MODULES = ("prp.engine", "prp.data", "prp.evaluate", "prp.datasets", "prp.adapters.pyterrier",
-                  "prp.adapters.langchain", "prp.adapters.llamaindex", "cost.calibrate")
+                  "prp.adapters.langchain", "prp.adapters.llamaindex", "cost.calibrate", "prp.shape_text")
 # Framework plumbing a subclass must define but a user never calls.
 INTERNAL_METHODS = {"PRPRerank.class_name"}
 

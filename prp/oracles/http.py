@@ -67,6 +67,12 @@ Rules:
   per second. :meth:`OpenAIBackend.stats` reports the real HTTP requests (judging and
   tokenizer), retries, hedges, liveness checks, requests cut as hung, and per-endpoint
   requests, failures and how long each has been failing.
+* **Set and list questions** (:meth:`OpenAIBackend.judge_shapes`; the engine does not ask
+  them yet): rendered by :mod:`prp.shape_text` and cut as pairs are; a set is asked for one token
+  with logprobs (chat: a few tokens, the first label token's logprobs), a list for up to
+  :data:`LIST_TOKEN_ROOM` times the tokens of ``[1] > ... > [w]`` plus 8, generated; read by
+  :func:`prp.oracles.openai_wire.shape_answer`. A batch goes as one list request when the server
+  takes lists, else one request per question, sent together.
 * **Determinism.** A server need not answer one prompt the same way twice (llama.cpp's server
   batches requests together, which changes the floating-point sums); the engine's cache makes
   a rerun repeatable once a prompt has been judged.
@@ -90,13 +96,15 @@ from prp.oracles.openai_wire import (
     completion_judgment,
     json_object,
     retry_after,
+    shape_answer,
     snippet,
     usage,
     with_choices,
 )
 from prp.oracles.pool import GIVE_UP_AFTER, Endpoint, JudgeDown, Pool
 from prp.oracles.tokenizers import ServerTokenizer, local_tokenizer
-from prp.prompts import PRP_TEMPLATE, Template, Tokenizer
+from prp.prompts import PRP_TEMPLATE, Template, Tokenizer, truncate
+from prp.shape_text import TEMPLATES, ShapeBatch, output_tokens
 from prp.types import BatchResult, Prompt
 
 __all__ = ["JudgeDown", "OpenAIBackend", "retry_after"]
@@ -110,6 +118,7 @@ LIST_REFUSALS = frozenset({400, 422})  # a list answered so: this server takes n
 LIST_STRIKES = 2  # lists answered 500 in a row (before any worked) that turn lists off
 REPROBE_AFTER = 8  # batches sent as single prompts before a list is tried again (then doubling)
 REPROBE_MAX = 512
+LIST_TOKEN_ROOM = 2  # max_tokens of a list answer: this many times the tokens of "[1] > ... > [w]", + 8
 HEDGE_RECHECK = 0.25  # seconds between looks at an unanswered request that could be hedged
 LIVENESS_PATH = "/health"  # a cheap GET whose answer (any status) a busy server still gives
 PROBE_LOOK = 0.25  # seconds a probe of an endpoint out of rotation waits before its liveness check
@@ -619,3 +628,74 @@ class OpenAIBackend(LLMBackend):
                    "logprobs": True, "top_logprobs": min(self.top_logprobs, 20)}
         body = (await self._request(ENDPOINTS["chat"], payload)).body or {}
         return BatchResult([chat_judgment(body["choices"][0])], *usage(body))
+
+    # -- set and list questions -------------------------------------------------------------
+
+    async def judge_shapes(self, shape: str, questions: Sequence[tuple[str, Sequence[str]]]) -> ShapeBatch:
+        """Ask each question - a query and its passages, in the order shown - as a ``set`` (the
+        label's log-probabilities, else its text) or a ``list`` (generated, then parsed), as one
+        inference: one request for the batch when the server takes lists of prompts (lists go
+        off as for pairs), else one request per question, sent together. Query and passages
+        are cut as for pairs; the answers are read by
+        :func:`prp.oracles.openai_wire.shape_answer` (unparsed ones have ``value`` None). The
+        cache identity of these answers is :meth:`shape_name`. The engine does not call this
+        yet."""
+        if shape not in TEMPLATES:
+            raise ValueError(f"shape must be one of {', '.join(TEMPLATES)}, got {shape!r}")
+        asked = [(query, list(passages)) for query, passages in questions]
+        if not asked:
+            return ShapeBatch([])
+        if self.server_tokenizer is not None:
+            wanted = [(q, self.query_tokens) for q, _ in asked]
+            wanted += [(p, self.passage_tokens) for _, ps in asked for p in ps]
+            await self.server_tokenizer.prepare(wanted, _all)
+        template = TEMPLATES[shape]
+        cut = [(self._cut(q, self.query_tokens), [self._cut(p, self.passage_tokens) for p in ps])
+               for q, ps in asked]
+        sizes = [len(ps) for _, ps in cut]
+        if self.endpoint == "chat":
+            sent = [self._shape_request(ENDPOINTS["chat"], {"messages": template.messages(q, ps)}, shape, n)
+                    for (q, ps), n in zip(cut, sizes, strict=True)]
+            return self._shape_batch(await _all(sent), shape, sizes)
+        chat = self.tokenizer.chat if self.chat else None  # type: ignore[union-attr]
+        texts = [template.render(q, ps, chat) for q, ps in cut]
+        if len(texts) > 1 and self.batch_requests and self.lists_supported is not False:
+            refuse = LIST_REFUSALS | (frozenset() if self.lists_supported else {500})
+            outcome = await self._request(ENDPOINTS["completions"],
+                                          self._shape_payload({"prompt": texts}, shape, max(sizes)), refuse)
+            choices = (outcome.body or {}).get("choices", [])
+            by_index = {c.get("index"): c for c in choices}
+            whole = len(choices) == len(texts) and set(by_index) == set(range(len(texts)))
+            if outcome.status == 200 and whole:
+                self.lists_supported, self._list_strikes = True, 0
+                answers = [shape_answer(by_index[i], shape, n) for i, n in enumerate(sizes)]
+                return ShapeBatch(answers, *usage(outcome.body or {}))
+            self._list_refused(explicit=outcome.status != 500)
+        sent = [self._shape_request(ENDPOINTS["completions"], {"prompt": t}, shape, n)
+                for t, n in zip(texts, sizes, strict=True)]
+        return self._shape_batch(await _all(sent), shape, sizes)
+
+    def _cut(self, text: str, budget: int | None) -> str:
+        if self.server_tokenizer is not None:
+            return self.server_tokenizer.truncated(text, budget)
+        return truncate(text, budget, self.tokenizer)
+
+    def _shape_payload(self, payload: dict[str, Any], shape: str, n: int) -> dict[str, Any]:
+        chat = "messages" in payload
+        if shape == "set":
+            room = CHAT_MAX_TOKENS if chat else 1
+            logprobs = {"logprobs": True, "top_logprobs": min(self.top_logprobs, 20)} if chat else \
+                {"logprobs": self.top_logprobs}
+        else:
+            room = LIST_TOKEN_ROOM * output_tokens("list", n, tokenizer=self.tokenizer) + 8
+            logprobs = {}
+        return {"model": self.model, **payload, "max_tokens": room, "temperature": 0, **logprobs}
+
+    async def _shape_request(self, path: str, payload: dict[str, Any], shape: str, n: int) -> dict[str, Any]:
+        return (await self._request(path, self._shape_payload(payload, shape, n))).body or {}
+
+    @staticmethod
+    def _shape_batch(bodies: list[dict[str, Any]], shape: str, sizes: list[int]) -> ShapeBatch:
+        answers = [shape_answer(body["choices"][0], shape, n) for body, n in zip(bodies, sizes, strict=True)]
+        spent = [usage(body) for body in bodies]
+        return ShapeBatch(answers, sum(p for p, _ in spent), sum(c for _, c in spent))

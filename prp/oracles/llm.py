@@ -67,6 +67,16 @@ class LLMBackend:
         return (f"{self.kind}:{self.model_id}#{weights}:{self.template.id}:"
                 f"p{approx}{self.passage_tokens}:q{approx}{self.query_tokens}:{self.prompt_format}")
 
+    def shape_name(self, shape: str) -> str:
+        """The cache identity of this judge's ``set`` or ``list`` questions: :attr:`name` with
+        that shape's template id (:data:`prp.shape_text.TEMPLATES`) in place of the pair's."""
+        from prp.shape_text import TEMPLATES
+
+        if shape not in TEMPLATES:
+            raise ValueError(f"shape must be one of {', '.join(TEMPLATES)}, got {shape!r}")
+        head, _, tail = self.name.partition(f":{self.template.id}:")
+        return f"{head}:{TEMPLATES[shape].id}:{tail}"
+
     def instruction(self, prompt: Prompt) -> str:
         """The template filled with the truncated query and passages."""
         tok = self.tokenizer

@@ -6,6 +6,12 @@ unparsed judgment (``parsed=False``), never a silent preference. A log-probabili
 " B" that is not a number (a string, null, ``true``), NaN or +inf makes the choice unparsed
 (not read from its text: the server's answer is broken; :mod:`prp.judgment` holds the rule).
 Usage counts that are not finite numbers read as 0. Nothing here does I/O.
+
+Set and list questions (:func:`shape_answer`; the rules of reading are :mod:`prp.shape_text`'s):
+a ``set`` answer comes from the label tokens' top log-probabilities - of the first token (a
+completion) or of the first generated token that is a label (chat) - and, when the choice has
+none or they name no label, from its text; an unusable label log-probability makes it unparsed,
+as for pairs. A ``list`` answer is read from the generated text.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 import httpx
 
 from prp.prompts import UnusableLogprob, judgment_from_scores, parse_answer, scores_from_top_logprobs
+from prp.shape_text import ShapeAnswer, label_logprobs, parse_list, parse_set, set_from_scores, token_label
 from prp.types import Judgment
 
 _UNPARSED = Judgment(None, None, parsed=False)
@@ -94,6 +101,48 @@ def chat_judgment(choice: dict[str, Any]) -> Judgment:
                 return _UNPARSED
     message = choice.get("message")
     return parse_answer(str(message.get("content") or "") if isinstance(message, dict) else "")
+
+
+def choice_text(choice: dict[str, Any]) -> str:
+    """The generated text of a completions choice (``text``) or a chat choice (``message.content``)."""
+    message = choice.get("message")
+    if isinstance(message, dict):
+        return str(message.get("content") or "")
+    return str(choice.get("text") or "")
+
+
+def _set_top(choice: dict[str, Any], k: int) -> Any:
+    """The top log-probabilities to read a set's labels from, or None."""
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return None
+    tops = logprobs.get("top_logprobs")
+    if isinstance(tops, list) and tops and isinstance(tops[0], (dict, list)):
+        return tops[0]
+    content = logprobs.get("content")
+    for item in content if isinstance(content, list) else []:
+        if isinstance(item, dict) and token_label(item.get("token"), k) is not None:
+            alternatives = item.get("top_logprobs")
+            return [item, *(alternatives if isinstance(alternatives, list) else [])]
+    return None
+
+
+def shape_answer(choice: dict[str, Any], shape: str, n: int) -> ShapeAnswer:
+    """A completions or chat choice -> the answer to a ``set`` or ``list`` question about ``n``
+    passages (see the module docstring)."""
+    if shape == "list":
+        return parse_list(choice_text(choice), n)
+    if shape != "set":
+        raise ValueError(f"shape must be 'set' or 'list', got {shape!r}")
+    top = _set_top(choice, n)
+    if top is not None:
+        try:
+            answer = set_from_scores(label_logprobs(top, n), n)
+        except UnusableLogprob as exc:
+            return ShapeAnswer(None, False, str(exc))
+        if answer.parsed:
+            return answer
+    return parse_set(choice_text(choice), n)
 
 
 def usage(body: dict[str, Any]) -> tuple[int, int]:
