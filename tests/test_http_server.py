@@ -237,15 +237,16 @@ def test_a_busy_server_is_alive_to_the_liveness_check(server_url):
                            give_up_after=0.5)
         async with httpx.AsyncClient(timeout=120) as client:
             busy = asyncio.ensure_future(client.post(server_url + "/v1/completions", json={
-                "prompt": "Tell a long story about a cat who learns to purr.", "max_tokens": 160,
-                "temperature": 0}))
+                "prompt": "Tell a long story about a cat who learns to purr.", "max_tokens": 400,
+                "min_tokens": 400, "temperature": 0}))  # EOS cannot end it early: seconds even when idle
             await asyncio.sleep(0.3)  # the generation holds the model
             result = await backend.judge(_prompts())
             still_busy = not busy.done()
-            await busy
-        return backend, result, still_busy
+            generated = (await busy).json()["usage"]["completion_tokens"]
+        return backend, result, still_busy, generated
 
-    backend, result, still_busy = asyncio.run(main())
+    backend, result, still_busy, generated = asyncio.run(main())
+    assert generated == 400  # the premise: the model was held for the whole generation
     assert [j.parsed for j in result.judgments] == [True, True]
     stats = backend.stats()
     assert stats["liveness_checks"] >= 1 and stats["hung"] == 0 and backend.retries == 0
