@@ -43,7 +43,7 @@ from typing import Protocol
 
 from cost.model import estimate_prompt_tokens
 from prp.judgment import check_judgment
-from prp.types import Choice, Judgment, Prompt
+from prp.types import Choice, Judgment, Prompt, ShapedPrompt
 
 Key = tuple[str, bytes, bytes, bytes]
 
@@ -53,8 +53,17 @@ def digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def prompt_key(backend_name: str, keys_by: str, prompt: Prompt) -> Key:
-    """The cache key of one prompt (the scheduler builds the same keys from per-query digests)."""
+def prompt_key(backend_name: str, keys_by: str, prompt: Prompt | ShapedPrompt) -> Key:
+    """The cache key of one prompt (the scheduler builds the same keys from per-query digests).
+
+    A set or list prompt's key is (backend name | shape | template id, the query's digest, the
+    digest of its passages' digests in the order shown, empty)."""
+    if type(prompt) is ShapedPrompt:
+        by_text = keys_by == "text"
+        shown = prompt.texts if by_text else prompt.ids
+        return (f"{backend_name}|{prompt.shape}|{prompt.template}",
+                digest(prompt.query if by_text else prompt.qid),
+                digest("".join(digest(x).hex() for x in shown)), b"")
     if keys_by == "text":
         return backend_name, digest(prompt.query), digest(prompt.first), digest(prompt.second)
     return backend_name, digest(prompt.qid), digest(prompt.first_id), digest(prompt.second_id)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from prp.cache import Cache, Key, TieredCache, prompt_key
 from prp.judgment import check_result
 from prp.oracles.base import Backend, BackendError, prompt_fault
-from prp.types import BatchResult, Judgment, Prompt
+from prp.types import BatchResult, Choice, Judgment, Prompt, ShapedPrompt
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,10 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
                      len(missing), sent_tokens, seconds)
 
 
-async def judge_all(backend: Backend, prompts: Sequence[Prompt], batch_size: int,
-                    cache: Cache | None) -> list[Judgment]:
-    """Judge ``prompts``: what the cache holds is answered from it, the rest in batches of
-    ``batch_size``, cached as they return."""
+async def judge_all(backend: Backend, prompts: Sequence[Prompt | ShapedPrompt], batch_size: int,
+                    cache: Cache | None) -> list[Judgment | Choice]:
+    """Judge ``prompts`` (pairs, sets and lists): what the cache holds is answered from it, the
+    rest in batches of ``batch_size``, cached as they return."""
     keys = [prompt_key(backend.name, backend.keys_by, p) for p in prompts]
     out = lookup(cache, keys)
     missing = [i for i, judged in enumerate(out) if judged is None]

@@ -321,8 +321,9 @@ def _shaped_answer(question: object, shown: tuple[int, ...], choice: object, led
                               or (not is_set and sorted(order) != list(range(w)))):
         order = None
     if order is None:
-        if choice is not None:  # answered, but unusable: no decision
-            ledger.unparsed += 1  # type: ignore[attr-defined]
+        if choice is not None and (type(choice) is not Choice or choice.parsed):
+            ledger.unparsed += 1  # type: ignore[attr-defined]  # read, but unfit: no decision
+        # (an answer the judge marked unparsed was counted once, as the step's, after its retry)
         return Pick(None) if is_set else None
     if choice.repaired:  # type: ignore[union-attr]
         ledger.repaired += 1  # type: ignore[attr-defined]

@@ -510,6 +510,19 @@ def _count(tokenizer: object, text: str) -> int:
     return counted if isinstance(counted, int) else len(counted)
 
 
+#: The room a generated list answer gets: this many times the tokens of ``[1] > ... > [w]``, + 8.
+LIST_TOKEN_ROOM = 2
+
+
+def answer_room(shape: str, n: int, tokenizer: object = None) -> int:
+    """The most tokens a judge may generate to answer a ``shape`` question about ``n`` passages:
+    1 for a pair or a set (a label), :data:`LIST_TOKEN_ROOM` times :func:`output_tokens` plus 8
+    for a list (room for spaces and a closing word, not for an essay)."""
+    if shape != "list":
+        return output_tokens(shape, n, tokenizer=tokenizer)
+    return LIST_TOKEN_ROOM * output_tokens("list", n, tokenizer=tokenizer) + 8
+
+
 def output_tokens(shape: str, n: int, *, tokenizer: object = None) -> int:
     """The tokens an answer to a ``shape`` question about ``n`` passages needs: 1 for a pair or
     a set, the tokens of ``[1] > [2] > ... > [n]`` for a list (see the module docstring)."""

@@ -23,6 +23,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from prp import Prompt, Reranker  # noqa: E402
 from prp.oracles.hf import TransformersBackend  # noqa: E402
 from prp.prompts import PRP_TEMPLATE  # noqa: E402
+from prp.shape_text import LIST_TEMPLATE, SET_TEMPLATE  # noqa: E402
 
 WORDS = ("ocean tide coral reef salt wave shore storm river delta forest canopy root leaf moss stone "
          "granite quartz volcano lava ash glacier ice snow summit valley meadow prairie desert dune "
@@ -34,6 +35,8 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}
 def corpus() -> list[str]:
     instruction = PRP_TEMPLATE.render("what makes a reef", "coral reef", "glacier ice")
     lines = [instruction + " Passage A", instruction + " Passage B", "Passage A. Passage B. A B A B"]
+    lines += [SET_TEMPLATE.render("what makes a reef", ["coral", "ice", "sand", "salt"]) + " C D",
+              LIST_TEMPLATE.render("what makes a reef", ["coral", "ice", "sand"]) + " [2] > [1] > [3]"]
     lines += [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
     return lines * 5 + [CHAT_TEMPLATE, "<|user|> <|assistant|>"]
 

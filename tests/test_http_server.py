@@ -251,3 +251,35 @@ def test_a_busy_server_is_alive_to_the_liveness_check(server_url):
     stats = backend.stats()
     assert stats["liveness_checks"] >= 1 and stats["hung"] == 0 and backend.retries == 0
     assert not still_busy  # the judge's answer came after the generation that held the model
+
+
+def test_sets_and_lists_through_a_real_llama_server(server_url):
+    """One judge batch mixing a pair, a set and a list, sent to the real server: a Judgment for
+    the pair, a set read from the label log-probabilities (a distribution over its slots), a list
+    generated and read (a permutation, or unparsed: a 135M model may not order); then a setwise
+    rerank over the same server, whose rerun is answered from the cache."""
+    from prp.types import Choice, Judgment, ShapedPrompt
+
+    backend = _backend(server_url, endpoint="completions")
+    templates = backend.shape_templates
+
+    def shaped(shape, shown):
+        return ShapedPrompt("q", QUERY, shape, templates[shape], tuple(IDS[i] for i in shown),
+                            tuple(DOCS[i] for i in shown))
+
+    batch = [_prompts()[0], shaped("set", [0, 1, 2]), shaped("list", [2, 0, 1])]
+    result = asyncio.run(backend.judge(batch))
+    pair, chosen, ordered = result.judgments
+    assert type(pair) is Judgment and pair.parsed and math.isfinite(pair.margin)
+    assert type(chosen) is Choice and chosen.parsed and math.fsum(chosen.probs) == pytest.approx(1.0)
+    assert chosen.order[0] == max(range(3), key=lambda i: (chosen.probs[i], -i))
+    assert type(ordered) is Choice and (not ordered.parsed or sorted(ordered.order) == [0, 1, 2])
+    assert result.prompt_tokens > 0 and result.completion_tokens >= 3
+
+    cache = MemoryCache()
+    reranker = Reranker(backend, sorter="setwise:k=3", k=2, batch_size=4, cache=cache)
+    first = reranker.rank(QUERY, DOCS, doc_ids=IDS)
+    assert sorted(first.doc_ids) == sorted(IDS)
+    assert first.cost.prompts_by_shape["set"] == first.cost.prompts > 0
+    again = reranker.rank(QUERY, DOCS, doc_ids=IDS)
+    assert again.doc_ids == first.doc_ids and again.cost.prompts == 0

@@ -240,3 +240,36 @@ def test_set_and_list_answers_survive_the_persistent_caches(tmp_path):
     disk.set(key, answers[1])
     assert disk.get(key) == answers[1]
     disk.close()
+
+
+def test_an_unparsed_list_is_retried_once_and_counted_once():
+    """A judge that cannot order a list: each window is asked, asked once more, then decides
+    nothing; the ledger counts one unparsed prompt per window (not one per answer)."""
+    class CannotOrder(ScoresOracle):
+        def choose(self, p):
+            return Choice(None, parsed=False) if p.shape == "list" else super().choose(p)
+
+    ids = [f"d{i}" for i in range(6)]
+    result = Reranker(CannotOrder({d: i for i, d in enumerate(ids)}), sorter="listwise:window=4,step=2",
+                      k=3).rank("q", ["x"] * 6, ids)
+    assert result.doc_ids == ids  # no decision: the input order
+    assert (result.cost.prompts, result.cost.unparsed, result.cost.unparsed_retries) == (4, 2, 2)
+
+
+def test_prompt_key_of_a_set_or_list_is_the_schedulers_key():
+    """judge_all (prp calibrate-oracle) and the engine key a set or list prompt alike: what one
+    cached, the other finds."""
+    from prp.cache import prompt_key
+    from prp.judging import judge_all
+
+    requests, qrels = requests_and_qrels(queries=2, n=12)
+    for sorter in ("setwise:k=3", "listwise:window=5,step=2"):
+        judge, cache = Recording(qrels), MemoryCache()
+        Reranker(judge, sorter=sorter, k=3, cache=cache).rank_many(requests)
+        asked = [p for batch in judge.batches for p in batch]
+        assert asked and all(type(p) is ShapedPrompt for p in asked)
+        assert all(cache.get(prompt_key(judge.name, judge.keys_by, p)) is not None for p in asked)
+        assert len({prompt_key(judge.name, judge.keys_by, p) for p in asked}) == len(cache)
+        before = len(judge.batches)
+        again = asyncio.run(judge_all(judge, asked, 8, cache))
+        assert len(judge.batches) == before and all(type(c) is Choice for c in again)  # all from the cache

@@ -4,6 +4,12 @@ Samples judged candidate pairs (about equally many per grade gap), asks the back
 orders of each (through ``--cache-dir``, so judgments already paid for are reused), fits
 ``margin = scale*(grade gap) + bias + N(0, noise^2)`` and prints the ``--judge`` spec to give
 ``prp simulate``, with the judge's accuracy on grade>=2-vs-0 pairs by summed margin.
+
+With ``--sets N`` it also asks N ``set`` questions (``--set-size`` judged candidates in a random
+order) and fits the bias of each slot of the noisy judge's set choice model by maximum
+likelihood (:func:`prp.oracles.fit.fit_slot_bias`; the last slot is 0); ``--set-answers FILE``
+fits it from recorded set answers instead (JSON lines as ``bench/shapes_real.py --answers``
+writes them). The spec printed then ends with ``slot_bias=...``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,15 @@ from prp.cli.backends import add_backend_args, make_backend
 from prp.cli.helptext import HelpFormatter
 from prp.data import load_dataset
 from prp.judging import judge_all
-from prp.oracles.fit import both_orders, fit_noisy, sample_pairs
+from prp.oracles.fit import (
+    both_orders,
+    fit_noisy,
+    fit_slot_bias,
+    read_set_answers,
+    sample_pairs,
+    sample_sets,
+    set_answers,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -33,6 +47,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="persistent judgment cache, reused and filled (default: none)")
     p.add_argument("--samples-out", default=None,
                    help="write every (gap, margin) sample as JSON lines (default: not written)")
+    p.add_argument("--sets", type=int, default=0,
+                   help="set questions to ask, to fit the slot bias of set answers (default: 0, none)")
+    p.add_argument("--set-size", type=int, default=4, help="passages shown in each set question")
+    p.add_argument("--set-answers", default=None,
+                   help="fit the slot bias from these recorded set answers (JSON lines) instead")
     p.add_argument("--format", default="table", choices=["table", "json"])
     add_backend_args(p)
     p.set_defaults(run=run)
@@ -41,6 +60,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.pairs < 2 or args.batch_size < 1 or args.depth < 2:
         raise ValueError("--pairs must be >= 2, --batch-size >= 1 and --depth >= 2")
+    if args.sets < 0 or not 2 <= args.set_size <= 26:
+        raise ValueError("--sets must be >= 0 and --set-size between 2 and 26")
+    if args.sets and args.set_answers:
+        raise ValueError("give --sets (ask the judge) or --set-answers (read recorded answers), not both")
+    recorded = None
+    if args.set_answers:
+        with open(args.set_answers, encoding="utf-8") as fh:
+            recorded = read_set_answers(fh.readlines(), args.set_answers)
     requests, qrels = load_dataset(args.data, args.depth)
     pairs = sample_pairs(requests, qrels, args.pairs, args.seed)
     prompts = both_orders(pairs)
@@ -48,11 +75,20 @@ def run(args: argparse.Namespace) -> int:
     cache = make_cache(args.cache_dir) if args.cache_dir else None
     judgments = asyncio.run(judge_all(backend, prompts, args.batch_size, cache))
     fit, samples = fit_noisy(prompts, judgments, qrels)
+    slots = None
+    if args.sets:
+        asked = sample_sets(requests, qrels, args.sets, args.set_size,
+                            getattr(backend, "shape_templates", {}).get("set", "set-v1"), args.seed)
+        recorded = set_answers(asked, asyncio.run(judge_all(backend, asked, args.batch_size, cache)))
+    if recorded is not None:
+        slots = fit_slot_bias(recorded, qrels, fit.scale, fit.noise)
+    spec = fit.spec(args.seed) + ("" if slots is None else f",{slots.option()}")
     if args.samples_out:
         with open(args.samples_out, "w", encoding="utf-8") as fh:
             for s in samples:
                 fh.write(json.dumps(asdict(s)) + "\n")
-    report = {**asdict(fit), "judge": fit.spec(args.seed), "fitted_to": backend.name, "pairs": len(pairs)}
+    report = {**asdict(fit), "judge": spec, "fitted_to": backend.name, "pairs": len(pairs),
+              "sets": None if slots is None else asdict(slots)}
     if args.format == "json":
         print(json.dumps(report, indent=2))
         return 0
@@ -61,5 +97,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"margin = {fit.scale:.3f} * grade gap + {fit.bias:.3f} + N(0, {fit.noise:.3f}^2)")
     print(f"grade>=2 vs 0 pairs ordered right by summed margin: {fit.pair_accuracy:.0%} "
           f"of {fit.strong_pairs}")
-    print(f"simulate with: --judge {fit.spec(args.seed)}")
+    if slots is not None:
+        print(f"set answers: {slots.answers}; slot bias {', '.join(f'{b:.3f}' for b in slots.slot_bias)} "
+              f"(last slot 0); the first slot won {slots.first_slot_share:.0%} "
+              f"(the fitted model: {slots.expected_first_slot_share:.0%})")
+    print(f"simulate with: --judge {spec}")
     return 0

@@ -12,6 +12,12 @@ Rules:
 * The judgment is score("A") - score("B") at the next position, a side's score being the best
   logit among the single tokens that decode to exactly that letter ("A", " A", "▁A", "ĠA", ...).
 * Padding is masked out, so batching never changes an answer (beyond float rounding).
+* Set and list questions (:mod:`prp.oracles.llm`) ride in the same inference: the ``set``
+  prompts in one more batched forward pass, each answered by the logits of its k labels after
+  the answer prefix "Passage" (``probs``: their softmax); the ``list`` prompts by one batched
+  greedy ``generate`` (at most :func:`prp.shape_text.answer_room` new tokens), read by
+  :func:`prp.shape_text.parse_list`. A seq2seq model's encoder reads a set's or list's
+  instruction and its decoder the answer prefix (a set) or nothing (a list).
 * Passages are truncated with the model's own tokenizer. ``name`` (the cache identity) holds
   the model id and a weights hash: of the local weight files (or hub revision) and the dtype,
   or of an in-memory model's state dict.
@@ -29,9 +35,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prp.oracles.llm import LLMBackend, file_sha256
+from prp.oracles.llm import LLMBackend, file_sha256, shaped_choice, split_shapes
 from prp.prompts import judgment_from_scores
-from prp.types import BatchResult, Prompt
+from prp.shape_text import SET_LABELS, TEMPLATES, answer_room, parse_list, set_from_scores
+from prp.types import BatchResult, Prompt, ShapedPrompt
 
 DTYPES = ("float32", "bfloat16", "float16")
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -172,6 +179,7 @@ class TransformersBackend(LLMBackend):
             self._extra["logits_to_keep"] = 1
         self._position_ids = "position_ids" in accepts and not self.seq2seq
         self._lock = threading.Lock()
+        self._labels: dict[str, list[int]] = {}  # a set label's single tokens, found when first asked
 
     def _single_tokens(self, side: str) -> list[int]:
         """Ids of the single tokens that decode to exactly ``side`` ("A", " A", "▁A", "ĠA"...)."""
@@ -207,29 +215,104 @@ class TransformersBackend(LLMBackend):
         """The text the model reads: the encoder's instruction (seq2seq) or the rendered prompt."""
         return self.instruction(prompt) if self.seq2seq else self.render(prompt)
 
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
+    def render_shaped(self, prompt: ShapedPrompt) -> str:
+        """A set or list prompt as the model reads it: the encoder's instruction (seq2seq), the
+        chat template's user turn then the answer prefix (chat), or the plain rendering."""
+        if prompt.shape not in TEMPLATES:
+            raise ValueError(f"shape must be one of {', '.join(TEMPLATES)}, got {prompt.shape!r}")
+        template = TEMPLATES[prompt.shape]
+        query, passages = self.shaped_texts(prompt)
+        if self.seq2seq:
+            return template.instruction(query, passages)
+        if not self.chat:
+            return template.render(query, passages)
+        messages = [{"role": "user", "content": template.instruction(query, passages)}]
+        text = self.hf_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text + template.answer_prefix
+
+    async def judge(self, prompts: Sequence[Prompt | ShapedPrompt]) -> BatchResult:
         if not prompts:
             return BatchResult([])
         return await asyncio.to_thread(self.judge_sync, list(prompts))
 
-    def judge_sync(self, prompts: Sequence[Prompt]) -> BatchResult:
-        """One inference, blocking: the batch through the model in one forward pass."""
+    def judge_sync(self, prompts: Sequence[Prompt | ShapedPrompt]) -> BatchResult:
+        """One inference, blocking: the pairs through the model in one forward pass (the sets
+        in one more, the lists in one batched generation)."""
         torch = self._torch
+        pairs, shaped = split_shapes(prompts)
+        answers: list[Any] = [None] * len(prompts)
+        tokens = completion = 0
         with self._lock, torch.inference_mode():
-            rows = [self.hf_tokenizer.encode(self.model_input(p), add_special_tokens=not self.chat)
-                    for p in prompts]
-            ids, mask = self._pad(rows, left=not self.seq2seq)
-            inputs = {"input_ids": ids, "attention_mask": mask, **self._extra}
-            if self.seq2seq:
-                prefix = torch.tensor([self.decoder_prefix] * len(rows), device=self.device)
-                inputs["decoder_input_ids"] = prefix
-            elif self._position_ids:
-                inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(**inputs).logits[:, -1, :].float()
-            a, b = (logits[:, self.answer_ids[s]].max(dim=-1).values.tolist() for s in ("A", "B"))
-        judgments = [judgment_from_scores(x, y) for x, y in zip(a, b, strict=True)]
-        tokens = int(mask.sum()) + len(self.decoder_prefix) * len(rows)
-        return BatchResult(judgments, prompt_tokens=tokens, completion_tokens=len(rows))
+            if pairs:
+                logits, spent = self._next_logits([self.model_input(prompts[i]) for i in pairs],  # type: ignore[arg-type]
+                                                  self.decoder_prefix)
+                a, b = (logits[:, self.answer_ids[s]].max(dim=-1).values.tolist() for s in ("A", "B"))
+                for i, x, y in zip(pairs, a, b, strict=True):
+                    answers[i] = judgment_from_scores(x, y)
+                tokens, completion = tokens + spent, completion + len(pairs)
+            if shaped.get("set"):
+                sets = [prompts[i] for i in shaped["set"]]
+                prefix = self._shape_decoder_prefix("set")
+                logits, spent = self._next_logits([self.render_shaped(p) for p in sets], prefix)  # type: ignore[arg-type]
+                for row, (i, p) in enumerate(zip(shaped["set"], sets, strict=True)):
+                    scores = {j: float(logits[row, self._label_tokens(j)].max()) for j in range(len(p.ids))}
+                    answers[i] = shaped_choice(set_from_scores(scores, len(p.ids)))
+                tokens, completion = tokens + spent, completion + len(sets)
+            if shaped.get("list"):
+                lists = [prompts[i] for i in shaped["list"]]
+                texts, spent, made = self._generate([self.render_shaped(p) for p in lists],  # type: ignore[arg-type]
+                                                    max(answer_room("list", len(p.ids), self.tokenizer)
+                                                        for p in lists))
+                for i, p, text in zip(shaped["list"], lists, texts, strict=True):
+                    answers[i] = shaped_choice(parse_list(text, len(p.ids)))
+                tokens, completion = tokens + spent, completion + made
+        return BatchResult(answers, prompt_tokens=tokens, completion_tokens=completion)
+
+    def _label_tokens(self, index: int) -> list[int]:
+        label = SET_LABELS[index]
+        if label not in self._labels:
+            self._labels[label] = self._single_tokens(label)
+        return self._labels[label]
+
+    def _shape_decoder_prefix(self, shape: str) -> list[int]:
+        if not self.seq2seq:
+            return []
+        return [self.decoder_prefix[0], *self.tokenizer.encode(TEMPLATES[shape].answer_prefix)]
+
+    def _rows(self, texts: list[str]) -> list[list[int]]:
+        return [self.hf_tokenizer.encode(t, add_special_tokens=not self.chat) for t in texts]
+
+    def _next_logits(self, texts: list[str], decoder_prefix: list[int]) -> tuple[Any, int]:
+        """The next-token logits after each text (one padded forward pass) and the tokens read."""
+        torch = self._torch
+        rows = self._rows(texts)
+        ids, mask = self._pad(rows, left=not self.seq2seq)
+        inputs = {"input_ids": ids, "attention_mask": mask, **self._extra}
+        if self.seq2seq:
+            inputs["decoder_input_ids"] = torch.tensor([decoder_prefix] * len(rows), device=self.device)
+        elif self._position_ids:
+            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(**inputs).logits[:, -1, :].float()
+        return logits, int(mask.sum()) + len(decoder_prefix) * len(rows)
+
+    def _generate(self, texts: list[str], room: int) -> tuple[list[str], int, int]:
+        """Greedy generation of at most ``room`` new tokens after each text, in one batch: the
+        texts made, the tokens read and the tokens made (up to each row's end of generation)."""
+        rows = self._rows(texts)
+        ids, mask = self._pad(rows, left=not self.seq2seq)
+        config = self.model.generation_config
+        out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=room, do_sample=False,
+                                  num_beams=1, pad_token_id=self._pad_id,
+                                  **({"temperature": None, "top_p": None, "top_k": None}
+                                     if config is not None else {}))
+        new = out[:, 1 if self.seq2seq else ids.shape[1]:].tolist()  # past the decoder's start token
+        ends = set(_as_list(getattr(config, "eos_token_id", None))) | {self.hf_tokenizer.eos_token_id}
+        made, texts_out = 0, []
+        for row in new:
+            cut = next((k for k, t in enumerate(row) if t in ends), len(row))
+            made += cut
+            texts_out.append(self.hf_tokenizer.decode(row[:cut], skip_special_tokens=True))
+        return texts_out, int(mask.sum()), made
 
     def _pad(self, rows: list[list[int]], left: bool) -> tuple[Any, Any]:
         torch = self._torch
@@ -240,3 +323,9 @@ class TransformersBackend(LLMBackend):
             span = slice(width - len(row), width) if left else slice(0, len(row))
             ids[i, span], mask[i, span] = torch.tensor(row, dtype=torch.long), 1
         return ids.to(self.device), mask.to(self.device)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

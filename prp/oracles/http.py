@@ -67,10 +67,11 @@ Rules:
   per second. :meth:`OpenAIBackend.stats` reports the real HTTP requests (judging and
   tokenizer), retries, hedges, liveness checks, requests cut as hung, and per-endpoint
   requests, failures and how long each has been failing.
-* **Set and list questions** (:meth:`OpenAIBackend.judge_shapes`; the engine does not ask
-  them yet): rendered by :mod:`prp.shape_text` and cut as pairs are; a set is asked for one token
+* **Set and list questions** (a ``judge`` batch may mix them with pairs: each shape's prompts go
+  through :meth:`OpenAIBackend.judge_shapes`, together with the pairs' requests):
+  rendered by :mod:`prp.shape_text` and cut as pairs are; a set is asked for one token
   with logprobs (chat: a few tokens, the first label token's logprobs), a list for up to
-  :data:`LIST_TOKEN_ROOM` times the tokens of ``[1] > ... > [w]`` plus 8, generated; read by
+  :func:`prp.shape_text.answer_room` tokens, generated; read by
   :func:`prp.oracles.openai_wire.shape_answer`. A batch goes as one list request when the server
   takes lists, else one request per question, sent together.
 * **Determinism.** A server need not answer one prompt the same way twice (llama.cpp's server
@@ -90,7 +91,7 @@ import httpx
 from asyncio_throttle import Throttler
 
 from prp.oracles.base import PROMPT_FAULT_STATUSES, BackendError
-from prp.oracles.llm import LLMBackend
+from prp.oracles.llm import LLMBackend, shaped_choice, split_shapes
 from prp.oracles.openai_wire import (
     chat_judgment,
     completion_judgment,
@@ -104,8 +105,8 @@ from prp.oracles.openai_wire import (
 from prp.oracles.pool import GIVE_UP_AFTER, Endpoint, JudgeDown, Pool
 from prp.oracles.tokenizers import ServerTokenizer, local_tokenizer
 from prp.prompts import PRP_TEMPLATE, Template, Tokenizer, truncate
-from prp.shape_text import TEMPLATES, ShapeBatch, output_tokens
-from prp.types import BatchResult, Prompt
+from prp.shape_text import TEMPLATES, ShapeBatch, answer_room
+from prp.types import BatchResult, Prompt, ShapedPrompt
 
 __all__ = ["JudgeDown", "OpenAIBackend", "retry_after"]
 
@@ -118,7 +119,6 @@ LIST_REFUSALS = frozenset({400, 422})  # a list answered so: this server takes n
 LIST_STRIKES = 2  # lists answered 500 in a row (before any worked) that turn lists off
 REPROBE_AFTER = 8  # batches sent as single prompts before a list is tried again (then doubling)
 REPROBE_MAX = 512
-LIST_TOKEN_ROOM = 2  # max_tokens of a list answer: this many times the tokens of "[1] > ... > [w]", + 8
 HEDGE_RECHECK = 0.25  # seconds between looks at an unanswered request that could be hedged
 LIVENESS_PATH = "/health"  # a cheap GET whose answer (any status) a busy server still gives
 PROBE_LOOK = 0.25  # seconds a probe of an endpoint out of rotation waits before its liveness check
@@ -564,9 +564,28 @@ class OpenAIBackend(LLMBackend):
 
     # -- judging ----------------------------------------------------------------------------
 
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
+    async def judge(self, prompts: Sequence[Prompt | ShapedPrompt]) -> BatchResult:
         if not prompts:
             return BatchResult([])
+        pairs, shaped = split_shapes(prompts)
+        if not shaped:
+            return await self._judge_pairs(prompts)  # type: ignore[arg-type]
+        parts = [self._judge_pairs([prompts[i] for i in pairs])] if pairs else []  # type: ignore[misc]
+        parts += [self._judge_shaped(shape, [prompts[i] for i in idx]) for shape, idx in shaped.items()]
+        results = await _all(parts)
+        answers: list[Any] = [None] * len(prompts)
+        for positions, result in zip([pairs] * bool(pairs) + list(shaped.values()), results, strict=True):
+            for position, answer in zip(positions, result.judgments, strict=True):
+                answers[position] = answer
+        return BatchResult(answers, sum(r.prompt_tokens for r in results),
+                           sum(r.completion_tokens for r in results))
+
+    async def _judge_shaped(self, shape: str, prompts: Sequence[Any]) -> BatchResult:
+        batch = await self.judge_shapes(shape, [(p.query, p.texts) for p in prompts])
+        return BatchResult([shaped_choice(a) for a in batch.answers], batch.prompt_tokens,
+                           batch.completion_tokens)
+
+    async def _judge_pairs(self, prompts: Sequence[Prompt]) -> BatchResult:
         await self._prepare(prompts)
         if self.endpoint == "chat":
             return await self._singles([self.instruction(p) for p in prompts], self._chat)
@@ -638,8 +657,8 @@ class OpenAIBackend(LLMBackend):
         off as for pairs), else one request per question, sent together. Query and passages
         are cut as for pairs; the answers are read by
         :func:`prp.oracles.openai_wire.shape_answer` (unparsed ones have ``value`` None). The
-        cache identity of these answers is :meth:`shape_name`. The engine does not call this
-        yet."""
+        cache identity of these answers is :meth:`shape_name`. :meth:`judge` calls it for the
+        set and list prompts of a batch."""
         if shape not in TEMPLATES:
             raise ValueError(f"shape must be one of {', '.join(TEMPLATES)}, got {shape!r}")
         asked = [(query, list(passages)) for query, passages in questions]
@@ -687,7 +706,7 @@ class OpenAIBackend(LLMBackend):
             logprobs = {"logprobs": True, "top_logprobs": min(self.top_logprobs, 20)} if chat else \
                 {"logprobs": self.top_logprobs}
         else:
-            room = LIST_TOKEN_ROOM * output_tokens("list", n, tokenizer=self.tokenizer) + 8
+            room = answer_room("list", n, self.tokenizer)
             logprobs = {}
         return {"model": self.model, **payload, "max_tokens": room, "temperature": 0, **logprobs}
 

@@ -87,11 +87,15 @@ def describe(spec: str, model: str | None = None) -> str:
     name = spec.partition(":")[0]
     if name == "noisy":
         try:
-            judge = NoisyOracle({}, **split(spec)[1])  # type: ignore[arg-type]
+            options = split(spec)[1]
+            if "slot_bias" in options:
+                options["slot_bias"] = slot_biases(options["slot_bias"])
+            judge = NoisyOracle({}, **options)  # type: ignore[arg-type]
         except (ValueError, TypeError):
             return spec
         label = f"noisy:scale={judge.scale:g},bias={judge.bias:g},noise={judge.noise:g},seed={judge.seed}"
-        return label + (f",doc_noise={judge.doc_noise:g}" if judge.doc_noise else "")
+        label += f",doc_noise={judge.doc_noise:g}" if judge.doc_noise else ""
+        return label + (f",{_slot_option(judge.slot_bias)}" if "slot_bias" in options else "")
     if name in OFFLINE:
         return spec
     return f"{name}/{model or (DEFAULT_LLAMA_MODEL if name == 'llama.cpp' else '(default)')}"
@@ -108,7 +112,7 @@ def accepted_options(name: str) -> list[str]:
     and those of :class:`prp.oracles.llm.LLMBackend` when it passes extra keywords on. Importing
     the class loads no model (an ImportError means its extra is missing)."""
     if name == "noisy":
-        return ["bias", "doc_noise", "noise", "scale", "seed"]
+        return ["bias", "doc_noise", "noise", "scale", "seed", "slot_bias"]
     if name == "perfect":
         return ["ties"]
     if name == "replay":
@@ -147,7 +151,25 @@ def _simulated(name: str, options: dict[str, object], qrels: object) -> Backend:
         _check_options(name, options)
         return PerfectOracle(qrels, **options)  # type: ignore[arg-type]
     _check_options(name, options)
+    if "slot_bias" in options:
+        options = {**options, "slot_bias": slot_biases(options["slot_bias"])}
     return NoisyOracle(qrels, **options)  # type: ignore[arg-type]
+
+
+def slot_biases(value: object) -> tuple[float, ...]:
+    """A ``slot_bias`` option (``1.2/0.5/0.2/0``, or one number) as numbers; ValueError naming it."""
+    parts = str(value).split("/") if isinstance(value, str) else [value]
+    try:
+        if isinstance(value, bool) or not parts:
+            raise ValueError
+        return tuple(float(p) for p in parts)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"judge noisy: slot_bias must be numbers separated by '/' (e.g. "
+                         f"slot_bias=1.2/0.5/0.2/0), got {value!r}") from None
+
+
+def _slot_option(biases: Sequence[float]) -> str:
+    return "slot_bias=" + "/".join(f"{b:g}" for b in biases)
 
 
 def _llama(options: dict, model: str | None, base_url: object, api_key: object) -> Backend:

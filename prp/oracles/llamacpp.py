@@ -8,6 +8,12 @@ between cached prefix and new tokens changes the logits in their second decimal:
 backend sends a llama.cpp server single prompts in this same order to get the same margins.)
 Judgments come from the next-token logits of "A" and "B" after the answer prefix. Calls are
 serialised by a lock and run in a worker thread, so the event loop stays free.
+
+Set and list questions (:mod:`prp.oracles.llm`) go through the same pass, in the same text
+order: a ``set`` of k is answered by the next-token logits of its k labels after the answer
+prefix "Passage" (one evaluation, like a pair; ``probs`` is their softmax), a ``list`` by greedy
+generation (at most :func:`prp.shape_text.answer_room` tokens, stopping at the end of
+generation or at a line break after a whole order), read by :func:`prp.shape_text.parse_list`.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from prp.oracles.llm import LLMBackend, file_sha256
+from prp.oracles.llm import LLMBackend, file_sha256, shaped_choice
 from prp.oracles.tokenizers import GGUFTokenizer
 from prp.prompts import judgment_from_scores
-from prp.types import BatchResult, Judgment, Prompt
+from prp.shape_text import SET_LABELS, answer_room, parse_list, set_from_scores
+from prp.types import BatchResult, Choice, Judgment, Prompt, ShapedPrompt
 
 
 def _import_llama():
@@ -68,6 +75,7 @@ class LlamaCppBackend(LLMBackend):
             raise ValueError(f"{path.name} has no chat template; use chat=False")
         self.tokenizer = tokenizer
         self._answer_ids = {side: self._single_tokens(side) for side in ("A", "B")}
+        self._label_ids: dict[str, list[int]] = {}  # a set label's single tokens, found when first asked
         self._lock = asyncio.Lock()
         self.evaluated_tokens = 0  # tokens actually run through the model (prefix reuse excluded)
 
@@ -81,24 +89,71 @@ class LlamaCppBackend(LLMBackend):
             raise ValueError(f"the model has no single token for {side!r}")
         return sorted(ids)
 
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:
-        texts = [self.render(p) for p in prompts]
-        async with self._lock:
-            return await asyncio.to_thread(self._judge_texts, texts)
+    def _label_tokens(self, index: int) -> list[int]:
+        label = SET_LABELS[index]
+        if label not in self._label_ids:
+            self._label_ids[label] = self._single_tokens(label)
+        return self._label_ids[label]
 
-    def _judge_texts(self, texts: list[str]) -> BatchResult:
+    async def judge(self, prompts: Sequence[Prompt | ShapedPrompt]) -> BatchResult:
+        asked = [(p.shape, len(p.ids), self.render_shaped(p)) if type(p) is ShapedPrompt
+                 else ("pair", 2, self.render(p)) for p in prompts]
+        async with self._lock:
+            return await asyncio.to_thread(self._judge_texts, asked)
+
+    def _judge_texts(self, asked: list[tuple[str, int, str]]) -> BatchResult:
         llm = self.llm
-        tokenized = [llm.tokenize(t.encode("utf-8"), add_bos=True, special=True) for t in texts]
-        for tokens in tokenized:
-            if len(tokens) >= llm.n_ctx():
-                raise ValueError(f"a prompt of {len(tokens)} tokens does not fit n_ctx={llm.n_ctx()}; "
-                                 "lower passage_tokens or raise n_ctx")
-        judgments: list[Judgment | None] = [None] * len(texts)
-        for index in sorted(range(len(texts)), key=lambda i: texts[i]):  # neighbours share prefixes
+        tokenized = [llm.tokenize(t.encode("utf-8"), add_bos=True, special=True) for _, _, t in asked]
+        for (shape, n, _), tokens in zip(asked, tokenized, strict=True):
+            room = answer_room(shape, n, self.tokenizer)
+            if len(tokens) + room >= llm.n_ctx():
+                raise ValueError(f"a {shape} prompt of {len(tokens)} tokens (+{room} to answer) does not fit "
+                                 f"n_ctx={llm.n_ctx()}; lower passage_tokens or raise n_ctx")
+        answers: list[Judgment | Choice | None] = [None] * len(asked)
+        generated = 0
+        for index in sorted(range(len(asked)), key=lambda i: asked[i][2]):  # neighbours share prefixes
+            shape, n, _ = asked[index]
             logits = self._next_logits(tokenized[index])
-            judgments[index] = judgment_from_scores(
-                *(float(max(logits[t] for t in self._answer_ids[s])) for s in ("A", "B")))
-        return BatchResult(judgments, sum(map(len, tokenized)), len(texts))  # type: ignore[arg-type]
+            if shape == "pair":
+                answers[index] = judgment_from_scores(
+                    *(float(max(logits[t] for t in self._answer_ids[s])) for s in ("A", "B")))
+                generated += 1
+            elif shape == "set":
+                scores = {i: float(max(logits[t] for t in self._label_tokens(i))) for i in range(n)}
+                answers[index] = shaped_choice(set_from_scores(scores, n))
+                generated += 1
+            else:
+                text, spent = self._generate(logits, answer_room("list", n, self.tokenizer), n)
+                answers[index] = shaped_choice(parse_list(text, n))
+                generated += spent
+        return BatchResult(answers, sum(map(len, tokenized)), generated)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _complete(text: str, n: int) -> bool:
+        answer = parse_list(text, n)
+        return answer.parsed and not answer.repaired
+
+    def _generate(self, logits: np.ndarray, room: int, n: int) -> tuple[str, int]:
+        """Greedy generation from ``logits`` (after the prompt) of a list of ``n``: the text and
+        the tokens made. It stops at the end of generation, after ``room`` tokens, or at a line
+        break once the text holds a whole order."""
+        llm = self.llm
+        llama_cpp = _import_llama()
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        made: list[int] = []
+        while len(made) < room:
+            token = int(np.argmax(logits))
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                break
+            piece = llm.detokenize([token]).decode("utf-8", errors="ignore")
+            if "\n" in piece and self._complete(llm.detokenize(made).decode("utf-8", errors="replace"), n):
+                break
+            made.append(token)
+            llm.eval([token])
+            self.evaluated_tokens += 1
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1),
+                                           shape=(llm.n_vocab(),))
+        return llm.detokenize(made).decode("utf-8", errors="replace"), len(made)
 
     def _next_logits(self, tokens: list[int]) -> np.ndarray:
         """Logits after ``tokens``, reusing the KV cache of the longest prefix already evaluated."""

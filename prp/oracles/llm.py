@@ -3,6 +3,14 @@
 A subclass sets ``kind``, gives a tokenizer (or None for a character estimate) and implements
 ``judge``. ``name`` - the cache identity - holds everything that changes an answer: backend
 kind, model id and weights hash, template id, both truncation budgets and the prompt format.
+
+Every LLM judge answers the three question shapes (:attr:`LLMBackend.shapes`): a ``judge``
+batch may mix pairs (:class:`~prp.types.Prompt`, answered by a Judgment) with set and list
+questions (:class:`~prp.types.ShapedPrompt`, answered by a :class:`~prp.types.Choice`). Set and
+list prompts use the templates of :data:`prp.shape_text.TEMPLATES` (their ids are
+:attr:`LLMBackend.shape_templates`, part of the scheduler's cache key), with the query and
+passages cut to the same budgets as a pair's (:meth:`LLMBackend.render_shaped`), and their
+answers are read by the rules of :mod:`prp.shape_text` (:func:`shaped_choice`).
 """
 
 from __future__ import annotations
@@ -13,7 +21,30 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from prp.prompts import PRP_TEMPLATE, Template, Tokenizer, truncate
-from prp.types import BatchResult, Prompt
+from prp.shape_text import TEMPLATES, ShapeAnswer
+from prp.types import BatchResult, Choice, Prompt, ShapedPrompt
+
+
+def shaped_choice(answer: ShapeAnswer) -> Choice:
+    """A read answer (:class:`~prp.shape_text.ShapeAnswer`) as the scheduler's Choice: a set's
+    winner as a one-slot order (with its ``probs`` when read from label scores), a list's
+    permutation; unparsed when the answer says nothing."""
+    if answer.value is None:
+        return Choice(None, parsed=False)
+    order = (answer.value,) if isinstance(answer.value, int) else tuple(answer.value)
+    return Choice(order, answer.probs, True, answer.repaired)
+
+
+def split_shapes(prompts: Sequence[Prompt | ShapedPrompt]) -> tuple[list[int], dict[str, list[int]]]:
+    """The positions of the pair prompts in a batch, and of the set and list prompts by shape."""
+    pairs: list[int] = []
+    shaped: dict[str, list[int]] = {}
+    for index, prompt in enumerate(prompts):
+        if type(prompt) is ShapedPrompt:
+            shaped.setdefault(prompt.shape, []).append(index)
+        else:
+            pairs.append(index)
+    return pairs, shaped
 
 
 @lru_cache(maxsize=32)
@@ -36,6 +67,7 @@ class LLMBackend:
 
     kind = "llm"
     keys_by = "text"
+    shapes: tuple[str, ...] = ("pair", "set", "list")  # the question shapes it answers
 
     def __init__(self, model_id: str, *, weights_hash: str | None = None,
                  template: Template = PRP_TEMPLATE, passage_tokens: int | None = 128,
@@ -77,6 +109,26 @@ class LLMBackend:
         head, _, tail = self.name.partition(f":{self.template.id}:")
         return f"{head}:{TEMPLATES[shape].id}:{tail}"
 
+    @property
+    def shape_templates(self) -> dict[str, str]:
+        """The template id of each k-wise shape (the scheduler puts it in the cache key)."""
+        return {shape: template.id for shape, template in TEMPLATES.items()}
+
+    def shaped_texts(self, prompt: ShapedPrompt) -> tuple[str, list[str]]:
+        """A set or list prompt's query and passages (in the order shown), cut to the budgets."""
+        tok = self.tokenizer
+        return (truncate(prompt.query, self.query_tokens, tok),
+                [truncate(text, self.passage_tokens, tok) for text in prompt.texts])
+
+    def render_shaped(self, prompt: ShapedPrompt) -> str:
+        """A set or list prompt's full model input: its template (:data:`prp.shape_text.TEMPLATES`)
+        filled with the cut texts, through the chat template in chat format."""
+        if prompt.shape not in TEMPLATES:
+            raise ValueError(f"shape must be one of {', '.join(TEMPLATES)}, got {prompt.shape!r}")
+        query, passages = self.shaped_texts(prompt)
+        chat = self.tokenizer.chat if self.chat else None  # type: ignore[union-attr]
+        return TEMPLATES[prompt.shape].render(query, passages, chat)
+
     def instruction(self, prompt: Prompt) -> str:
         """The template filled with the truncated query and passages."""
         tok = self.tokenizer
@@ -91,6 +143,7 @@ class LLMBackend:
             return self.tokenizer.chat(self.instruction(prompt)) + self.template.answer_prefix  # type: ignore[union-attr]
         return f"{self.instruction(prompt)} {self.template.answer_prefix}"
 
-    async def judge(self, prompts: Sequence[Prompt]) -> BatchResult:  # pragma: no cover
-        """Judge one batch of prompts as one inference: one Judgment per prompt, in order."""
+    async def judge(self, prompts: Sequence[Prompt | ShapedPrompt]) -> BatchResult:  # pragma: no cover
+        """Judge one batch of prompts as one inference: one Judgment per pair prompt and one
+        Choice per set or list prompt, in order."""
         raise NotImplementedError
