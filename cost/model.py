@@ -35,14 +35,18 @@ LIST_ANSWER_TOKENS = 4
 
 
 def estimate_question_tokens(query: str, passages: list[str] | tuple[str, ...],
-                             passage_budget: int | None = 128) -> int:
-    """Any question's prompt tokens, estimated by one rule for every shape: the template
-    (:data:`TEMPLATE_TOKENS`, which holds two passage labels), the query, every passage
-    (each truncated to ``passage_budget`` tokens) and :data:`LABEL_TOKENS` for each passage
-    beyond two. A pair gives exactly :func:`estimate_prompt_tokens`."""
+                             passage_budget: int | None = 128, *, template_tokens: int | None = None,
+                             query_budget: int | None = None) -> int:
+    """Any question's prompt tokens, estimated by one rule for every shape: the template, the
+    query (truncated to ``query_budget`` tokens) and every passage (each truncated to
+    ``passage_budget`` tokens). The template is ``template_tokens`` when the caller knows its
+    text (:func:`prp.shape_text.input_tokens` passes its own templates' estimate), else
+    :data:`TEMPLATE_TOKENS` (which holds two passage labels) plus :data:`LABEL_TOKENS` for each
+    passage beyond two. A pair gives exactly :func:`estimate_prompt_tokens`."""
     passage_tokens = sum(estimate_tokens(p, passage_budget) for p in passages)
-    labels = LABEL_TOKENS * max(0, len(passages) - 2)
-    return TEMPLATE_TOKENS + estimate_tokens(query) + passage_tokens + labels
+    if template_tokens is None:
+        template_tokens = TEMPLATE_TOKENS + LABEL_TOKENS * max(0, len(passages) - 2)
+    return template_tokens + estimate_tokens(query, query_budget) + passage_tokens
 
 
 def estimate_answer_tokens(shape: str, passages: int) -> int:

@@ -68,7 +68,8 @@ are cut to their budgets by it and the rendered prompt's tokens are counted; a p
 ``text -> int`` (or ``-> token ids``) counts the rendered prompt whose texts were cut at 4
 characters a token. Without either, the estimate is the template's own text at 4 characters a
 token (the prompt rendered with an empty query and empty passages, answer prefix included) plus
-each text's estimate cut to its budget (:func:`cost.model.estimate_tokens`). An answer needs
+each text's estimate cut to its budget: :func:`cost.model.estimate_question_tokens`, the one
+estimate every shape and the simulated judges share, given this template's size. An answer needs
 one token for a pair or a set (the label), and for a list the tokens of ``[1] > [2] > ... >
 [w]``: counted by the tokenizer when given, else 3 + its digits per id, less one (" [", the
 digits, "]", " >"; exact for digit-by-digit tokenizers such as Qwen2.5's and SmolLM2's).
@@ -84,7 +85,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
-from cost.model import estimate_tokens
+from cost.model import estimate_question_tokens, estimate_tokens
 from prp.prompts import PRP_TEMPLATE, UnusableLogprob, truncate, usable_logprob
 
 Shape = Literal["pair", "set", "list"]
@@ -496,9 +497,9 @@ def input_tokens(shape: str, query: str, passages: Sequence[str], *,
     counted with ``tokenizer`` (``encode``/``decode``, or a callable that counts), else estimated.
     ``chat`` (a chat template, ``instruction -> text``) applies when counting only."""
     passages = list(passages)
-    if tokenizer is None:
-        texts = sum(estimate_tokens(p, passage_tokens) for p in passages)
-        return template_tokens(shape, len(passages)) + estimate_tokens(query, query_tokens) + texts
+    if tokenizer is None:  # the one estimate (cost.model), with this template's own size
+        return estimate_question_tokens(query, passages, passage_tokens, query_budget=query_tokens,
+                                        template_tokens=template_tokens(shape, len(passages)))
     cutter = tokenizer if hasattr(tokenizer, "encode") and hasattr(tokenizer, "decode") else None
     rendered = _render(shape, truncate(query, query_tokens, cutter),  # type: ignore[arg-type]
                        [truncate(p, passage_tokens, cutter) for p in passages], chat)  # type: ignore[arg-type]

@@ -73,3 +73,21 @@ def test_shared_cache_dir_replays_instead_of_paying(capsys, dl19_dir, tmp_path):
 def test_bench_bad_input_exits_2(capsys, dl19_dir, tmp_path, extra, message):
     assert bench(dl19_dir, tmp_path, *extra) == 2
     assert message in capsys.readouterr().err
+
+
+def test_budgets_plot_quality_against_prompts_and_input_tokens_for_every_shape(capsys, dl19_dir, tmp_path):
+    """With --budgets, pair and k-wise rankers are traced against prompts and against input
+    tokens per query (ndcg_vs_tokens.png): a set of 4 is one prompt but about four pairs' tokens."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "report"
+    assert main(["bench", "--data", str(dl19_dir), "--queries", "3", "--depth", "20", "--sorters",
+                 "quicksort,setwise:k=4", "--batch-sizes", "8", "--budgets", "10,40", "--judge", "perfect",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    for name in ("ndcg_vs_prompts.png", "ndcg_vs_tokens.png"):
+        assert (out / name).read_bytes().startswith(PNG_MAGIC)
+    rows = {(r["sorter"], r["budget"]): r for r in json.loads((out / "results.json").read_text())["rows"]}
+    pair, sets = rows[("quicksort", 40)], rows[("setwise:k=4", 40)]
+    assert pair["prompts"] > 0 and sets["prompts"] > 0
+    # input tokens per prompt: a set of 4 passages costs well over a pair of 2
+    assert sets["prompt_tokens"] / sets["prompts"] > 1.5 * pair["prompt_tokens"] / pair["prompts"]

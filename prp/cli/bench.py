@@ -33,7 +33,9 @@ first-stage top ``--depth``) with the judge of ``--judge`` and reports nDCG@10 a
 Writes into ``--out``: ``report.md`` (command line, settings, the table), ``results.json``
 (settings and every row) and, with matplotlib, ``frontier.png`` (nDCG@10 against inferences per
 query: the cost/quality frontier), ``inferences_vs_batch.png`` and, with ``--budgets``,
-``ndcg_vs_prompts.png`` (nDCG@10 against prompts per query, a line per sorter x orders).
+``ndcg_vs_prompts.png`` (nDCG@10 against prompts per query, a line per sorter x orders) and
+``ndcg_vs_tokens.png`` (the same lines against input tokens per query: the axis on which pair,
+set and list questions compare, a set or a list being one prompt of many passages).
 Exit 2 on bad input.
 """
 
@@ -214,7 +216,8 @@ def write_plots(out: Path, rows: list[dict], baseline: dict) -> list[str]:
     names = ["frontier.png", "inferences_vs_batch.png"]
     if any(row["budget"] != "-" for row in rows):
         plot_budgets(out / "ndcg_vs_prompts.png", rows, baseline)
-        names.append("ndcg_vs_prompts.png")
+        plot_budgets(out / "ndcg_vs_tokens.png", rows, baseline, x="prompt_tokens")
+        names += ["ndcg_vs_prompts.png", "ndcg_vs_tokens.png"]
     return names
 
 
@@ -264,8 +267,9 @@ def plot_frontier(path: Path, rows: list[dict], baseline: dict) -> None:
     fig.savefig(path)
 
 
-def plot_budgets(path: Path, rows: list[dict], baseline: dict) -> None:
-    """nDCG@10 against prompts per query: a line per sorter x orders x B through its budgets."""
+def plot_budgets(path: Path, rows: list[dict], baseline: dict, x: str = "prompts") -> None:
+    """nDCG@10 against ``x`` per query (``prompts`` or ``prompt_tokens``, input tokens): a line
+    per sorter x orders x B through its budgets."""
     from matplotlib import colormaps
 
     colours = colormaps["tab20"]
@@ -275,13 +279,19 @@ def plot_budgets(path: Path, rows: list[dict], baseline: dict) -> None:
         lines.setdefault((row["sorter"], row["orders"], row["batch_size"]), []).append(row)
     sizes = {key[2] for key in lines}
     for i, ((sorter, orders, size), mine) in enumerate(lines.items()):
-        mine.sort(key=lambda r: r["prompts"])
+        mine.sort(key=lambda r: r[x])
         label = f"{sorter}, {orders}" + (f", B={size}" if len(sizes) > 1 else "")
-        ax.plot([r["prompts"] for r in mine], [r["ndcg@10"] for r in mine], label=label,
+        ax.plot([r[x] for r in mine], [r["ndcg@10"] for r in mine], label=label,
                 color=colours(i % 20), marker="osD^vP*Xh<>"[i % 11],
                 linestyle="-" if orders == "both" else "--")
     ax.axhline(baseline["ndcg@10"], color="grey", linestyle=":", label="first stage")
-    ax.set(xlabel="prompts per query", ylabel="nDCG@10", title="Quality per prompt (per-query budgets)")
+    if x == "prompts":
+        ax.set(xlabel="prompts per query", ylabel="nDCG@10", title="Quality per prompt (per-query budgets)")
+    else:
+        if _wide([r[x] for r in rows]):
+            ax.set_xscale("log")
+        ax.set(xlabel="input tokens per query", ylabel="nDCG@10",
+               title="Quality per input token (per-query budgets)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
