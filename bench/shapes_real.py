@@ -36,7 +36,7 @@ from prp.data import load_dataset
 from prp.engine import SyncEngine
 from prp.evaluate import mean_measure
 from prp.oracles.llamacpp import LlamaCppBackend
-from prp.oracles.replay import ReplayOracle, read_replay
+from prp.oracles.replay import ReplayOracle, read_replay, with_shaped, write_replay
 from prp.types import Prompt, ShapedPrompt
 
 
@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--pairwise", default="quicksort;heapsort;tournament;active",
                         help="pairwise rankers, separated by ';'")
     parser.add_argument("--answers", type=Path, help="write every set and list answer here (JSONL)")
+    parser.add_argument("--replay-out", type=Path,
+                        help="write the replay set with the set and list answers added")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
@@ -85,14 +87,17 @@ def main() -> None:
           "(mean over every ordered pair)")
     rows = []
     out = args.answers.open("w") if args.answers else None
+    recorded: list[dict] = []
 
     def record(inference) -> None:
         for prompt, answer in zip(inference.prompts, inference.result.judgments, strict=True):
-            if out is not None and type(prompt) is ShapedPrompt:
-                out.write(json.dumps({"qid": prompt.qid, "shape": prompt.shape, "ids": list(prompt.ids),
-                                      "order": answer.order, "probs": answer.probs, "parsed": answer.parsed,
-                                      "repaired": answer.repaired}) + "\n")
-                out.flush()
+            if type(prompt) is ShapedPrompt:
+                recorded.append({"qid": prompt.qid, "shape": prompt.shape, "ids": list(prompt.ids),
+                                 "order": answer.order, "probs": answer.probs, "parsed": answer.parsed,
+                                 "repaired": answer.repaired})
+                if out is not None:
+                    out.write(json.dumps(recorded[-1]) + "\n")
+                    out.flush()
 
     kwise_tokens = {}
     for sorter in filter(None, args.kwise.split(";")):
@@ -114,6 +119,8 @@ def main() -> None:
         print(f"# done {sorter}: {seconds:.0f} s", file=sys.stderr)
     if out is not None:
         out.close()
+    if args.replay_out:
+        write_replay(args.replay_out, with_shaped(replay, recorded))
 
     for sorter in filter(None, args.pairwise.split(";")):
         budgets = [None, *sorted({max(2, int(t / per_pair)) for t in kwise_tokens.values()})]

@@ -72,3 +72,50 @@ def test_prp_rerank_on_a_cut_replay_set_in_a_real_process_prints_no_traceback(tm
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and str(path) in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_replay_sets_hold_set_and_list_answers(tmp_path):
+    """A replay set with the k-wise answers a run asked replays that run: the same rankings and
+    prompts at no judge cost; a question it does not hold is a ReplayMiss naming it, and a set
+    without such answers refuses k-wise rankers before any prompt."""
+    import pytest
+
+    from prp import PerfectOracle, Reranker
+    from prp.oracles.base import BackendError
+    from prp.oracles.replay import ReplayOracle, with_shaped, write_replay
+    from prp.types import ShapedPrompt
+
+    ids = [f"d{i}" for i in range(12)]
+    grades = {"q1": {d: (i * 7) % 4 for i, d in enumerate(ids)}}
+    docs = [f"passage {i}" for i in range(12)]
+    recorded = []
+
+    def keep(inference):
+        for p, c in zip(inference.prompts, inference.result.judgments, strict=True):
+            recorded.append({"qid": p.qid, "shape": p.shape, "ids": list(p.ids), "order": list(c.order),
+                             "probs": None, "parsed": c.parsed})
+
+    from prp.engine import SyncEngine
+    for sorter in ("setwise:k=3", "listwise:window=5,step=2"):
+        recorded.clear()
+        with SyncEngine(Reranker(PerfectOracle(grades), sorter=sorter, k=4), on_inference=keep) as engine:
+            live = engine.rank_many([{"qid": "q1", "query": "q", "docs": docs, "doc_ids": ids}])[0]
+        pairs = {"model": "perfect", "depth": 12,
+                 "queries": [{"qid": "q1", "doc_ids": ids, "margins": [[None] * 12 for _ in ids]}]}
+        path = tmp_path / f"{sorter.partition(':')[0]}.json.gz"
+        write_replay(path, with_shaped(pairs, recorded))
+        replay = ReplayOracle(path)
+        assert replay.shapes == ("pair", recorded[0]["shape"])
+        again = Reranker(replay, sorter=sorter, k=4).rank_many(
+            [{"qid": "q1", "query": "q", "docs": docs, "doc_ids": ids}])[0]
+        assert again.doc_ids == live.doc_ids and again.cost.prompts == live.cost.prompts
+        shown = tuple(reversed(recorded[0]["ids"]))
+        with pytest.raises(BackendError, match="has no .* answer for query 'q1'"):
+            replay.choose(ShapedPrompt("q1", "q", recorded[0]["shape"], "t", shown, ("",) * len(shown)))
+        write_replay(tmp_path / "pairs.json.gz", pairs)
+    with pytest.raises(ValueError, match="does not answer set questions"):
+        Reranker(ReplayOracle(tmp_path / "pairs.json.gz"), sorter="setwise:k=3", k=4).rank("q", docs, ids)
+    bad = dict(pairs, shaped=[{"qid": "q1", "shape": "set", "ids": ["d1", "d2"], "order": [0, 1]}])
+    write_replay(tmp_path / "bad.json.gz", bad)
+    with pytest.raises(ValueError, match="shaped answer 1 is not"):
+        ReplayOracle(tmp_path / "bad.json.gz")

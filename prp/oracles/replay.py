@@ -7,6 +7,13 @@ A replay set (``bench/replay_matrix.py`` builds one) is a gzipped JSON object::
 
 ``margins[i][j]`` is the judge's margin (score of A minus score of B) for the prompt showing
 ``doc_ids[i]`` as passage A and ``doc_ids[j]`` as B; the diagonal and unparsed answers are null.
+
+A set may also hold **set and list answers** (k-wise questions are too many to record them all:
+these are the ones a run asked, e.g. ``bench/shapes_real.py --replay-out``), under ``"shaped"``:
+``[{"qid", "shape": "set" | "list", "ids": [...] (in the order shown), "order": [...] (slots,
+best first; a set's winner alone), "probs": [...] | null}]``. The oracle then answers those shapes
+too (its ``shapes``), each question from the answer recorded for exactly that query, shape and
+order shown, and raises :class:`ReplayMiss` for any other.
 :class:`ReplayOracle` answers a prompt from it, and raises :class:`ReplayMiss` (a
 :class:`~prp.oracles.base.BackendError`, naming the query and documents) for a prompt the set
 does not hold, or one the recorded judge left unparsed - it never guesses. A set that cannot be
@@ -25,7 +32,7 @@ from pathlib import Path
 
 from prp.oracles.base import BackendError
 from prp.oracles.simulated import _Simulated
-from prp.types import Prompt
+from prp.types import Choice, Prompt, ShapedPrompt
 
 
 class ReplayMiss(BackendError):
@@ -59,7 +66,29 @@ def read_replay(path: str | os.PathLike[str]) -> dict:
         if any(m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)))
                for row in rows for m in row):
             raise ValueError(f"{path}: query {number} ({q['qid']!r}): margins must be numbers or null")
+    shaped = data.get("shaped", [])
+    if not isinstance(shaped, list):
+        raise ValueError(f"{path}: 'shaped' must be a list of set and list answers")
+    for number, a in enumerate(shaped, start=1):
+        if not _shaped_answer_ok(a):
+            raise ValueError(f"{path}: shaped answer {number} is not an object with a 'qid', a 'shape' "
+                             "('set' or 'list'), 'ids' (2 or more) and an 'order' of slots that fits them "
+                             "(and 'probs': null or one number a slot)")
     return data
+
+
+def _shaped_answer_ok(a: object) -> bool:
+    if not isinstance(a, dict) or "qid" not in a or a.get("shape") not in ("set", "list"):
+        return False
+    ids, order, probs = a.get("ids"), a.get("order"), a.get("probs")
+    if not isinstance(ids, list) or len(ids) < 2 or not isinstance(order, list) or not order:
+        return False
+    if any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < len(ids) for x in order):
+        return False
+    if (len(order) != 1) if a["shape"] == "set" else sorted(order) != list(range(len(ids))):
+        return False
+    return probs is None or (isinstance(probs, list) and len(probs) == len(ids) and all(
+        not isinstance(x, bool) and isinstance(x, (int, float)) for x in probs))
 
 
 def write_replay(path: str | os.PathLike[str], data: dict) -> None:
@@ -77,9 +106,23 @@ def write_replay(path: str | os.PathLike[str], data: dict) -> None:
         raise
 
 
+def with_shaped(data: dict, answers: list[dict]) -> dict:
+    """A replay set's ``data`` with ``answers`` (set and list answers as
+    ``bench/shapes_real.py --answers`` records them) added under ``"shaped"``: the parsed ones,
+    the later of two for one question kept."""
+    kept = {(str(a["qid"]), a["shape"], tuple(a["ids"])): a for a in data.get("shaped", [])}
+    for a in answers:
+        if a.get("parsed", True) and a.get("order"):
+            row = {"qid": str(a["qid"]), "shape": a["shape"], "ids": [str(i) for i in a["ids"]],
+                   "order": list(a["order"]), "probs": a.get("probs")}
+            kept[(row["qid"], row["shape"], tuple(row["ids"]))] = row
+    return {**data, "shaped": list(kept.values())}
+
+
 class ReplayOracle(_Simulated):
-    """Judges from a replay set: the recorded margin of (qid, first id, second id); it reports
-    no prompt tokens (the set does not hold them)."""
+    """Judges from a replay set: the recorded margin of (qid, first id, second id), and the
+    recorded answer of a set or list question (qid, shape, ids in the order shown) when the set
+    holds such answers; it reports no prompt tokens (the set does not hold them)."""
 
     kind = "replay"
 
@@ -92,6 +135,18 @@ class ReplayOracle(_Simulated):
         self._index: dict[str, tuple[dict[str, int], list[list[float | None]]]] = {
             str(q["qid"]): ({str(d): pos for pos, d in enumerate(q["doc_ids"])}, q["margins"])
             for q in data["queries"]}
+        self._shaped: dict[tuple[str, str, tuple[str, ...]], Choice] = {
+            (str(a["qid"]), a["shape"], tuple(str(i) for i in a["ids"])):
+                Choice(tuple(a["order"]), None if a.get("probs") is None else tuple(map(float, a["probs"])))
+            for a in data.get("shaped", [])}
+        self.shapes = ("pair", *sorted({shape for _, shape, _ in self._shaped}, reverse=True))
+
+    def choose(self, p: ShapedPrompt) -> Choice:
+        try:
+            return self._shaped[(p.qid, p.shape, tuple(p.ids))]
+        except KeyError:
+            raise ReplayMiss(f"replay set {self.path} has no {p.shape} answer for query {p.qid!r} with "
+                             f"{', '.join(p.ids)} shown in that order") from None
 
     def margin(self, p: Prompt) -> float:
         try:
