@@ -70,6 +70,14 @@ def test_the_slot_bias_of_set_answers_is_recovered(dl19):
     assert fit.slot_bias[3] == 0.0
     assert fit.slot_bias[:3] == pytest.approx((1.2, 0.5, 0.2), abs=0.15)
     assert fit.expected_first_slot_share == pytest.approx(fit.first_slot_share, abs=0.01)
+    joint = fit_slot_bias(answers, qrels, scale=0.8)  # set_noise fitted too
+    assert joint.set_noise == pytest.approx(0.9, abs=0.1)
+    assert joint.slot_bias == pytest.approx(fit.slot_bias, abs=0.15)
+    sharp = NoisyOracle(qrels, scale=0.8, bias=1.0, noise=0.9, seed=2, slot_bias=(1.2, 0.5, 0.2, 0.0),
+                        set_noise=0.3)
+    sharp_answers = set_answers(asked, asyncio.run(judge_all(sharp, asked, 64, None)))
+    sharper = fit_slot_bias(sharp_answers, qrels, scale=0.8)
+    assert sharper.set_noise == pytest.approx(0.3, abs=0.05)
     fair = NoisyOracle(qrels, scale=0.8, bias=1.0, noise=0.9, seed=2, slot_bias=(0, 0, 0, 0))
     unbiased = fit_slot_bias(set_answers(asked, asyncio.run(judge_all(fair, asked, 64, None))), qrels,
                              scale=0.8, noise=0.9)
@@ -87,7 +95,9 @@ def test_calibrate_oracle_fits_the_slot_bias_asking_sets_or_from_answers(dl19_di
     report = json.loads(capsys.readouterr().out)
     assert report["sets"]["answers"] == 2000
     assert report["sets"]["slot_bias"] == pytest.approx([1.5, 0.6, 0.3, 0.0], abs=0.25)
-    assert report["judge"].endswith(",slot_bias=" + "/".join(f"{b:.4g}" for b in report["sets"]["slot_bias"]))
+    assert report["sets"]["set_noise"] == pytest.approx(0.9, abs=0.15)  # the judge's noise, sets included
+    assert report["judge"].endswith(",slot_bias=" + "/".join(f"{b:.4g}" for b in report["sets"]["slot_bias"])
+                                    + f",set_noise={report['sets']['set_noise']:.4g}")
 
     recorded = tmp_path / "answers.jsonl"
     rows = [{"qid": "1037798", "shape": "set", "ids": ["a", "b", "c"], "order": [w], "probs": None,
@@ -95,7 +105,9 @@ def test_calibrate_oracle_fits_the_slot_bias_asking_sets_or_from_answers(dl19_di
     rows.append({"qid": "1037798", "shape": "list", "ids": ["a", "b"], "order": [1, 0]})
     recorded.write_text("\n".join(map(json.dumps, rows)) + "\n")
     assert main([*base, "--set-answers", str(recorded)]) == 0
-    bias = json.loads(capsys.readouterr().out)["sets"]["slot_bias"]
+    out, err = capsys.readouterr()
+    assert "set_noise kept at the pairs' noise" in err  # every passage shown is unjudged: grade 0
+    bias = json.loads(out)["sets"]["slot_bias"]
     # unjudged passages (grade 0): slot 0 won as often as slot 2, slot 1 never
     assert bias[0] == pytest.approx(0.0, abs=1e-6) and bias[1] < -5 and bias[2] == 0.0
 

@@ -6,10 +6,11 @@ orders of each (through ``--cache-dir``, so judgments already paid for are reuse
 ``prp simulate``, with the judge's accuracy on grade>=2-vs-0 pairs by summed margin.
 
 With ``--sets N`` it also asks N ``set`` questions (``--set-size`` judged candidates in a random
-order) and fits the bias of each slot of the noisy judge's set choice model by maximum
-likelihood (:func:`prp.oracles.fit.fit_slot_bias`; the last slot is 0); ``--set-answers FILE``
+order) and fits the noisy judge's set choice model by maximum likelihood
+(:func:`prp.oracles.fit.fit_slot_bias`): the bias of each slot (the last is 0) and the noise of
+a set answer; ``--set-answers FILE``
 fits it from recorded set answers instead (JSON lines as ``bench/shapes_real.py --answers``
-writes them). The spec printed then ends with ``slot_bias=...``.
+writes them). The spec printed then ends with ``slot_bias=...,set_noise=...``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from dataclasses import asdict
 
 from prp.cache import make_cache
@@ -81,7 +83,13 @@ def run(args: argparse.Namespace) -> int:
                             getattr(backend, "shape_templates", {}).get("set", "set-v1"), args.seed)
         recorded = set_answers(asked, asyncio.run(judge_all(backend, asked, args.batch_size, cache)))
     if recorded is not None:
-        slots = fit_slot_bias(recorded, qrels, fit.scale, fit.noise)
+        try:
+            slots = fit_slot_bias(recorded, qrels, fit.scale)
+        except ValueError as exc:
+            if "set_noise cannot be fitted" not in str(exc):
+                raise
+            print(f"prp calibrate-oracle: {exc}; set_noise kept at the pairs' noise", file=sys.stderr)
+            slots = fit_slot_bias(recorded, qrels, fit.scale, fit.noise)
     spec = fit.spec(args.seed) + ("" if slots is None else f",{slots.option()}")
     if args.samples_out:
         with open(args.samples_out, "w", encoding="utf-8") as fh:
@@ -99,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
           f"of {fit.strong_pairs}")
     if slots is not None:
         print(f"set answers: {slots.answers}; slot bias {', '.join(f'{b:.3f}' for b in slots.slot_bias)} "
-              f"(last slot 0); the first slot won {slots.first_slot_share:.0%} "
+              f"(last slot 0), set noise {slots.set_noise:.3f}; "
+              f"the first slot won {slots.first_slot_share:.0%} "
               f"(the fitted model: {slots.expected_first_slot_share:.0%})")
     print(f"simulate with: --judge {spec}")
     return 0

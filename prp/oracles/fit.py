@@ -137,17 +137,20 @@ class SetAnswer:
 
 @dataclass(frozen=True)
 class SlotFit:
-    """The fitted bias of each slot (the last fixed at 0), the answers used, and how often the
-    winner was shown in each slot against how often the fitted model expects it."""
+    """The fitted set choice model: the bias of each slot (the last fixed at 0) and the noise of a
+    set answer (the Gumbel scale, in the pairwise fit's units: ``scale`` per grade), the answers
+    used, and how often the first slot won against how often the fitted model expects it."""
 
     slot_bias: tuple[float, ...]
+    set_noise: float
     answers: int
     first_slot_share: float
     expected_first_slot_share: float
 
     def option(self) -> str:
-        """The ``slot_bias=`` option of ``--judge noisy:...``."""
-        return "slot_bias=" + "/".join(f"{b:.4g}" for b in self.slot_bias)
+        """The ``slot_bias=...,set_noise=...`` options of ``--judge noisy:...``."""
+        biases = "/".join(f"{b:.4g}" for b in self.slot_bias)
+        return f"slot_bias={biases},set_noise={self.set_noise:.4g}"
 
 
 def read_set_answers(lines: Sequence[str], where: str = "answers") -> list[SetAnswer]:
@@ -177,60 +180,79 @@ def read_set_answers(lines: Sequence[str], where: str = "answers") -> list[SetAn
 
 
 def fit_slot_bias(answers: Sequence[SetAnswer], qrels: Mapping[str, Mapping[str, int]], scale: float,
-                  noise: float) -> SlotFit:
-    """The slot bias of the noisy judge's set choice model, fitted to a real judge's set answers
-    by maximum likelihood.
+                  noise: float | None = None) -> SlotFit:
+    """The noisy judge's set choice model, fitted to a real judge's set answers by maximum
+    likelihood.
 
     The model (:meth:`NoisyOracle.utilities`): the passage in slot ``s`` wins with probability
-    softmax over the slots of ``(scale * grade + slot_bias[s]) / noise`` (Gumbel noise of scale
-    ``noise``). ``scale`` and ``noise`` come from the pairwise fit; the target of each answer is
-    the judge's distribution over the slots when it gave one, else its winner. Only differences
-    between slots are identified: the last slot's bias is 0. An unjudged passage has grade 0."""
+    softmax over the slots of ``(scale * grade + slot_bias[s]) / set_noise`` (Gumbel noise of
+    scale ``set_noise``). ``scale`` comes from the pairwise fit and sets the units; ``set_noise``
+    (how sharply sets answer, which need not be the pairs' ``noise``) and the slot biases are
+    fitted, or with ``noise`` given only the biases (``set_noise`` = ``noise``). The target of each
+    answer is the judge's distribution over the slots when it gave one, else its winner. Only
+    differences between slots are identified: the last slot's bias is 0. An unjudged passage has
+    grade 0. ValueError with fewer than 3 answers, or when no answer's passages differ in grade
+    (``set_noise`` cannot be fitted: give ``noise``)."""
     if len(answers) < 3:
         raise ValueError(f"need at least 3 set answers to fit the slot bias, got {len(answers)}")
-    if not noise > 0:
-        raise ValueError(f"the slot bias needs a noise > 0 (the pairwise fit's), got {noise!r}")
+    if not scale > 0 or (noise is not None and not noise > 0):
+        raise ValueError(f"the set fit needs scale > 0 and noise > 0 or None, got {scale!r}, {noise!r}")
     import numpy as np  # here, not with the module: the command line imports it
 
     k = max(len(a.ids) for a in answers)
-    signal = np.full((len(answers), k), -np.inf)
+    grades = np.zeros((len(answers), k))
+    shown = np.zeros((len(answers), k), dtype=bool)
     target = np.zeros((len(answers), k))
     for row, a in enumerate(answers):
-        grades = qrels.get(a.qid, {})
-        signal[row, : len(a.ids)] = [scale * grades.get(d, 0) for d in a.ids]
+        judged = qrels.get(a.qid, {})
+        grades[row, : len(a.ids)] = [judged.get(d, 0) for d in a.ids]
+        shown[row, : len(a.ids)] = True
         if a.probs is not None:
             target[row, : len(a.ids)] = a.probs
         else:
             target[row, a.winner] = 1.0
-    shown = np.isfinite(signal)
-    bias = np.zeros(k)
+    fit_noise = noise is None
+    if fit_noise and not any(np.ptp(grades[r][shown[r]]) > 0 for r in range(len(answers))):
+        raise ValueError("no set answer shows passages of different grades: set_noise cannot be fitted")
+    # features of each slot: its grade (when set_noise is fitted) and a one-hot of the slot (all but the last)
+    slots = np.broadcast_to(np.eye(k)[:, : k - 1], (len(answers), k, k - 1))
+    feats = np.concatenate([grades[..., None], slots], axis=2) if fit_noise else slots
+    fixed = np.zeros_like(grades) if fit_noise else scale * grades / noise
+    theta = np.zeros(feats.shape[2])
+    if fit_noise:
+        theta[0] = scale  # the grade's coefficient scale / set_noise: start at set_noise 1
 
-    def model(b: np.ndarray) -> tuple[np.ndarray, float]:
-        z = np.where(shown, (signal + b) / noise, -np.inf)
+    def model(t: np.ndarray) -> tuple[np.ndarray, float]:
+        z = np.where(shown, fixed + feats @ t, -np.inf)
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
         return p, float(np.sum(target[shown] * np.log(np.maximum(p[shown], 1e-300))))
 
-    p, loglik = model(bias)
-    for _ in range(100):  # Newton's method on the free slots (the last is fixed at 0)
-        grad = ((target - p).sum(axis=0) / noise)[: k - 1]
-        hess = np.zeros((k, k))
-        for row in range(len(answers)):
-            pr = p[row]
-            hess += (np.diag(pr) - np.outer(pr, pr)) * target[row].sum()
-        hess = hess[: k - 1, : k - 1] / noise**2 + 1e-9 * np.eye(k - 1)
-        step = np.concatenate([np.linalg.solve(hess, grad), [0.0]])
+    p, loglik = model(theta)
+    weight = target.sum(axis=1)
+    for _ in range(100):  # Newton's method (the log-likelihood is concave)
+        residual = target - p * weight[:, None]
+        grad = np.einsum("rs,rsf->f", residual, feats)
+        mean = np.einsum("rs,rsf->rf", p, feats)
+        hess = (np.einsum("r,rs,rsf,rsg->fg", weight, p, feats, feats)
+                - np.einsum("r,rf,rg->fg", weight, mean, mean))
+        step = np.linalg.solve(hess + 1e-9 * np.eye(len(theta)), grad)
         for _ in range(30):  # halve the step until the likelihood does not fall
-            trial_p, trial = model(bias + step)
+            trial_p, trial = model(theta + step)
             if trial >= loglik - 1e-12:
                 break
             step /= 2
-        bias, p, gain, loglik = bias + step, trial_p, trial - loglik, trial
+        theta, p, gain, loglik = theta + step, trial_p, trial - loglik, trial
         if gain < 1e-10:
             break
-    first = sum(target[:, 0]) / len(answers)
-    return SlotFit(tuple(float(b) for b in bias), len(answers), float(first), float(p[:, 0].mean()))
+    set_noise = scale / theta[0] if fit_noise else noise
+    if not (set_noise > 0 and np.isfinite(set_noise)):  # type: ignore[operator]
+        raise ValueError("the set answers do not prefer higher grades: set_noise cannot be fitted")
+    biases = (theta[1:] if fit_noise else theta) * set_noise
+    first = float(target[:, 0].sum() / weight.sum())
+    return SlotFit((*(float(b) for b in biases), 0.0), float(set_noise), len(answers), first,
+                   float((p[:, 0] * weight).sum() / weight.sum()))
 
 
 def sample_sets(requests: Sequence[RankRequest], qrels: Mapping[str, Mapping[str, int]], count: int,

@@ -95,7 +95,8 @@ def describe(spec: str, model: str | None = None) -> str:
             return spec
         label = f"noisy:scale={judge.scale:g},bias={judge.bias:g},noise={judge.noise:g},seed={judge.seed}"
         label += f",doc_noise={judge.doc_noise:g}" if judge.doc_noise else ""
-        return label + (f",{_slot_option(judge.slot_bias)}" if "slot_bias" in options else "")
+        label += f",{_slot_option(judge.slot_bias)}" if "slot_bias" in options else ""
+        return label + (f",set_noise={judge.set_noise:g}" if "set_noise" in options else "")
     if name in OFFLINE:
         return spec
     return f"{name}/{model or (DEFAULT_LLAMA_MODEL if name == 'llama.cpp' else '(default)')}"
@@ -112,7 +113,7 @@ def accepted_options(name: str) -> list[str]:
     and those of :class:`prp.oracles.llm.LLMBackend` when it passes extra keywords on. Importing
     the class loads no model (an ImportError means its extra is missing)."""
     if name == "noisy":
-        return ["bias", "doc_noise", "noise", "scale", "seed", "slot_bias"]
+        return ["bias", "doc_noise", "noise", "scale", "seed", "set_noise", "slot_bias"]
     if name == "perfect":
         return ["ties"]
     if name == "replay":

@@ -45,9 +45,10 @@ Simulated judges report estimated prompt tokens (4 characters a token, passages 
   passages tie, in pairs (margin = utility(A) - utility(B)) as in sets and lists. Default
   ``ties=on``: pair margins are the grade difference, as always.
 * Noisy (a random-utility choice model): utility of the passage in slot s = ``scale`` x grade
-  + ``slot_bias[s]`` + doc error + ``noise`` x G, G a standard Gumbel draw seeded by (seed, qid,
-  the ids in the order shown, s), so the same prompt always gets the same answer. A set's winner
-  is the highest utility (a multinomial logit choice), a list is sorted by utility (a
+  + ``slot_bias[s]`` + doc error + ``set_noise`` x G (``set_noise`` defaults to ``noise``;
+  ``prp calibrate-oracle --sets`` fits both from a real judge), G a standard Gumbel draw seeded
+  by (seed, qid, the ids in the order shown, s), so the same prompt always gets the same
+  answer. A set's winner is the highest utility (a multinomial logit choice), a list is sorted by utility (a
   Plackett-Luce draw). ``slot_bias`` defaults to ``bias`` on slot 0 and 0 elsewhere (the pair
   judge's bias for what is shown first); ``NoisyOracle(slot_bias=(...))`` sets it per slot
   (slots past its end get 0). ``doc_noise=SD`` (``noisy:doc_noise=0.5``) adds to every
@@ -325,7 +326,7 @@ class NoisyOracle(PerfectOracle):
 
     def __init__(self, qrels: Qrels, scale: float | None = None, bias: float | None = None,
                  noise: float | None = None, seed: int = 0, doc_noise: float = 0.0,
-                 slot_bias: Sequence[float] | None = None) -> None:
+                 slot_bias: Sequence[float] | None = None, set_noise: float | None = None) -> None:
         super().__init__(qrels)
         if isinstance(doc_noise, bool) or not isinstance(doc_noise, numbers.Real) or not (
                 math.isfinite(doc_noise) and doc_noise >= 0):
@@ -334,6 +335,9 @@ class NoisyOracle(PerfectOracle):
                                          or not math.isfinite(b) for b in slot_bias):
             raise ValueError(f"noisy oracle: slot_bias must be finite numbers, got {slot_bias!r}")
         self.doc_noise = float(doc_noise)
+        if set_noise is not None and (isinstance(set_noise, bool) or not isinstance(set_noise, numbers.Real)
+                                      or not (math.isfinite(set_noise) and set_noise >= 0)):
+            raise ValueError(f"noisy oracle: set_noise must be a finite number >= 0, got {set_noise!r}")
         given = {k: v for k, v in (("scale", scale), ("bias", bias), ("noise", noise)) if v is not None}
         if not given:
             scale, bias, noise = (FITTED_QWEN_1_5B[k] for k in ("scale", "bias", "noise"))
@@ -356,11 +360,14 @@ class NoisyOracle(PerfectOracle):
                              "(scale=0.2377,bias=1.523,noise=0.7707)")
         self.scale, self.bias, self.noise, self.seed = scale, bias, noise, seed
         self.slot_bias = (bias,) if slot_bias is None else tuple(float(b) for b in slot_bias)
+        self.set_noise = noise if set_noise is None else float(set_noise)  # sets' and lists' Gumbel scale
         self.name = f"simulated/noisy:scale={scale},bias={bias},noise={noise},seed={seed}"
         if doc_noise:
             self.name += f",doc_noise={doc_noise:g}"
         if slot_bias is not None:
             self.name += ",slot_bias=" + "/".join(f"{b:g}" for b in self.slot_bias)
+        if set_noise is not None:
+            self.name += f",set_noise={self.set_noise:g}"
 
     def error(self, qid: str, doc_id: str) -> float:
         """The judge's error on ``doc_id``, fixed for the run (0 unless ``doc_noise``)."""
@@ -376,7 +383,7 @@ class NoisyOracle(PerfectOracle):
             gumbel = -math.log(-math.log(max(u, 1e-300)))
             bias = self.slot_bias[slot] if slot < len(self.slot_bias) else 0.0
             signal = self.scale * self.grade(p.qid, doc) + self.error(p.qid, doc)
-            out.append(signal + bias + self.noise * gumbel)
+            out.append(signal + bias + self.set_noise * gumbel)
         return out
 
     def _gauss(self, p: Prompt) -> float:
