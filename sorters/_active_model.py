@@ -123,6 +123,11 @@ class Model:
         self.cov = np.linalg.inv(self.lap + self.prior_prec * np.eye(self.n))
         self._fit(self.sigma)
 
+    def skip(self, pairs: list[tuple[int, int]]) -> None:
+        """Mark ``pairs`` asked without an answer (a question that got none is not asked again)."""
+        for i, j in pairs:
+            self.asked[i, j] = self.asked[j, i] = True
+
     def top(self, k: int) -> list[int]:
         return sorted(range(self.n), key=lambda c: (-self.mean[c], c))[:k]
 

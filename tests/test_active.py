@@ -93,3 +93,58 @@ def test_stops_early_once_the_top_k_is_settled():
 def test_bad_options_fail_at_construction(bad):
     with pytest.raises(ValueError):
         make_sorter("active", 5, 2, **bad)
+
+
+# -- active with set questions (active:k=K, the ``size`` option) ------------------------------
+
+
+def test_active_groups_its_picks_into_pairs_and_sets():
+    from sorters import SetQuestion
+    from sorters.active import _group
+
+    picks = [(0, 1), (1, 2), (3, 4), (2, 5), (0, 3), (4, 6), (7, 8), (1, 9)]
+    # (0,1) opens a group; (1,2) joins it; (3,4) opens one; (2,5) fills the first (size 4); (0,3) links
+    # two groups: left; (4,6) joins the second; (7,8) opens a third; (1,9): the first group is full
+    assert _group(picks, 4) == [SetQuestion((0, 1, 2, 5)), SetQuestion((3, 4, 6)), (7, 8)]
+    assert _group(picks, 2) == [(0, 1), (3, 4), (2, 5), (7, 8)]
+
+
+def test_set_answers_become_the_winners_comparisons():
+    import math
+
+    from sorters import Pick, SetQuestion
+    from sorters.active import SET_MARGIN_CAP, _as_comparisons
+
+    questions = [(2, 5), SetQuestion((1, 3, 4)), SetQuestion((0, 6, 7)), SetQuestion((8, 9, 10))]
+    answers = [-0.5, Pick(3), Pick(6, (0.2, 0.8, 0.0)), Pick(None)]
+    pairs, margins, unanswered = _as_comparisons(questions, answers)
+    assert pairs == [(2, 5), (1, 3), (3, 4), (0, 6), (6, 7)]
+    assert margins[:3] == [-0.5, -1.0, 1.0]  # no distribution: the winner's margin is 1
+    assert margins[3] == pytest.approx(-math.log(0.8 / 0.2)) and margins[4] == SET_MARGIN_CAP
+    assert unanswered == [(8, 9), (8, 10), (9, 10)]
+
+
+def test_active_with_sets_finds_the_best_grades_and_asks_sets():
+    """Under the perfect judge active:k=4 returns a top-5 of the best grades, as sorted() by grade
+    does (within a grade its order is its own: a set's winner without a distribution is a unit
+    margin, blind to the tiny differences of ``ties=off``)."""
+    from prp import PerfectOracle, Reranker
+    from prp.types import RankRequest
+
+    rng = random.Random(3)
+    qrels, requests = {}, []
+    for q in range(6):
+        qrels[f"q{q}"] = {f"d{i}": rng.choice([0, 0, 0, 1, 2, 3]) for i in range(30)}
+        requests.append(RankRequest("x", ["t"] * 30, [f"d{i}" for i in range(30)], f"q{q}"))
+    judge = PerfectOracle(qrels, ties=False)
+    runs = {b: Reranker(judge, sorter="active:k=4", k=5, batch_size=b).rank_many(requests) for b in (1, 8)}
+    for r in runs[1]:
+        grades = qrels[r.qid]
+        assert [grades[d] for d in r.doc_ids[:5]] == sorted(grades.values(), reverse=True)[:5]
+        assert r.cost.prompts_by_shape["set"] > 0 and r.cost.prompts_by_shape["pair"] > 0
+    assert [r.doc_ids for r in runs[8]] == [r.doc_ids for r in runs[1]]  # batching changes nothing
+    assert [r.cost.prompts for r in runs[8]] == [r.cost.prompts for r in runs[1]]
+    cut = Reranker(judge, sorter="active:k=4", k=5, budget=30).rank_many(requests)
+    assert all(r.cost.prompts <= 30 for r in cut)
+    with pytest.raises(ValueError, match="size must be an integer from 2 to 26"):
+        Reranker(judge, sorter="active:k=30", k=5).rank_many(requests)
