@@ -51,9 +51,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="write every (gap, margin) sample as JSON lines (default: not written)")
     p.add_argument("--sets", type=int, default=0,
                    help="set questions to ask, to fit the slot bias of set answers (default: 0, none)")
-    p.add_argument("--set-size", type=int, default=4, help="passages shown in each set question")
+    p.add_argument("--set-size", type=int, default=4, help="passages shown in each set question (default: 4)")
     p.add_argument("--set-answers", default=None,
-                   help="fit the slot bias from these recorded set answers (JSON lines) instead")
+                   help="fit the set model from these recorded set answers (JSON lines) instead of asking "
+                        "(default: none)")
     p.add_argument("--format", default="table", choices=["table", "json"])
     add_backend_args(p)
     p.set_defaults(run=run)
