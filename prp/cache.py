@@ -33,7 +33,6 @@ A tier that can be unhealthy has ``health() -> (state, reason)`` and may report 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections import OrderedDict
@@ -42,31 +41,9 @@ from pathlib import Path
 from typing import Protocol
 
 from cost.model import estimate_prompt_tokens
+from prp.cache_keys import CacheError, Key, digest, prompt_key, stored_key
 from prp.judgment import check_judgment
-from prp.types import Choice, Judgment, Prompt, ShapedPrompt
-
-Key = tuple[str, bytes, bytes, bytes]
-
-
-def digest(text: str) -> bytes:
-    """The 16-byte digest a query, passage or id stands for in a key."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def prompt_key(backend_name: str, keys_by: str, prompt: Prompt | ShapedPrompt) -> Key:
-    """The cache key of one prompt (the scheduler builds the same keys from per-query digests).
-
-    A set or list prompt's key is (backend name | shape | template id, the query's digest, the
-    digest of its passages' digests in the order shown, empty)."""
-    if type(prompt) is ShapedPrompt:
-        by_text = keys_by == "text"
-        shown = prompt.texts if by_text else prompt.ids
-        return (f"{backend_name}|{prompt.shape}|{prompt.template}",
-                digest(prompt.query if by_text else prompt.qid),
-                digest("".join(digest(x).hex() for x in shown)), b"")
-    if keys_by == "text":
-        return backend_name, digest(prompt.query), digest(prompt.first), digest(prompt.second)
-    return backend_name, digest(prompt.qid), digest(prompt.first_id), digest(prompt.second_id)
+from prp.types import Choice, Judgment, Prompt
 
 
 class Cache(Protocol):
@@ -109,10 +86,6 @@ class MemoryCache:
         return len(self._data)
 
 
-class CacheError(RuntimeError):
-    """The cache directory cannot be used."""
-
-
 class DiskCache:
     """A persistent judgment cache in ``directory`` (created if missing).
 
@@ -140,11 +113,7 @@ class DiskCache:
         warnings.warn(message + " (going on without a cache)", RuntimeWarning, stacklevel=3)
         self._cache = None
 
-    @staticmethod
-    def _disk_key(key: Key) -> bytes:
-        name, query, first, second = key
-        return hashlib.blake2b(name.encode() + b"\x00" + query + first + second,
-                               digest_size=20).digest()
+    _disk_key = staticmethod(stored_key)  # the name older code and tests know
 
     def get(self, key: Key) -> Judgment | None:
         """The judgment stored under ``key``, or None (also for an unusable one found on disk)."""
@@ -297,6 +266,10 @@ def add_cache_error_hook(cache: object, hook: Callable[[str], object]) -> int:
     for tier in tiers:
         tier.error_hooks.append(hook)  # type: ignore[attr-defined]
     return len(tiers)
+
+
+__all__ = ["Cache", "CacheError", "DiskCache", "Key", "MemoryCache", "TieredCache", "add_cache_error_hook",
+           "cache_health", "digest", "make_cache", "prompt_key", "stored_key"]
 
 
 def __getattr__(name: str) -> object:

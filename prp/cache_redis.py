@@ -50,7 +50,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from prp.cache import CacheError, DiskCache, Key
+from prp.cache_keys import CacheError, Key, stored_key
 from prp.judgment import check_choice, check_judgment
 from prp.types import Choice, Judgment
 
@@ -163,7 +163,7 @@ class RedisCache:
     # -- the request path ------------------------------------------------------------------
 
     def _key(self, key: Key) -> bytes:
-        return self.prefix + DiskCache._disk_key(key)
+        return self.prefix + stored_key(key)
 
     def get(self, key: Key) -> Judgment | None:
         if not self._up:

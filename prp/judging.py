@@ -23,7 +23,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prp.cache import Cache, Key, TieredCache, prompt_key
+from prp.cache import Cache, TieredCache
+from prp.cache_keys import Key, prompt_key
 from prp.judgment import check_result
 from prp.oracles.base import Backend, BackendError, prompt_fault
 from prp.types import BatchResult, Choice, Judgment, Prompt, ShapedPrompt

@@ -74,7 +74,8 @@ from dataclasses import dataclass
 from cost.ledger import Ledger
 from cost.model import LatencyModel
 from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, needs_margins, outcome
-from prp.cache import Cache, Key, digest
+from prp.cache import Cache
+from prp.cache_keys import Key, digest
 from prp.judging import Inference, judge_batch
 from prp.oracles.base import Backend, BackendError, PromptFailed
 from prp.types import BatchResult, Choice, Judgment, Prompt, ShapedPrompt

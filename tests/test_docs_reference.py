@@ -53,7 +53,7 @@ def public_names(loader) -> dict[str, object]:
         assert exported, f"{package} has no __all__"
         for name in exported:
             if name not in module.members:  # imported on first use (prp.oracles' LLM backends)
-                lazy = importlib.import_module(package)._LAZY[name][0]
+                lazy = importlib.import_module(package).LLM_BACKENDS[name][0]
                 names[f"{package}.{name}"] = _get(loader, f"{lazy}.{name}")
                 continue
             names[f"{package}.{name}"] = _target(module.members[name])

@@ -102,18 +102,7 @@ def test_lower_layers_import_nothing_above_them(package, forbidden):
 #: Cycles left on purpose, each with its reason; a cycle not listed here fails, and so does an
 #: entry that no longer is one (strike it when its cycle is opened). None runs through the
 #: ranking layers (facade, engine, configuration, planner, scheduler, sorters, cost).
-LEFT = {
-    # make_cache builds the Redis tier, and prp.cache.RedisCache still resolves (lazily) for
-    # older imports; RedisCache takes CacheError, DiskCache and Key from prp.cache
-    frozenset({"prp.cache", "prp.cache_redis"}): "the cache factory and the Redis tier",
-    # the package face hands out the LLM backends lazily, with the extra to install, and
-    # make_judge reaches them through it for that message
-    frozenset({"prp.oracles", "prp.oracles.judges"}): "the oracles' lazy face",
-    # prp rerank returns the exit codes that prp.cli defines beside main()
-    frozenset({"prp.cli", "prp.cli.rerank"}): "the CLI's exit codes",
-    # --executor ray hands the loaded queries to rerank_ray, which writes them with rerank's helpers
-    frozenset({"prp.cli.rerank", "prp.cli.rerank_ray"}): "prp rerank and its Ray executor",
-}
+LEFT: dict[frozenset[str], str] = {}
 
 
 def test_no_import_cycle_in_the_product_code():
@@ -153,10 +142,7 @@ def test_the_planner_never_runs_the_public_api():
 
 
 #: Private names still taken across modules (strike an entry when it goes).
-PRIVATE_LEFT = {("prp.cli.rerank_ray", "prp.cli.rerank", "_report"),
-                ("prp.cli.rerank_ray", "prp.cli.rerank", "_reranker"),
-                ("prp.cli.rerank_ray", "prp.cli.rerank", "_settings"),
-                ("prp.oracles.replay", "prp.oracles.simulated", "_Simulated")}
+PRIVATE_LEFT: set[tuple[str, str, str]] = set()
 
 
 def test_no_module_imports_private_names_of_another():

@@ -13,12 +13,17 @@ import warnings
 
 from prp.cache import CacheError
 from prp.cli import bench, calibrate, calibrate_oracle, evaluate, plan, rerank, serve, simulate
+from prp.cli.exits import (  # noqa: F401  (re-exported: prp.cli.EXIT_* as before)
+    EXIT_BACKEND,
+    EXIT_BAD_INPUT,
+    EXIT_BUDGET,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNPARSED,
+)
 from prp.cli.helptext import HelpFormatter
 from prp.judgment import UnparsedError
 from prp.oracles.base import BackendError
-
-EXIT_OK, EXIT_BAD_INPUT, EXIT_BACKEND = 0, 2, 3
-EXIT_BUDGET, EXIT_UNPARSED, EXIT_INTERRUPTED = 4, 5, 130
 
 
 def build_parser() -> argparse.ArgumentParser:

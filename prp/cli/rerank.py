@@ -73,48 +73,35 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TextIO
 
 from cost.ledger import Ledger
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import make_cache
 from prp.cli.argtypes import debias_arg, in_flight_or_all, latency_arg
-from prp.cli.backends import OFFLINE, add_backend_args, backend_label, judge_spec, make_backend
+from prp.cli.backends import OFFLINE, add_backend_args, judge_spec, make_backend
 from prp.cli.collector import input_loaded
 from prp.cli.executor import add_executor_args, check_executor_args
 from prp.cli.helptext import HelpFormatter
 from prp.cli.progress import Progress
+from prp.cli.rerank_parts import Interrupted, Query, report, reranker_for, run_settings, write_query
 from prp.data import (
     DataError,
     atomic_output,
     check_output_path,
     load_candidates,
     load_run_candidates,
-    trec_run_lines,
 )
 from prp.engine import Engine
 from prp.judging import Inference
 from prp.judgment import UnparsedError, check_max_unparsed, describe_unparsed, unparsed_share
 from prp.latency import KEEP, LatencyChoice, choose, judge_key, record_run
 from prp.oracles import ScoresOracle
-from prp.oracles.base import Backend, BackendError
+from prp.oracles.base import BackendError
 from prp.oracles.simulated import unjudged
 from prp.planner import PREDICTED
 from prp.reranker import DEFAULT_IN_FLIGHT, RankRequest, Reranker
 from prp.result import RankedResult
-
-
-@dataclass(frozen=True)
-class Query:
-    """One query of the input: the candidates to rerank and the docids beyond ``--depth``."""
-
-    head: RankRequest
-    tail: tuple[str, ...]
-
-    @property
-    def qid(self) -> str:
-        return str(self.head.qid)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -235,13 +222,6 @@ def split_depth(requests: Sequence[RankRequest], depth: int) -> list[Query]:
     return queries
 
 
-def _reranker(args: argparse.Namespace, backend: Backend, cache: object) -> Reranker:
-    return Reranker(backend, sorter=args.sorter, k=args.k, batch_size=args.batch_size,
-                    orders=args.orders, aggregate=args.aggregate, cache=cache, in_flight=args.in_flight,
-                    concurrency=args.concurrency, latency=args.latency, max_inferences=args.max_inferences,
-                    budget=args.budget, debias=args.debias, infer=args.infer)
-
-
 # --- running --------------------------------------------------------------------------------------
 
 class _Run:
@@ -306,31 +286,12 @@ def rerank(args: argparse.Namespace, queries: Sequence[Query], reranker: Reranke
     return results, list(run.records)
 
 
-def write_query(args: argparse.Namespace, query: Query, result: RankedResult, fh: TextIO) -> None:
-    """The output lines of ``query`` (its reranked ``result``, then its tail) to ``fh``."""
-    ids = result.doc_ids + list(query.tail)
-    if args.output_format == "trec":
-        fh.writelines(trec_run_lines(query.qid, ids))
-        return
-    ranking = [{"docid": d, "rank": r, "score": len(ids) - r + 1} for r, d in enumerate(ids, 1)]
-    fh.write(json.dumps({"qid": query.qid, "query": query.head.query, "cut": result.cut,
-                         "ranking": ranking}) + "\n")
-
-
-def _settings(args: argparse.Namespace) -> dict:
-    return {"judge": backend_label(args), "sorter": args.sorter, "k": args.k, "depth": args.depth,
-            "batch_size": args.batch_size, "orders": args.orders, "aggregate": args.aggregate,
-            "in_flight": "all" if args.in_flight is None else args.in_flight,
-            "concurrency": args.concurrency, "max_inferences": args.max_inferences,
-            "max_unparsed": args.max_unparsed, "cache_dir": args.cache_dir}
-
-
 def run(args: argparse.Namespace) -> int:
     _check(args)
     queries = split_depth(load_input(args)[: args.queries], args.depth)
     args.latency_choice = choose(args.latency, args.cache_dir, judge_spec(args), args.model, args.base_url)
     args.latency = args.latency_choice.model
-    checker = _reranker(args, ScoresOracle({}), False)  # bad settings fail here; no judge is built
+    checker = reranker_for(args, ScoresOracle({}), False)  # bad settings fail here; no judge is built
     if args.dry_run:
         return dry_run(args, queries, checker)
     if args.executor == "ray":
@@ -351,7 +312,7 @@ def _run_loaded(args: argparse.Namespace, queries: Sequence[Query], checker: Rer
             print(f"prp rerank: warning: {missing}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         with atomic_output(args.output) as out:  # appears only if the run ends well
-            results, records = _rerank_reporting(args, queries, _reranker(args, backend, cache), out,
+            results, records = _rerank_reporting(args, queries, reranker_for(args, backend, cache), out,
                                                  Progress(estimate, len(queries), show))
         seconds = time.perf_counter() - started
     finally:
@@ -361,7 +322,7 @@ def _run_loaded(args: argparse.Namespace, queries: Sequence[Query], checker: Rer
     refit = _refit(args, records)
     stats = getattr(backend, "stats", None)  # the HTTP backend's requests, by endpoint
     http = stats() if callable(stats) else None
-    return _report(args, queries, results, seconds, refit, http)
+    return report(args, queries, results, seconds, refit, http)
 
 
 def _refit(args: argparse.Namespace, records: list[dict]) -> LatencyChoice | None:
@@ -400,81 +361,6 @@ def _rerank_reporting(args: argparse.Namespace, queries: Sequence[Query], rerank
         progress.close()
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM during a run (exit 130); the message says what was kept."""
-
-
-def _report(args: argparse.Namespace, queries: Sequence[Query], results: Sequence[RankedResult],
-            seconds: float, refit: LatencyChoice | None, http: dict | None) -> int:
-    from prp.cli import EXIT_BUDGET, EXIT_OK
-
-    requests = None if http is None else http["requests"]
-    ledger = Ledger.total([r.cost for r in results])
-    ledger.wall_seconds = seconds
-    cut = [r.qid for r in results if r.cut]
-    summary = {"queries": len(results), "cut_queries": len(cut), "cut_qids": cut,
-               "candidates": sum(len(q.head.docs) + len(q.tail) for q in queries),
-               "reranked_candidates": sum(len(q.head.docs) for q in queries),
-               "cost": ledger.to_dict(), "per_query": ledger.per_query(), "http_requests": requests,
-               "latency": args.latency_choice.to_dict(),
-               "latency_refit": None if refit is None else refit.to_dict(), "output": args.output,
-               "output_format": args.output_format, "seconds": seconds, "settings": _settings(args)}
-    if http is not None:
-        summary["http"] = http
-    stream = sys.stderr if args.output == "-" else sys.stdout
-    if args.format == "json":
-        print(json.dumps(summary), file=stream)
-    else:
-        print(_summary_text(summary, ledger, args.latency_choice, refit), file=stream)
-    if ledger.unparsed:
-        print(f"prp rerank: warning: {describe_unparsed(ledger)} and were counted as ties "
-              "(--max-unparsed FRACTION makes this an error)", file=sys.stderr)
-    if cut and args.max_inferences is None:  # only --budget: reaching it is the plan, not a failure
-        print(f"prp rerank: {len(cut)} of {len(results)} queries reached the --budget of "
-              f"{args.budget} prompts before their sorter finished (best ranking so far written)",
-              file=sys.stderr)
-    elif cut:
-        print(f"prp rerank: the budget of {args.max_inferences} inferences ran out: {len(cut)} of "
-              f"{len(results)} queries cut (best ranking so far written; {', '.join(cut[:10])}"
-              f"{', ...' if len(cut) > 10 else ''})", file=sys.stderr)
-        return EXIT_BUDGET
-    return EXIT_OK
-
-
-def _summary_text(summary: dict, ledger: Ledger, latency: LatencyChoice, refit: LatencyChoice | None) -> str:
-    s = summary["settings"]
-    means = summary["per_query"]
-    requests = summary["http_requests"]
-    lines = [
-        f"reranked {summary['queries']} queries ({summary['cut_queries']} cut) with {s['judge']}, "
-        f"{s['sorter']} k={s['k']} depth={s['depth']} B={s['batch_size']} orders={s['orders']} "
-        f"in {summary['seconds']:.1f} s",
-        f"total: {ledger.comparisons} comparisons, {ledger.prompts} prompts, {ledger.inferences:g} "
-        f"inferences{'' if requests is None else f' ({requests} HTTP requests)'}, {ledger.cache_hits} "
-        f"cache hits, {ledger.unparsed} unparsed",
-        f"seconds: {summary['seconds']:.1f} measured, {ledger.predicted_seconds:.1f} predicted for these "
-        f"batches by the latency model {latency.describe()}",
-    ]
-    if refit is not None:
-        lines.append(f"latency model {refit.source}: {refit.describe().split(' (')[0]}")
-    lines += ["per query: " + ", ".join(f"{means[name]:.2f} {name.replace('_', ' ')}" for name in PREDICTED),
-              *_http_lines(summary.get("http")),
-              f"output: {summary['output']} ({summary['output_format']})"]
-    return "\n".join(lines)
-
-
-def _http_lines(http: dict | None) -> list[str]:
-    """The HTTP backend's real requests, beside the inferences, and each endpoint's share."""
-    if not http:
-        return []
-    lines = [f"http: {http['requests']} requests ({http['judge_requests']} judging, "
-             f"{http['tokenizer_requests']} tokenizer; {http['retries']} retries, {http['hedges']} "
-             f"hedged copies; prompt lists {http['lists']})"]
-    for e in http["endpoints"] if len(http["endpoints"]) > 1 or http["retries"] else []:
-        lines.append(f"  {e['url']}: {e['requests']} requests, {e['failures']} failures, {e['state']}")
-    return lines
-
-
 # --- dry run ---------------------------------------------------------------------------------------
 
 def predict_cost(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> dict:
@@ -484,7 +370,7 @@ def predict_cost(args: argparse.Namespace, queries: Sequence[Query], checker: Re
     groups, totals = predict_run(checker, [len(q.head.docs) for q in queries])
     per_query = {name: totals[name] / max(len(queries), 1) for name in PREDICTED}
     return {"dry_run": True, "queries": len(queries), "groups": groups, "total": totals,
-            "per_query": per_query, "latency": args.latency_choice.to_dict(), "settings": _settings(args)}
+            "per_query": per_query, "latency": args.latency_choice.to_dict(), "settings": run_settings(args)}
 
 
 def dry_run(args: argparse.Namespace, queries: Sequence[Query], checker: Reranker) -> int:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from cost.ledger import Ledger
 from prp.cache import CacheError
-from prp.cli.rerank import Interrupted, Query, _report, _reranker, _settings, write_query
+from prp.cli.rerank_parts import Interrupted, Query, report, reranker_for, run_settings, write_query
 from prp.data import atomic_output
 from prp.judgment import UnparsedError, describe_unparsed, unparsed_share
 from prp.oracles.base import BackendError
@@ -71,7 +71,7 @@ def make_reranker(options: dict):  # noqa: ANN201 - runs in each actor
         cache = make_cache(where)
     else:
         cache = shard_cache(Path(where) / "shards")
-    return _reranker(args, make_backend(args), cache)
+    return reranker_for(args, make_backend(args), cache)
 
 
 def _job(args: argparse.Namespace, queries: Sequence[Query]) -> dict:
@@ -84,7 +84,7 @@ def _job(args: argparse.Namespace, queries: Sequence[Query]) -> dict:
         for part in (q.qid, q.head.query, *(q.head.doc_ids or ()), *q.head.docs, "\x1e", *q.tail):
             inputs.update(part.encode("utf-8", "surrogatepass") + b"\x1f")
     free = ("cache_dir", "in_flight", "concurrency")
-    settings = {k: v for k, v in _settings(args).items() if k not in free}
+    settings = {k: v for k, v in run_settings(args).items() if k not in free}
     return {"settings": settings, "judge": [args.judge, args.judge_options, args.model, args.qrels],
             "queries": len(queries), "input": inputs.hexdigest()}
 
@@ -175,7 +175,7 @@ def run_ray(args: argparse.Namespace, queries: Sequence[Query]) -> int:
     if len(todo) < len(queries):
         print(f"prp rerank: {len(queries) - len(todo)} queries resumed from the checkpoint {directory}",
               file=sys.stderr)
-    return _report(args, queries, results, seconds, None, None)
+    return report(args, queries, results, seconds, None, None)
 
 
 def _rank(args: argparse.Namespace, todo: Sequence[Query], checkpoint: Checkpoint, done: dict[str, dict],

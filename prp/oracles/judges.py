@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from prp.oracles.base import Backend
+from prp.oracles.lazy import llm_backend
 from prp.oracles.simulated import NoisyOracle, PerfectOracle
 from prp.spec import parse_spec
 
@@ -120,11 +121,10 @@ def accepted_options(name: str) -> list[str]:
         return ["path"]
     if name not in _CLASSES:
         return []
-    import prp.oracles
     from prp.oracles.llm import LLMBackend
 
     try:
-        init = getattr(prp.oracles, _CLASSES[name]).__init__
+        init = llm_backend(_CLASSES[name]).__init__
     except ImportError as exc:
         raise JudgeUnavailable(f"judge {name} is not available: {exc}") from exc
     params = list(inspect.signature(init).parameters.values())
@@ -175,7 +175,7 @@ def _slot_option(biases: Sequence[float]) -> str:
 
 def _llama(options: dict, model: str | None, base_url: object, api_key: object) -> Backend:
     from prp.models import MODELS, ModelError
-    from prp.oracles import LlamaCppBackend
+    LlamaCppBackend = llm_backend("LlamaCppBackend")  # noqa: N806
 
     model = model or DEFAULT_LLAMA_MODEL
     try:
@@ -192,13 +192,13 @@ def _llama(options: dict, model: str | None, base_url: object, api_key: object) 
 def _transformers(options: dict, model: str | None, base_url: object, api_key: object) -> Backend:
     if not model:
         raise ValueError("judge transformers needs a model (a Hugging Face id or a local path)")
-    from prp.oracles import TransformersBackend
+    TransformersBackend = llm_backend("TransformersBackend")  # noqa: N806
 
     return TransformersBackend(model, **options)
 
 
 def _openai(options: dict, model: str | None, base_url: object, api_key: object) -> Backend:
-    from prp.oracles import OpenAIBackend
+    OpenAIBackend = llm_backend("OpenAIBackend")  # noqa: N806
 
     return OpenAIBackend(model=model, base_url=base_url, api_key=api_key, **options)  # type: ignore[arg-type]
 

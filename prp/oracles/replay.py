@@ -31,7 +31,7 @@ import zlib
 from pathlib import Path
 
 from prp.oracles.base import BackendError
-from prp.oracles.simulated import _Simulated
+from prp.oracles.simulated import SimulatedJudge
 from prp.types import Choice, Prompt, ShapedPrompt
 
 
@@ -119,7 +119,7 @@ def with_shaped(data: dict, answers: list[dict]) -> dict:
     return {**data, "shaped": list(kept.values())}
 
 
-class ReplayOracle(_Simulated):
+class ReplayOracle(SimulatedJudge):
     """Judges from a replay set: the recorded margin of (qid, first id, second id), and the
     recorded answer of a set or list question (qid, shape, ids in the order shown) when the set
     holds such answers; it reports no prompt tokens (the set does not hold them)."""

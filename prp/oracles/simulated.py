@@ -193,7 +193,7 @@ def warn_unjudged(backend: object, requests: Iterable[Any], stacklevel: int = 2)
     return report
 
 
-class _Simulated:
+class SimulatedJudge:
     keys_by = "id"
     kind = "simulated"
     reports_margins = True
@@ -239,7 +239,7 @@ class _Simulated:
                            completion_tokens=completion)
 
 
-class ScoresOracle(_Simulated):
+class ScoresOracle(SimulatedJudge):
     """Judges by a score per doc id (a mapping, or a callable ``(qid, doc_id) -> float``)."""
 
     def __init__(self, scores: Mapping[str, float] | Callable[[str, str], float], name: str = "scores"):
@@ -256,7 +256,7 @@ class ScoresOracle(_Simulated):
         return [float(self._score(p.qid, d)) for d in p.ids]
 
 
-class PerfectOracle(_Simulated):
+class PerfectOracle(SimulatedJudge):
     """Judges by graded relevance: the best any judge could do on these candidates."""
 
     shapes = ("pair", "set", "list")
