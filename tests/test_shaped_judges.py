@@ -85,8 +85,11 @@ def check_run(first, again, shape: str) -> None:
     assert cost.prompts_by_shape[shape] > 0 and cost.prompts == sum(cost.prompts_by_shape.values())
     assert cost.prompt_tokens > 0 and cost.completion_tokens > 0
     assert cost.unparsed <= cost.unparsed_retries  # an unparsed answer is asked once more, counted once
-    # every parsed answer was cached; one that stayed unparsed is asked (and retried) again
-    assert again.doc_ids == first.doc_ids and again.cost.prompts == 2 * cost.unparsed
+    # every parsed answer was cached; only one that stayed unparsed is asked (and retried) again
+    if cost.unparsed == 0:
+        assert again.doc_ids == first.doc_ids and again.cost.prompts == 0
+    else:
+        assert 0 < again.cost.prompts <= 2 * cost.unparsed
 
 
 # -- llama.cpp in process ---------------------------------------------------------------------
