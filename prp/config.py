@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from cost.budget import Budget, parse_budget
 from cost.model import LatencyModel
 from prp import scheduler
 from prp.aggregate import AGGREGATES, ORDERS, check_choice, check_debias, needs_margins
@@ -42,7 +43,7 @@ class Config:
                  cache: object = None, in_flight: int | None = DEFAULT_IN_FLIGHT, concurrency: int = 1,
                  seed: int = 0, latency: LatencyModel | None = None,
                  on_cache_error: str = "raise", max_inferences: int | None = None,
-                 max_unparsed: float | None = None, budget: int | None = None,
+                 max_unparsed: float | None = None, budget: int | str | Budget | None = None,
                  debias: str | float = "off", infer: bool = False, shape_order: str = "asked") -> None:
         for attr in ("name", "keys_by", "judge"):
             if not hasattr(oracle, attr):
@@ -60,7 +61,6 @@ class Config:
         positive_int("in_flight", in_flight, allow_none=True)
         positive_int("concurrency", concurrency)
         count_or_none("max_inferences", max_inferences)
-        count_or_none("budget", budget, " (prompts per query)")
         if not isinstance(infer, bool):
             raise ValueError(f"infer must be True or False, got {infer!r}")
         if tie_band < 0:
@@ -76,7 +76,7 @@ class Config:
             batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
             aggregate=check_choice("aggregate", aggregate, AGGREGATES), tie_band=tie_band,
             in_flight=in_flight, concurrency=concurrency, max_inferences=max_inferences, seed=seed,
-            latency=latency, budget=budget, debias=check_debias(debias), infer=infer,
+            latency=latency, budget=parse_budget(budget), debias=check_debias(debias), infer=infer,
             shape_order=check_choice("shape_order", shape_order, scheduler.SHAPE_ORDERS))
         self.cache = make_cache(cache, on_error=on_cache_error)
 

@@ -63,6 +63,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
+from cost.budget import Budget, parse_budget
 from cost.ledger import Ledger
 from prp import scheduler
 from prp.aggregate import ORDERS, check_choice
@@ -261,21 +262,22 @@ class Engine:
         """Rank one query as a request of its own; ``**limits`` as :meth:`rank_many`'s."""
         return (await self.rank_many([RankRequest(query, docs, doc_ids, qid)], **limits))[0]  # type: ignore[arg-type]
 
-    async def rank_many(self, requests: Iterable[RankRequest | dict], *, budget: int | None = None,
-                        max_inferences: int | None = None, timeout: float | None = None,
-                        sorter: str | None = None, k: int | None = None, orders: str | None = None
-                        ) -> list[RankedResult]:
+    async def rank_many(self, requests: Iterable[RankRequest | dict], *,
+                        budget: int | str | Budget | None = None, max_inferences: int | None = None,
+                        timeout: float | None = None, sorter: str | None = None, k: int | None = None,
+                        orders: str | None = None) -> list[RankedResult]:
         """Rank queries as one request (their results in input order, each with ``run_cost``:
-        the request's total). ``budget`` (prompts per query), ``max_inferences`` (the request's),
-        ``timeout`` (seconds), ``sorter`` (a spec), ``k`` and ``orders`` apply to this request
-        only (None: the Reranker's). Raises :class:`EngineClosed` when the engine is not
-        admitting, ValueError on a bad option or a qid given twice."""
+        the request's total). ``budget`` (per query: prompts, or with a unit: ``"40000tokens"``),
+        ``max_inferences`` (the request's), ``timeout`` (seconds), ``sorter`` (a spec), ``k`` and
+        ``orders`` apply to this request only (None: the Reranker's). Raises
+        :class:`EngineClosed` when the engine is not admitting, ValueError on a bad option or a
+        qid given twice."""
         if not self.accepting:
             raise EngineClosed("the engine is not running" if not self.running else "the engine is closing")
         if self.loop is not asyncio.get_running_loop():
             raise RuntimeError("an Engine serves the event loop it was started on; from other threads "
                                "or loops use a SyncEngine")
-        count_or_none("budget", budget, " (prompts per query)")
+        budget = parse_budget(budget)
         count_or_none("max_inferences", max_inferences)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not timeout > 0):
@@ -308,7 +310,7 @@ class Engine:
         self._wake.set()
         return await request.future
 
-    def _sorter(self, n: int, budget: int | None, sorter: str | None, k: int | None,
+    def _sorter(self, n: int, budget: Budget | None, sorter: str | None, k: int | None,
                 orders: str | None) -> tuple[Callable[[], object], bool]:
         """A query's sorter factory and whether it takes margins (:func:`prp.validate.sorter_factory`):
         the request's ``budget``, ``sorter``, ``k`` and ``orders``, None: the configured ones."""

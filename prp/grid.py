@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from cost.budget import Budget, parse_budget
 from cost.ledger import Ledger
 from prp.cache import Cache, MemoryCache, TieredCache
 from prp.engine import SyncEngine
@@ -37,14 +38,15 @@ class Cell:
     sorter: str
     batch_size: int
     orders: str = "both"
-    budget: int | None = None
+    budget: Budget | None = None  # per query (an int given to cells() is prompts)
     cache: bool = True
 
 
 def cells(sorters: Iterable[str], batch_sizes: Iterable[int], orders: Iterable[str] = ("both",),
-          budgets: Iterable[int | None] = (None,), caches: Iterable[bool] = (True,)) -> list[Cell]:
+          budgets: Iterable[Budget | int | str | None] = (None,), caches: Iterable[bool] = (True,)
+          ) -> list[Cell]:
     """Every combination, sorter outermost and cache innermost."""
-    return [Cell(s, b, o, budget, c) for s, o, budget, b, c in
+    return [Cell(s, b, o, parse_budget(budget), c) for s, o, budget, b, c in
             itertools.product(sorters, orders, budgets, batch_sizes, caches)]
 
 

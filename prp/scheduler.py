@@ -71,8 +71,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cost.budget import Budget
 from cost.ledger import Ledger
-from cost.model import LatencyModel
+from cost.model import LatencyModel, estimate_prompt_tokens, estimate_question_tokens
 from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, needs_margins, outcome
 from prp.cache import Cache
 from prp.cache_keys import Key, digest
@@ -111,7 +112,7 @@ class Settings:
     max_inferences: int | None
     seed: int
     latency: LatencyModel
-    budget: int | None = None  # prompts per query
+    budget: Budget | None = None  # per query (cost.budget)
     debias: str | float = "off"
     infer: bool = False
     shape_order: str = "asked"  # how set and list passages are shown: asked, reverse, random
@@ -129,7 +130,7 @@ class Job:
                  "orders", "k", "error")
 
     def __init__(self, qid: str, query: str, ids: Sequence[str], texts: Sequence[str],
-                 factory: Callable[[], SorterGen], soft: bool = False, budget: int | None = None,
+                 factory: Callable[[], SorterGen], soft: bool = False, budget: Budget | None = None,
                  orders: str | None = None, k: int | None = None):
         self.qid, self.query, self.ids, self.texts = qid, query, ids, texts
         self.factory = factory
@@ -137,10 +138,10 @@ class Job:
         self.ledger = Ledger()
         self.order: list[int] | None = None
         self.cut = False  # stopped by a budget before the sorter finished
-        self.spent = 0  # prompts its comparisons needed so far (the per-query budget's count)
+        self.spent: float = 0  # what its rounds cost so far, in its budget's unit
         self.bias = BiasEstimate()
         self.beats: dict[int, set[int]] = {}  # decided outcomes, winner -> losers (``infer``)
-        self.budget = budget  # prompts for this query (None: the settings' budget)
+        self.budget = budget  # this query's budget (None: the settings')
         self.request: object = None  # the engine's request this job belongs to
         self.orders = orders  # this query's prompt orders (None: the settings')
         self.k = k  # this query's top-k, for its result (None: the Reranker's)
@@ -471,12 +472,15 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
             ka, kb = keys[a], keys[b]
             pairs[pair] = [(a_first, (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka))
                            for a_first in fixed or directions(orders, ka, kb, s.seed)]
-        cost = sum(map(len, pairs.values())) + len(shaped)
         cap = s.budget if job.budget is None else job.budget
-        if cap is not None and job.spent + cost > cap:
-            step.over.append(job)
-            continue
-        job.spent += cost
+        if cap is not None:
+            cost = sum(map(len, pairs.values())) + len(shaped)
+            if cap.unit != "prompts":
+                cost = _round_cost(cap.unit, cost, job, pairs, shaped, backend, s)
+            if job.spent + cost > cap.amount:
+                step.over.append(job)
+                continue
+            job.spent += cost
         hits = virtual = 0
         for pair, answers in pairs.items():
             a, b = pair
@@ -539,6 +543,26 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
         step.virtual[job] = virtual
         step.plans.append((job, round_, pairs, implied))
     return step
+
+
+def _round_cost(unit: str, prompts: int, job: Job, pairs: dict, shaped: dict, backend: Backend,
+                s: Settings) -> float:
+    """What a query's round of ``prompts`` prompts costs in a budget's ``unit`` (see
+    :mod:`cost.budget`): standalone inferences, estimated input tokens, or predicted seconds."""
+    if unit == "inferences":
+        return -(-prompts // s.batch_size)
+    budget = getattr(backend, "passage_tokens", 128)
+    texts, query = job.texts, job.query
+    tokens = sum(estimate_prompt_tokens(query, texts[a], texts[b], budget) * len(answers)
+                 for (a, b), answers in pairs.items())
+    tokens += sum(estimate_question_tokens(query, [texts[x] for x in shown], budget)
+                  for shown, _key in shaped.values())
+    if unit == "tokens":
+        return tokens
+    full, rest = divmod(prompts, s.batch_size)  # unit "s": the round's standalone batches
+    per_prompt = tokens / prompts if prompts else 0.0
+    seconds = full * s.latency.batch_seconds(s.batch_size, s.batch_size * per_prompt)
+    return seconds + (s.latency.batch_seconds(rest, rest * per_prompt) if rest else 0.0)
 
 
 def _shape_name(question: object, backend: Backend) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
+from cost.budget import Budget
 from prp.spec import parse_spec
 from prp.types import RankRequest
 from sorters import get_sorter, make_sorter, sorter_options
@@ -87,14 +88,16 @@ def check_sorter(spec: str) -> tuple[str, dict]:
     return name, options
 
 
-def sorter_factory(spec: str, n: int, k: int, budget: int | None = None,
+def sorter_factory(spec: str, n: int, k: int, budget: Budget | None = None,
                    orders: str = "both") -> tuple[functools.partial, bool]:
     """A query's sorter factory for ``spec`` (not :data:`AUTO`: resolve it first), ``n``
     candidates and top ``k``, and whether the sorter takes soft outcomes (margins). ``budget``
-    (prompts per query) goes to a ranker that plans to one, in comparisons under ``orders``."""
+    (per query) goes to a ranker that plans to one when it is in prompts, in comparisons under
+    ``orders``; in another unit the engine cuts the ranker instead."""
     name, options = parse_spec(spec)
-    if budget is not None and "budget" in sorter_options(name) and "budget" not in options:
+    if (budget is not None and budget.unit == "prompts" and "budget" in sorter_options(name)
+            and "budget" not in options):
         per_comparison = 2 if orders == "both" else 1
-        options["budget"] = budget // per_comparison  # the ranker plans in comparisons
+        options["budget"] = int(budget.amount) // per_comparison  # the ranker plans in comparisons
     soft = bool(getattr(get_sorter(name), "soft", False))
     return functools.partial(make_sorter, name, n, k, **options), soft

@@ -183,6 +183,18 @@ def test_the_same_text_twice_without_ids_is_ranked(service):
     assert [service.qrels["q1"][str(r["index"])] for r in results] == by_index(service.qrels, "q1", 4, 4)
 
 
+def test_a_budget_with_a_unit_is_taken(service):
+    """``"budget": "120tokens"`` caps a request's input tokens; a loose one does not bind."""
+    used = {}
+    for n, budget in enumerate(("120tokens", "1e9tokens")):
+        docs = [f"passage {n} number {i} " * 3 for i in range(8)]  # new texts: nothing cached
+        answer = httpx.post(service.url + "/v1/rerank", headers={"X-API-Key": KEY}, timeout=60,
+                            json={"query": "q1", "documents": docs, "budget": budget})
+        assert answer.status_code == 200, answer.text
+        used[budget] = answer.json()["usage"]["total_tokens"]
+    assert used["120tokens"] <= 120 < used["1e9tokens"]
+
+
 def test_usage_extras_health_and_metrics(service):
     headers = {"Authorization": f"Bearer {KEY}"}
     docs = [{"text": f"d{i}"} for i in range(20)]
@@ -251,6 +263,11 @@ OK = '"query": "q1", "documents": ["d1", "d2"]'
      "documents[1].id: 'x' is also documents[0]'s id"),
     ({"query": "q1", "documents": [{"text": "a", "id": 1}, {"text": "b"}]}, 422, "documents[1].id: required"),
     ({"query": "q1", "documents": [{"text": "a", "id": True}]}, 422, "documents[0].id"),
+    # budgets: a number of prompts or a string with a unit
+    ({"query": "q1", "documents": ["d1", "d2"], "budget": "5 apples"}, 422,
+     "budget: budget must be a number"),
+    ({"query": "q1", "documents": ["d1", "d2"], "budget": -1}, 422, "budget: budget must be >= 0"),
+    ({"query": "q1", "documents": ["d1", "d2"], "budget": True}, 422, "budget"),
     # not JSON at all
     ("", 422, "the body is empty"),
     ("{\"query\": \"q1\", ", 422, "the body is not JSON"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cost.budget import Budget, parse_budget
 from cost.model import LatencyModel
 from prp.aggregate import check_debias
 
@@ -14,6 +15,19 @@ def comma_ints(text: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def budget_arg(text: str) -> Budget:
+    """``"300"``, ``"300prompts"``, ``"40inferences"``, ``"40000tokens"``, ``"2s"`` -> a Budget."""
+    try:
+        return parse_budget(text)  # type: ignore[return-value]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def comma_budgets(text: str) -> list[Budget]:
+    """``"100,300,40000tokens"`` -> their Budgets (one run each)."""
+    return [budget_arg(x.strip()) for x in text.split(",") if x.strip()]
 
 
 def in_flight_or_all(text: str) -> int | None:

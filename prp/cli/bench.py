@@ -108,7 +108,7 @@ def row(run: CellRun, qrels: dict) -> dict:
     c, means, queries = run.cell, run.cost.per_query(), len(run.results)
     rankings = {r.qid: r.doc_ids for r in run.results}
     out: dict = {"sorter": c.sorter, "batch_size": c.batch_size, "orders": c.orders,
-                 "budget": "-" if c.budget is None else c.budget, "queries": queries}
+                 "budget": "-" if c.budget is None else c.budget.to_json(), "queries": queries}
     out.update({name: round(means[name], 4) for name in LEDGER})
     out.update({"physical_inferences": round(run.physical.inferences / queries, 4),
                 "physical_prompts": round(run.physical.prompts / queries, 4),
@@ -164,7 +164,8 @@ def settings(args: argparse.Namespace) -> dict:
     return {"data": args.data, "input": args.input, "qrels": args.qrels, "queries": args.queries,
             "depth": args.depth, "k": args.k,
             "sorters": split_specs(args.sorters), "batch_sizes": args.batch_sizes,
-            "orders": args.orders, "aggregate": args.aggregate, "budgets": args.budgets,
+            "orders": args.orders, "aggregate": args.aggregate,
+            "budgets": args.budgets and [b.to_json() for b in args.budgets],
             "debias": args.debias, "infer": args.infer,
             "in_flight": "all" if args.in_flight is None else args.in_flight,
             "concurrency": args.concurrency, "seed": args.seed, "cache_dir": args.cache_dir,

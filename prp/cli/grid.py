@@ -28,7 +28,14 @@ from cost.model import DEFAULT_LATENCY
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import Cache
 from prp.cli import backends
-from prp.cli.argtypes import comma_choices, comma_ints, debias_arg, in_flight_or_all, latency_arg
+from prp.cli.argtypes import (
+    comma_budgets,
+    comma_choices,
+    comma_ints,
+    debias_arg,
+    in_flight_or_all,
+    latency_arg,
+)
 from prp.data import DataError, load_candidates, load_dataset, load_qrels
 from prp.grid import CellRun, cells, run_grid
 from prp.oracles import ScoresOracle
@@ -56,8 +63,9 @@ def add_grid_args(p: argparse.ArgumentParser, sorters: str, batch_sizes: list[in
     p.add_argument("--orders", type=comma_choices(ORDERS), default=["both"],
                    help="comma-separated prompt orders to compare: both, one, random (default: both)")
     p.add_argument("--aggregate", default="auto", choices=AGGREGATES)
-    p.add_argument("--budgets", type=comma_ints, default=None,
-                   help="per-query prompt budgets, one run each: '100,300,600' (default: none)")
+    p.add_argument("--budgets", type=comma_budgets, default=None,
+                   help="per-query budgets, one run each: prompts '100,300,600', or with a unit "
+                        "'20000tokens,40000tokens', '10inferences', '2s' (default: none)")
     p.add_argument("--debias", type=debias_arg, default="off",
                    help="first-shown bias removed from margins: off, auto or a number (default: off)")
     p.add_argument("--infer", action="store_true",
@@ -86,8 +94,8 @@ def check(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     if not args.batch_sizes or min(args.batch_sizes) < 1:
         raise ValueError(f"--batch-sizes must be integers >= 1, got {args.batch_sizes}")
-    if args.budgets is not None and (not args.budgets or min(args.budgets) < 0):
-        raise ValueError(f"--budgets must be integers >= 0, got {args.budgets}")
+    if args.budgets is not None and not args.budgets:
+        raise ValueError("--budgets names no budget")
     if not split_specs(args.sorters):
         raise ValueError("--sorters names no sorter")
     for spec in split_specs(args.sorters):  # fail before loading data or a model

@@ -78,7 +78,7 @@ from typing import TextIO
 from cost.ledger import Ledger
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import make_cache
-from prp.cli.argtypes import debias_arg, in_flight_or_all, latency_arg
+from prp.cli.argtypes import budget_arg, debias_arg, in_flight_or_all, latency_arg
 from prp.cli.backends import OFFLINE, add_backend_args, judge_spec, make_backend
 from prp.cli.collector import input_loaded
 from prp.cli.executor import add_executor_args, check_executor_args
@@ -141,9 +141,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     rk.add_argument("--max-inferences", type=int, default=None, metavar="N",
                     help="budget for the whole run (default: no limit)")
-    rk.add_argument("--budget", type=int, default=None, metavar="N",
-                    help="most prompts per query (active plans to it; other sorters are cut; "
-                         "default: none)")
+    rk.add_argument("--budget", type=budget_arg, default=None, metavar="N[UNIT]",
+                    help="most a query may spend: prompts (300), or 40inferences, 40000tokens (input, "
+                         "estimated), 2s (predicted); active plans to a budget in prompts, other "
+                         "sorters are cut (default: none)")
     rk.add_argument("--debias", type=debias_arg, default="off",
                     help="first-shown bias removed from margins before aggregation: off, auto or a "
                          "number from prp calibrate-oracle (default: off)")

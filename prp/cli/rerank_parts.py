@@ -90,8 +90,9 @@ def report(args: argparse.Namespace, queries: Sequence[Query], results: Sequence
         print(f"prp rerank: warning: {describe_unparsed(ledger)} and were counted as ties "
               "(--max-unparsed FRACTION makes this an error)", file=sys.stderr)
     if cut and args.max_inferences is None:  # only --budget: reaching it is the plan, not a failure
+        unit = " prompts" if args.budget.unit == "prompts" else ""
         print(f"prp rerank: {len(cut)} of {len(results)} queries reached the --budget of "
-              f"{args.budget} prompts before their sorter finished (best ranking so far written)",
+              f"{args.budget}{unit} before their sorter finished (best ranking so far written)",
               file=sys.stderr)
     elif cut:
         print(f"prp rerank: the budget of {args.max_inferences} inferences ran out: {len(cut)} of "

@@ -48,7 +48,8 @@ def row(run: CellRun, qrels: dict, judge: str, options: dict) -> dict:
     in_flight = options.get("in_flight", 1)
     out = {"sorter": c.sorter, "batch_size": c.batch_size, "cache": c.cache, "orders": c.orders,
            "aggregate": options.get("aggregate", "auto"), "judge": judge, "queries": len(run.results),
-           "in_flight": "all" if in_flight is None else in_flight, "budget": c.budget,
+           "in_flight": "all" if in_flight is None else in_flight,
+           "budget": None if c.budget is None else c.budget.to_json(),
            "debias": options.get("debias", "off"), "infer": options.get("infer", False)}
     out.update({name: round(means[name], 4) for name in COLUMNS})
     out["ndcg@10"] = round(mean_measure("nDCG@10", {r.qid: r.doc_ids for r in run.results}, qrels), 4)

@@ -23,7 +23,8 @@ Rules kept here (every dialect):
   (else 422 naming both indexes). Without ids a document is known by its index (``"0"``, ``"1"``,
   ...), never by its text, so the same text twice is two candidates, ranked like any others.
 * **Extras** (every dialect; not in the rerank APIs): ``top_n`` >= 1, ``sorter`` (a spec, checked
-  by the engine before the request is queued), ``budget`` >= 0 (prompts per query), ``orders``
+  by the engine before the request is queued), ``budget`` per query (a number >= 0 of prompts, or
+  a string with a unit: ``"40000tokens"``, ``"10inferences"``, ``"2s"``; :mod:`cost.budget`), ``orders``
   (one of :data:`prp.aggregate.ORDERS`), ``timeout`` (seconds, > 0 and at most a day),
   ``query_id`` (a string or an integer).
 """
@@ -37,6 +38,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from cost.budget import Budget, parse_budget
 
 MAX_TIMEOUT = 86_400.0  # seconds: a request may wait at most a day
 MAX_BUDGET = 10**12  # prompts per query
@@ -183,7 +186,7 @@ class Extras(_Strict):
 
     top_n: int | None = Field(default=None, ge=1)
     sorter: str | None = None
-    budget: int | None = Field(default=None, ge=0, le=MAX_BUDGET)
+    budget: int | str | None = None  # prompts per query, or with a unit: "40000tokens"
     orders: Literal["both", "one", "random"] | None = None
     timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
     query_id: Id | None = None  # for a simulated judge: the qid in its qrels (default: the query)
@@ -224,7 +227,7 @@ class Ask:
     return_documents: bool
     model: str | None
     sorter: str | None
-    budget: int | None
+    budget: Budget | None
     orders: str | None
     timeout: float | None
 
@@ -277,7 +280,18 @@ def admit(data: Any, model: type[CohereBody] | type[TEIBody], limits: Limits) ->
             raise BodyError(413, f"{docs_field}[{i}]: {len(text)} characters, over the limit of "
                                  f"{limits.max_document_chars}")
     return Ask(body.query, texts, ids, body.query_id, body.top_n, return_documents, name, body.sorter,
-               body.budget, body.orders, body.timeout)
+               _budget(body.budget), body.orders, body.timeout)
+
+
+def _budget(value: int | str | None) -> Budget | None:
+    """The body's ``budget`` (a number of prompts, or a string with a unit), or a 422 naming it."""
+    try:
+        budget = parse_budget(value)
+    except ValueError as exc:
+        raise BodyError(422, f"budget: {exc}") from None
+    if budget is not None and budget.unit == "prompts" and budget.amount > MAX_BUDGET:
+        raise BodyError(422, f"budget: at most {MAX_BUDGET} prompts, got {value!r}")
+    return budget
 
 
 def _ids(documents: list[Document]) -> tuple[str, ...] | None:
