@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with input_loaded():  # the collector stops rescanning the loaded input
             for done in grid.run(args, requests, judge, store=store):
-                rows.append(last := row(done, qrels))
+                rows.append(last := grid.priced(row(done, qrels), args.price_table))
                 print(f"prp bench: {last['sorter']} orders={last['orders']} budget={last['budget']} "
                       f"B={last['batch_size']}: {last['inferences']:.1f} inferences/query, "
                       f"nDCG@10 {last['ndcg@10']:.3f}", file=sys.stderr, flush=True)

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cost.model import DEFAULT_LATENCY
+from cost.prices import Prices, load_prices
 from prp.aggregate import AGGREGATES, ORDERS
 from prp.cache import Cache
 from prp.cli import backends
@@ -68,6 +69,9 @@ def add_grid_args(p: argparse.ArgumentParser, sorters: str, batch_sizes: list[in
                         "'20000tokens,40000tokens', '10inferences', '2s' (default: none)")
     p.add_argument("--debias", type=debias_arg, default="off",
                    help="first-shown bias removed from margins: off, auto or a number (default: off)")
+    p.add_argument("--prices", default=None, metavar="FILE",
+                   help="price table (TOML or JSON: input, cached_input, output in dollars per million "
+                        "tokens): every row adds usd per query (default: none)")
     p.add_argument("--infer", action="store_true",
                    help="answer comparisons the decided ones imply by transitivity, with no prompt")
     p.add_argument("--in-flight", type=in_flight_or_all, default=1,
@@ -98,8 +102,16 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError("--budgets names no budget")
     if not split_specs(args.sorters):
         raise ValueError("--sorters names no sorter")
+    args.price_table = load_prices(args.prices) if args.prices else None
     for spec in split_specs(args.sorters):  # fail before loading data or a model
         Reranker(ScoresOracle({}), sorter=spec, k=args.k)
+
+
+def priced(row: dict, prices: Prices | None) -> dict:
+    """``row`` with ``usd`` per query (its input and output tokens under ``prices``), if given."""
+    if prices is not None:
+        row["usd"] = round(prices.usd(row["prompt_tokens"], row["completion_tokens"]), 8)
+    return row
 
 
 def load(args: argparse.Namespace) -> tuple[list[RankRequest], dict, Backend]:

@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     with input_loaded():  # the collector stops rescanning the loaded input
         for done in grid.run(args, requests, judge, caches=[w == "on" for w in args.cache]):
-            rows.append(row(done, qrels, backend_label(args), grid.options(args)))
+            rows.append(grid.priced(row(done, qrels, backend_label(args), grid.options(args)),
+                                    args.price_table))
             if args.format == "jsonl":
                 print(json.dumps(rows[-1]), flush=True)
     if args.format == "table":
