@@ -1,4 +1,5 @@
-"""Per-query budgets with a unit: ``300`` (prompts), ``40inferences``, ``40000tokens``, ``2s``.
+"""Per-query budgets with a unit: ``300`` (prompts), ``40inferences``, ``40000tokens``, ``2s``,
+``0.002usd``.
 
 A budget caps what one query may spend; the engine stops a query before the round that would
 pass it and returns its best ranking so far (as for a budget in prompts). Units, and what a
@@ -13,7 +14,10 @@ round of the query costs in each, counted before the round is sent:
   passages cut to the judge's ``passage_tokens``): the same estimate the simulated judges
   report, so under them a budget of N tokens is never passed; a real judge's own count differs by
   its tokenizer's ratio to the estimate (about 0.9 for Qwen2.5);
-* ``s`` (seconds, predicted): the round's standalone batches under the latency model.
+* ``s`` (seconds, predicted): the round's standalone batches under the latency model;
+* ``usd``: the round's estimated input tokens and output tokens (1 a pair or set, 4 a passage of
+  a list: :func:`cost.model.estimate_answer_tokens`) under the price table given with the budget
+  (:mod:`cost.prices`; a budget in usd without one is a ValueError).
 
 A budget in another unit or a negative amount is a ValueError naming it.
 """
@@ -26,20 +30,21 @@ from dataclasses import dataclass
 
 #: The units a budget may be given in, and their spellings.
 UNITS = {"prompts": "prompts", "prompt": "prompts", "inferences": "inferences", "inference": "inferences",
-         "tokens": "tokens", "token": "tokens", "s": "s", "sec": "s", "seconds": "s", "second": "s"}
+         "tokens": "tokens", "token": "tokens", "s": "s", "sec": "s", "seconds": "s", "second": "s",
+         "usd": "usd"}
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*([A-Za-z]*)\s*$")
 
 
 @dataclass(frozen=True)
 class Budget:
-    """``amount`` of ``unit`` (one of ``prompts``, ``inferences``, ``tokens``, ``s``) per query."""
+    """``amount`` of ``unit`` (one of ``prompts``, ``inferences``, ``tokens``, ``s``, ``usd``) per query."""
 
     amount: float
     unit: str = "prompts"
 
     def __post_init__(self) -> None:
         if self.unit not in set(UNITS.values()):
-            raise ValueError(f"unknown budget unit {self.unit!r}; known: prompts, inferences, tokens, s")
+            raise ValueError(f"unknown budget unit {self.unit!r}; known: prompts, inferences, tokens, s, usd")
         if isinstance(self.amount, bool) or not isinstance(self.amount, (int, float)) or not (
                 math.isfinite(self.amount) and self.amount >= 0):
             raise ValueError(f"a budget must be a finite number >= 0, got {self.amount!r}")
@@ -54,7 +59,8 @@ class Budget:
 
 def parse_budget(value: object) -> Budget | None:
     """``None`` -> None; an integer >= 0 -> that many prompts; a :class:`Budget` -> itself; a
-    string ``NUMBER[UNIT]`` (``300``, ``300prompts``, ``40inferences``, ``40000tokens``, ``2s``)
+    string ``NUMBER[UNIT]`` (``300``, ``300prompts``, ``40inferences``, ``40000tokens``, ``2s``,
+    ``0.002usd``)
     -> its budget. ValueError naming the value otherwise."""
     if value is None or isinstance(value, Budget):
         return value
@@ -71,4 +77,4 @@ def parse_budget(value: object) -> Budget | None:
                 raise ValueError(f"a budget in prompts must be a whole number, got {value!r}")
             return Budget(int(amount) if unit == "prompts" else amount, unit)
     raise ValueError(f"budget must be a number with an optional unit (300, 300prompts, 40inferences, "
-                     f"40000tokens, 2s), got {value!r}")
+                     f"40000tokens, 2s, 0.002usd), got {value!r}")

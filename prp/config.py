@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 from cost.budget import Budget, parse_budget
 from cost.model import LatencyModel
+from cost.prices import Prices, load_prices
 from prp import scheduler
 from prp.aggregate import AGGREGATES, ORDERS, check_choice, check_debias, needs_margins
 from prp.cache import make_cache
@@ -44,7 +46,8 @@ class Config:
                  seed: int = 0, latency: LatencyModel | None = None,
                  on_cache_error: str = "raise", max_inferences: int | None = None,
                  max_unparsed: float | None = None, budget: int | str | Budget | None = None,
-                 debias: str | float = "off", infer: bool = False, shape_order: str = "asked") -> None:
+                 debias: str | float = "off", infer: bool = False, shape_order: str = "asked",
+                 prices: Prices | str | os.PathLike[str] | None = None) -> None:
         for attr in ("name", "keys_by", "judge"):
             if not hasattr(oracle, attr):
                 raise TypeError(f"oracle must implement the Backend protocol (missing {attr!r})")
@@ -76,8 +79,9 @@ class Config:
             batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
             aggregate=check_choice("aggregate", aggregate, AGGREGATES), tie_band=tie_band,
             in_flight=in_flight, concurrency=concurrency, max_inferences=max_inferences, seed=seed,
-            latency=latency, budget=parse_budget(budget), debias=check_debias(debias), infer=infer,
-            shape_order=check_choice("shape_order", shape_order, scheduler.SHAPE_ORDERS))
+            latency=latency, budget=check_budget(budget, prices), debias=check_debias(debias), infer=infer,
+            shape_order=check_choice("shape_order", shape_order, scheduler.SHAPE_ORDERS),
+            prices=prices if prices is None or isinstance(prices, Prices) else load_prices(prices))
         self.cache = make_cache(cache, on_error=on_cache_error)
 
     @staticmethod
@@ -101,3 +105,11 @@ class Config:
         s = self.settings
         return choose(n, self.k if k is None else k, s.batch_size, orders=orders or s.orders,
                       latency=s.latency, objective="inferences")
+
+
+def check_budget(budget: object, prices: object) -> Budget | None:
+    """``budget`` read (:func:`cost.budget.parse_budget`); one in usd needs ``prices``."""
+    parsed = parse_budget(budget)
+    if parsed is not None and parsed.unit == "usd" and prices is None:
+        raise ValueError(f"a budget in usd ({parsed}) needs a price table: prices= (or --prices FILE)")
+    return parsed

@@ -63,11 +63,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
-from cost.budget import Budget, parse_budget
+from cost.budget import Budget
 from cost.ledger import Ledger
 from prp import scheduler
 from prp.aggregate import ORDERS, check_choice
-from prp.config import Config
+from prp.config import Config, check_budget
 from prp.judging import Inference
 from prp.result import RankedResult, ranked_result
 from prp.types import RankRequest
@@ -277,7 +277,7 @@ class Engine:
         if self.loop is not asyncio.get_running_loop():
             raise RuntimeError("an Engine serves the event loop it was started on; from other threads "
                                "or loops use a SyncEngine")
-        budget = parse_budget(budget)
+        budget = check_budget(budget, self.config.settings.prices)
         count_or_none("max_inferences", max_inferences)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not timeout > 0):

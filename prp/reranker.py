@@ -40,12 +40,15 @@ class Reranker(Config):
     sorters stop, every result holds the best ranking reached so far and has ``cut=True``, and
     everything judged stays in the cache.
 
-    ``budget`` caps the prompts of each query (cache hits included, so a ranking never depends on
-    the cache): a ranker that plans to a budget (``active``) receives it, in comparisons, before
-    it starts; any other is cut when its next round would go past it. ``debias`` (``"off"``,
-    ``"auto"`` or a number) removes the judge's first-shown bias from margins before they are
-    aggregated (see :mod:`prp.aggregate`); ``infer`` answers a comparison that the query's decided
-    outcomes already imply by transitivity, with no prompt (ledger: ``inferred``).
+    ``budget`` caps what each query spends (cache hits included, so a ranking never depends on
+    the cache): a number of prompts, or a unit (``"40inferences"``, ``"40000tokens"``, ``"2s"``,
+    ``"0.002usd"`` with ``prices``, a price table or its file: :mod:`cost.budget`,
+    :mod:`cost.prices`). A ranker that plans to a budget in prompts (``active``) receives it, in
+    comparisons, before it starts; any other is cut when its next round would go past it.
+    ``debias`` (``"off"``, ``"auto"`` or a number) removes the judge's first-shown bias from
+    margins before they are aggregated (see :mod:`prp.aggregate`); ``infer`` answers a
+    comparison that the query's decided outcomes already imply by transitivity, with no prompt
+    (ledger: ``inferred``).
     ``shape_order`` (``"asked"``, ``"reverse"``, ``"random"``) is how the passages of a set or
     list question (``sorter="setwise:k=4"``, ``"listwise"``, ``"tournament:k=4"``) are
     shown (see :mod:`prp.scheduler`). Unparsed answers (see :mod:`prp.judgment`) are asked

@@ -73,7 +73,8 @@ from dataclasses import dataclass
 
 from cost.budget import Budget
 from cost.ledger import Ledger
-from cost.model import LatencyModel, estimate_prompt_tokens, estimate_question_tokens
+from cost.model import LatencyModel, estimate_answer_tokens, estimate_prompt_tokens, estimate_question_tokens
+from cost.prices import Prices
 from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, needs_margins, outcome
 from prp.cache import Cache
 from prp.cache_keys import Key, digest
@@ -116,6 +117,7 @@ class Settings:
     debias: str | float = "off"
     infer: bool = False
     shape_order: str = "asked"  # how set and list passages are shown: asked, reverse, random
+    prices: Prices | None = None  # for budgets in usd (cost.prices)
 
 
 SHAPE_ORDERS = ("asked", "reverse", "random")
@@ -559,6 +561,10 @@ def _round_cost(unit: str, prompts: int, job: Job, pairs: dict, shaped: dict, ba
                   for shown, _key in shaped.values())
     if unit == "tokens":
         return tokens
+    if unit == "usd":
+        answers = sum(len(a) for a in pairs.values()) + sum(
+            estimate_answer_tokens(q.shape, len(shown)) for q, (shown, _key) in shaped.items())  # type: ignore[attr-defined]
+        return s.prices.usd(tokens, answers)  # type: ignore[union-attr]  # checked with the budget
     full, rest = divmod(prompts, s.batch_size)  # unit "s": the round's standalone batches
     per_prompt = tokens / prompts if prompts else 0.0
     seconds = full * s.latency.batch_seconds(s.batch_size, s.batch_size * per_prompt)

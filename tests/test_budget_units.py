@@ -18,14 +18,15 @@ from prp.types import RankRequest
     ("300", Budget(300, "prompts")), ("300prompts", Budget(300, "prompts")),
     (" 40 inferences ", Budget(40, "inferences")),
     ("40000tokens", Budget(40000.0, "tokens")), ("2s", Budget(2.0, "s")), ("1.5seconds", Budget(1.5, "s")),
-    ("1e4tokens", Budget(10000.0, "tokens")), (7, Budget(7, "prompts")), (None, None)])
+    ("1e4tokens", Budget(10000.0, "tokens")), ("0.002usd", Budget(0.002, "usd")), (7, Budget(7, "prompts")),
+    (None, None)])
 def test_budgets_read_with_their_unit(text, budget):
     assert parse_budget(text) == budget
     if budget is not None:
         assert parse_budget(str(budget)) == budget  # its label reads back
 
 
-@pytest.mark.parametrize("text", ["", "tokens", "5 apples", "-3", "1.5", "1.5prompts", "0.002usd", True, 2.5,
+@pytest.mark.parametrize("text", ["", "tokens", "5 apples", "-3", "1.5", "1.5prompts", "0.002eur", True, 2.5,
                                   -1])
 def test_bad_budgets_are_named(text):
     with pytest.raises(ValueError, match="budget"):
@@ -94,7 +95,32 @@ def test_the_command_line_takes_budgets_with_units(tmp_path, capsys, dl19_dir):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert {r["budget"] for r in rows} == {"5000tokens", 300}
     with pytest.raises(SystemExit) as exit_info:  # argparse: exit 2, one line naming the flag
-        main(["rerank", "--input", data, "--judge", "perfect", "--qrels", qrels, "--budget", "2usd",
+        main(["rerank", "--input", data, "--judge", "perfect", "--qrels", qrels, "--budget", "2eur",
               "--output", str(out)])
     assert exit_info.value.code == 2
     assert "budget must be a number with an optional unit" in capsys.readouterr().err
+    assert main(["rerank", "--input", data, "--judge", "perfect", "--qrels", qrels, "--budget", "2usd",
+                 "--output", str(out)]) == 2
+    assert "a budget in usd (2usd) needs a price table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sorter", ["quicksort", "setwise:k=4", "listwise:window=10,step=5"])
+def test_a_budget_in_dollars_is_never_passed_and_needs_prices(sorter):
+    """Input and output tokens under the price table, as the simulated judge reports them."""
+    from cost.prices import Prices
+
+    requests, qrels = requests_and_qrels()
+    prices = Prices(input=2.0, output=8.0)
+    results = Reranker(PerfectOracle(qrels), sorter=sorter, k=5, in_flight=1, prices=prices,
+                       budget="0.05usd").rank_many(requests)
+    spent = [prices.usd(r.cost.prompt_tokens, r.cost.completion_tokens) for r in results]
+    full = Reranker(PerfectOracle(qrels), sorter=sorter, k=5, in_flight=1).rank_many(requests)
+    assert max(spent) <= 0.05 and min(spent) > 0
+    assert [r.cut for r in results] == [prices.usd(r.cost.prompt_tokens, r.cost.completion_tokens) > 0.05
+                                        for r in full]
+    with pytest.raises(ValueError, match="needs a price table"):
+        Reranker(PerfectOracle(qrels), sorter=sorter, budget="0.02usd")
+    from prp.engine import SyncEngine
+    with SyncEngine(Reranker(PerfectOracle(qrels), sorter=sorter)) as engine, pytest.raises(
+            ValueError, match="needs a price table"):
+        engine.rank_many(requests, budget="0.02usd")

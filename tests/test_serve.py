@@ -268,6 +268,7 @@ OK = '"query": "q1", "documents": ["d1", "d2"]'
      "budget: budget must be a number"),
     ({"query": "q1", "documents": ["d1", "d2"], "budget": -1}, 422, "budget: budget must be >= 0"),
     ({"query": "q1", "documents": ["d1", "d2"], "budget": True}, 422, "budget"),
+    ({"query": "q1", "documents": ["d1", "d2"], "budget": "0.01usd"}, 422, "needs a price table"),
     # not JSON at all
     ("", 422, "the body is empty"),
     ("{\"query\": \"q1\", ", 422, "the body is not JSON"),

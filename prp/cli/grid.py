@@ -66,12 +66,14 @@ def add_grid_args(p: argparse.ArgumentParser, sorters: str, batch_sizes: list[in
     p.add_argument("--aggregate", default="auto", choices=AGGREGATES)
     p.add_argument("--budgets", type=comma_budgets, default=None,
                    help="per-query budgets, one run each: prompts '100,300,600', or with a unit "
-                        "'20000tokens,40000tokens', '10inferences', '2s' (default: none)")
+                        "'20000tokens,40000tokens', '10inferences', '2s', '0.002usd' (with --prices) "
+                        "(default: none)")
     p.add_argument("--debias", type=debias_arg, default="off",
                    help="first-shown bias removed from margins: off, auto or a number (default: off)")
     p.add_argument("--prices", default=None, metavar="FILE",
                    help="price table (TOML or JSON: input, cached_input, output in dollars per million "
-                        "tokens): every row adds usd per query (default: none)")
+                        "tokens): every row adds usd per query, and budgets may be in usd "
+                        "(default: none)")
     p.add_argument("--infer", action="store_true",
                    help="answer comparisons the decided ones imply by transitivity, with no prompt")
     p.add_argument("--in-flight", type=in_flight_or_all, default=1,
@@ -159,7 +161,7 @@ def options(args: argparse.Namespace) -> dict:
     """The engine options every cell shares, straight from the command line."""
     return {"k": args.k, "aggregate": args.aggregate, "in_flight": args.in_flight,
             "concurrency": args.concurrency, "seed": args.seed, "latency": args.latency,
-            "debias": args.debias, "infer": args.infer}
+            "debias": args.debias, "infer": args.infer, "prices": args.price_table}
 
 
 def run(args: argparse.Namespace, requests: Sequence[RankRequest], judge: Backend,

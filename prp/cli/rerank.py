@@ -143,8 +143,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     help="budget for the whole run (default: no limit)")
     rk.add_argument("--budget", type=budget_arg, default=None, metavar="N[UNIT]",
                     help="most a query may spend: prompts (300), or 40inferences, 40000tokens (input, "
-                         "estimated), 2s (predicted); active plans to a budget in prompts, other "
-                         "sorters are cut (default: none)")
+                         "estimated), 2s (predicted), 0.002usd (with --prices); active plans to a "
+                         "budget in prompts, other sorters are cut (default: none)")
+    rk.add_argument("--prices", default=None, metavar="FILE",
+                    help="price table for a budget in usd (TOML or JSON: input, cached_input, output "
+                         "in dollars per million tokens; default: none)")
     rk.add_argument("--debias", type=debias_arg, default="off",
                     help="first-shown bias removed from margins before aggregation: off, auto or a "
                          "number from prp calibrate-oracle (default: off)")

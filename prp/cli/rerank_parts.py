@@ -39,7 +39,8 @@ def reranker_for(args: argparse.Namespace, backend: Backend, cache: object) -> R
     return Reranker(backend, sorter=args.sorter, k=args.k, batch_size=args.batch_size,
                     orders=args.orders, aggregate=args.aggregate, cache=cache, in_flight=args.in_flight,
                     concurrency=args.concurrency, latency=args.latency, max_inferences=args.max_inferences,
-                    budget=args.budget, debias=args.debias, infer=args.infer)
+                    budget=args.budget, debias=args.debias, infer=args.infer,
+                    prices=getattr(args, "prices", None))
 
 
 
