@@ -550,7 +550,8 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
 def _round_cost(unit: str, prompts: int, job: Job, pairs: dict, shaped: dict, backend: Backend,
                 s: Settings) -> float:
     """What a query's round of ``prompts`` prompts costs in a budget's ``unit`` (see
-    :mod:`cost.budget`): standalone inferences, estimated input tokens, or predicted seconds."""
+    :mod:`cost.budget`): standalone inferences, estimated input tokens, dollars (input and
+    output tokens under the price table) or predicted seconds."""
     if unit == "inferences":
         return -(-prompts // s.batch_size)
     budget = getattr(backend, "passage_tokens", 128)

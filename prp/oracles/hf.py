@@ -37,7 +37,7 @@ from typing import Any
 
 from prp.oracles.llm import LLMBackend, file_sha256, shaped_choice, split_shapes
 from prp.prompts import judgment_from_scores
-from prp.shape_text import SET_LABELS, TEMPLATES, answer_room, parse_list, set_from_scores
+from prp.shape_text import TEMPLATES, answer_room, parse_list, set_from_scores
 from prp.types import BatchResult, Prompt, ShapedPrompt
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -68,6 +68,11 @@ class _Tokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self.hf.decode(ids, skip_special_tokens=False)
+
+    def chat(self, user: str) -> str:
+        """The chat template's user turn, ready for the assistant's answer."""
+        return self.hf.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                           add_generation_prompt=True)
 
 
 def _device(torch: Any, device: str) -> Any:
@@ -179,7 +184,6 @@ class TransformersBackend(LLMBackend):
             self._extra["logits_to_keep"] = 1
         self._position_ids = "position_ids" in accepts and not self.seq2seq
         self._lock = threading.Lock()
-        self._labels: dict[str, list[int]] = {}  # a set label's single tokens, found when first asked
 
     def _single_tokens(self, side: str) -> list[int]:
         """Ids of the single tokens that decode to exactly ``side`` ("A", " A", "▁A", "ĠA"...)."""
@@ -203,32 +207,18 @@ class TransformersBackend(LLMBackend):
             raise ValueError("the seq2seq model has no decoder_start_token_id in its config")
         return [start, *self.tokenizer.encode(self.template.answer_prefix)]
 
-    def render(self, prompt: Prompt) -> str:
-        """Plain: instruction + " Passage"; chat: the template's user turn, then "Passage"."""
-        if not self.chat:
-            return super().render(prompt)
-        messages = [{"role": "user", "content": self.instruction(prompt)}]
-        text = self.hf_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text + self.template.answer_prefix
-
     def model_input(self, prompt: Prompt) -> str:
         """The text the model reads: the encoder's instruction (seq2seq) or the rendered prompt."""
         return self.instruction(prompt) if self.seq2seq else self.render(prompt)
 
     def render_shaped(self, prompt: ShapedPrompt) -> str:
-        """A set or list prompt as the model reads it: the encoder's instruction (seq2seq), the
-        chat template's user turn then the answer prefix (chat), or the plain rendering."""
+        """A set or list prompt as the model reads it: the encoder's instruction (seq2seq), else
+        as every judge renders it (:meth:`LLMBackend.render_shaped`)."""
+        if not self.seq2seq:
+            return super().render_shaped(prompt)
         if prompt.shape not in TEMPLATES:
             raise ValueError(f"shape must be one of {', '.join(TEMPLATES)}, got {prompt.shape!r}")
-        template = TEMPLATES[prompt.shape]
-        query, passages = self.shaped_texts(prompt)
-        if self.seq2seq:
-            return template.instruction(query, passages)
-        if not self.chat:
-            return template.render(query, passages)
-        messages = [{"role": "user", "content": template.instruction(query, passages)}]
-        text = self.hf_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text + template.answer_prefix
+        return TEMPLATES[prompt.shape].instruction(*self.shaped_texts(prompt))
 
     async def judge(self, prompts: Sequence[Prompt | ShapedPrompt]) -> BatchResult:
         if not prompts:
@@ -255,7 +245,7 @@ class TransformersBackend(LLMBackend):
                 prefix = self._shape_decoder_prefix("set")
                 logits, spent = self._next_logits([self.render_shaped(p) for p in sets], prefix)  # type: ignore[arg-type]
                 for row, (i, p) in enumerate(zip(shaped["set"], sets, strict=True)):
-                    scores = {j: float(logits[row, self._label_tokens(j)].max()) for j in range(len(p.ids))}
+                    scores = {j: float(logits[row, self.label_tokens(j)].max()) for j in range(len(p.ids))}
                     answers[i] = shaped_choice(set_from_scores(scores, len(p.ids)))
                 tokens, completion = tokens + spent, completion + len(sets)
             if shaped.get("list"):
@@ -267,12 +257,6 @@ class TransformersBackend(LLMBackend):
                     answers[i] = shaped_choice(parse_list(text, len(p.ids)))
                 tokens, completion = tokens + spent, completion + made
         return BatchResult(answers, prompt_tokens=tokens, completion_tokens=completion)
-
-    def _label_tokens(self, index: int) -> list[int]:
-        label = SET_LABELS[index]
-        if label not in self._labels:
-            self._labels[label] = self._single_tokens(label)
-        return self._labels[label]
 
     def _shape_decoder_prefix(self, shape: str) -> list[int]:
         if not self.seq2seq:

@@ -28,7 +28,7 @@ import numpy as np
 from prp.oracles.llm import LLMBackend, file_sha256, shaped_choice
 from prp.oracles.tokenizers import GGUFTokenizer
 from prp.prompts import judgment_from_scores
-from prp.shape_text import SET_LABELS, answer_room, parse_list, set_from_scores
+from prp.shape_text import answer_room, parse_list, set_from_scores
 from prp.types import BatchResult, Choice, Judgment, Prompt, ShapedPrompt
 
 
@@ -75,7 +75,6 @@ class LlamaCppBackend(LLMBackend):
             raise ValueError(f"{path.name} has no chat template; use chat=False")
         self.tokenizer = tokenizer
         self._answer_ids = {side: self._single_tokens(side) for side in ("A", "B")}
-        self._label_ids: dict[str, list[int]] = {}  # a set label's single tokens, found when first asked
         self._lock = asyncio.Lock()
         self.evaluated_tokens = 0  # tokens actually run through the model (prefix reuse excluded)
 
@@ -89,12 +88,6 @@ class LlamaCppBackend(LLMBackend):
             raise ValueError(f"the model has no single token for {side!r}")
         return sorted(ids)
 
-    def _label_tokens(self, index: int) -> list[int]:
-        label = SET_LABELS[index]
-        if label not in self._label_ids:
-            self._label_ids[label] = self._single_tokens(label)
-        return self._label_ids[label]
-
     async def judge(self, prompts: Sequence[Prompt | ShapedPrompt]) -> BatchResult:
         asked = [(p.shape, len(p.ids), self.render_shaped(p)) if type(p) is ShapedPrompt
                  else ("pair", 2, self.render(p)) for p in prompts]
@@ -104,8 +97,8 @@ class LlamaCppBackend(LLMBackend):
     def _judge_texts(self, asked: list[tuple[str, int, str]]) -> BatchResult:
         llm = self.llm
         tokenized = [llm.tokenize(t.encode("utf-8"), add_bos=True, special=True) for _, _, t in asked]
-        for (shape, n, _), tokens in zip(asked, tokenized, strict=True):
-            room = answer_room(shape, n, self.tokenizer)
+        rooms = [answer_room(shape, n, self.tokenizer) for shape, n, _ in asked]
+        for (shape, _, _), tokens, room in zip(asked, tokenized, rooms, strict=True):
             if len(tokens) + room >= llm.n_ctx():
                 raise ValueError(f"a {shape} prompt of {len(tokens)} tokens (+{room} to answer) does not fit "
                                  f"n_ctx={llm.n_ctx()}; lower passage_tokens or raise n_ctx")
@@ -119,11 +112,11 @@ class LlamaCppBackend(LLMBackend):
                     *(float(max(logits[t] for t in self._answer_ids[s])) for s in ("A", "B")))
                 generated += 1
             elif shape == "set":
-                scores = {i: float(max(logits[t] for t in self._label_tokens(i))) for i in range(n)}
+                scores = {i: float(max(logits[t] for t in self.label_tokens(i))) for i in range(n)}
                 answers[index] = shaped_choice(set_from_scores(scores, n))
                 generated += 1
             else:
-                text, spent = self._generate(logits, answer_room("list", n, self.tokenizer), n)
+                text, spent = self._generate(logits, rooms[index], n)
                 answers[index] = shaped_choice(parse_list(text, n))
                 generated += spent
         return BatchResult(answers, sum(map(len, tokenized)), generated)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from prp.prompts import PRP_TEMPLATE, Template, Tokenizer, truncate
-from prp.shape_text import TEMPLATES, ShapeAnswer
+from prp.shape_text import SET_LABELS, TEMPLATES, ShapeAnswer
 from prp.types import BatchResult, Choice, Prompt, ShapedPrompt
 
 
@@ -81,6 +81,7 @@ class LLMBackend:
         self.passage_tokens, self.query_tokens = passage_tokens, query_tokens
         self.chat = chat
         self.tokenizer: Tokenizer | None = None
+        self._labels: dict[str, list[int]] = {}  # a set label's single tokens, found when first asked
 
     @property
     def prompt_format(self) -> str:
@@ -128,6 +129,14 @@ class LLMBackend:
         query, passages = self.shaped_texts(prompt)
         chat = self.tokenizer.chat if self.chat else None  # type: ignore[union-attr]
         return TEMPLATES[prompt.shape].render(query, passages, chat)
+
+    def label_tokens(self, index: int) -> list[int]:
+        """The single tokens of the label of slot ``index`` of a set (``A``, ``B``, ...), found by
+        the judge's ``_single_tokens`` the first time they are needed."""
+        label = SET_LABELS[index]
+        if label not in self._labels:
+            self._labels[label] = self._single_tokens(label)  # type: ignore[attr-defined]
+        return self._labels[label]
 
     def instruction(self, prompt: Prompt) -> str:
         """The template filled with the truncated query and passages."""
