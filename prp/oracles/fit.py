@@ -14,6 +14,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from prp.oracles.replay import shaped_answer_ok
 from prp.types import Choice, Judgment, Prompt, RankRequest, ShapedPrompt
 
 
@@ -167,13 +168,11 @@ def read_set_answers(lines: Sequence[str], where: str = "answers") -> list[SetAn
             row = json.loads(line)
             if row.get("shape") != "set" or not row.get("parsed", True) or not row.get("order"):
                 continue
-            ids = tuple(str(i) for i in row["ids"])
-            winner = int(row["order"][0])
-            probs = row.get("probs")
-            probs = None if probs is None else tuple(float(p) for p in probs)
-            if not 0 <= winner < len(ids) or len(ids) < 2 or (probs is not None and len(probs) != len(ids)):
+            if not shaped_answer_ok(row):
                 raise ValueError("the winner or the probabilities do not fit the passages shown")
-            out.append(SetAnswer(str(row["qid"]), ids, winner, probs))
+            probs = row.get("probs")
+            out.append(SetAnswer(str(row["qid"]), tuple(str(i) for i in row["ids"]), row["order"][0],
+                                 None if probs is None else tuple(float(p) for p in probs)))
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
             raise ValueError(f"{where}:{number}: not a set answer ({type(exc).__name__}: {exc})") from exc
     return out

@@ -70,14 +70,18 @@ def read_replay(path: str | os.PathLike[str]) -> dict:
     if not isinstance(shaped, list):
         raise ValueError(f"{path}: 'shaped' must be a list of set and list answers")
     for number, a in enumerate(shaped, start=1):
-        if not _shaped_answer_ok(a):
+        if not shaped_answer_ok(a):
             raise ValueError(f"{path}: shaped answer {number} is not an object with a 'qid', a 'shape' "
                              "('set' or 'list'), 'ids' (2 or more) and an 'order' of slots that fits them "
                              "(and 'probs': null or one number a slot)")
     return data
 
 
-def _shaped_answer_ok(a: object) -> bool:
+def shaped_answer_ok(a: object) -> bool:
+    """Whether ``a`` is a recorded set or list answer: an object with a ``qid``, a ``shape``,
+    ``ids`` (2 or more, in the order shown), an ``order`` of slots that fits them (a set's winner
+    alone, a list's permutation) and ``probs`` null or one number a slot. (Replay sets and
+    ``prp calibrate-oracle --set-answers`` files hold such answers.)"""
     if not isinstance(a, dict) or "qid" not in a or a.get("shape") not in ("set", "list"):
         return False
     ids, order, probs = a.get("ids"), a.get("order"), a.get("probs")
