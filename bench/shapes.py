@@ -58,10 +58,10 @@ def main(data: str) -> None:
             results = rr.rank_many(requests)
             cost = Ledger.total([r.cost for r in results]).per_query()
             ndcg = mean_measure("nDCG@10", {r.qid: r.doc_ids for r in results}, qrels)
-            tokens[label] = cost["prompt_tokens"]
+            tokens[label] = cost["input_tokens"]
             print(line([label, batch, round(cost["inferences"], 1), round(cost["rounds"], 1),
-                        round(cost["prompts"], 1), round(cost["prompt_tokens"]),
-                        round(cost["completion_tokens"]), round(ndcg, 4),
+                        round(cost["prompts"], 1), round(cost["input_tokens"]),
+                        round(cost["output_tokens"]), round(ndcg, 4),
                         f"{exact(results, qrels)}/{len(results)}"]), flush=True)
             print(f"#   {time.perf_counter() - started:.1f} s", file=sys.stderr)
     base = tokens["quicksort"]

@@ -111,10 +111,10 @@ def main() -> None:
         shapes = Counter()
         for c in cost:
             shapes.update(c.prompts_by_shape)
-        tokens = sum(c.prompt_tokens for c in cost) / n
+        tokens = sum(c.input_tokens for c in cost) / n
         kwise_tokens[sorter] = tokens
         rows.append((sorter, "real", mean_measure("nDCG@10", {r.qid: r.doc_ids for r in results}, qrels),
-                     sum(c.prompts for c in cost) / n, tokens, sum(c.completion_tokens for c in cost) / n,
+                     sum(c.prompts for c in cost) / n, tokens, sum(c.output_tokens for c in cost) / n,
                      sum(c.unparsed for c in cost), sum(c.repaired for c in cost), dict(shapes), seconds / n))
         print(f"# done {sorter}: {seconds:.0f} s", file=sys.stderr)
     if out is not None:

@@ -26,8 +26,9 @@ _SUMMED = (
     "prompts",
     "inferences",
     "rounds",
-    "prompt_tokens",
-    "completion_tokens",
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
     "virtual_prompts",
     "virtual_inferences",
     "unparsed",
@@ -65,8 +66,9 @@ class Ledger:
     prompts: int = 0  # prompts sent to the backend
     inferences: float = 0.0  # backend calls (a query's share when batches are shared)
     rounds: int = 0
-    prompt_tokens: float = 0.0  # as reported (or, for simulated judges, estimated) by the backend
-    completion_tokens: float = 0.0
+    input_tokens: float = 0.0  # as reported (or, for simulated judges, estimated) by the backend
+    cached_tokens: float = 0.0  # of input_tokens, those a server's prefix cache holds (cost.prefix)
+    output_tokens: float = 0.0
     virtual_prompts: int = 0  # prompts with no cache
     virtual_inferences: float = 0.0  # inferences with no cache
     unparsed: int = 0  # prompts unreadable even when asked again: counted as ties, never cached

@@ -7,9 +7,11 @@ A :class:`Config` is checked once, when it is made, and then read by every run o
 * **Checked at once.** Every option is checked here (through :mod:`prp.validate`); a bad one
   raises TypeError or ValueError naming it, before any judge is asked.
 * **Sorter per query.** A query runs the configured sorter, or the one its request names;
-  :data:`~prp.validate.AUTO` asks the cost planner (:func:`prp.planner.choose`) for the sorter
-  with the fewest predicted inferences for the query's shape (n, k, B, orders, latency); fewer
-  than 2 candidates need no comparison: quicksort.
+  :data:`~prp.validate.AUTO` asks the cost planner (:func:`prp.planner.choose`) for the plan
+  (question shape and sorter) cheapest in its objective (``auto:objective=tokens``; default
+  inferences) for the query (n, k, B, orders, latency, prices), among the shapes the judge
+  answers; with a budget, the plan with the best simulated nDCG@10 under it. Fewer than 2
+  candidates need no comparison: quicksort.
 * **One cache per Config.** Every engine made from it shares its cache (and so its judgments).
 """
 
@@ -82,6 +84,8 @@ class Config:
             latency=latency, budget=check_budget(budget, prices), debias=check_debias(debias), infer=infer,
             shape_order=check_choice("shape_order", shape_order, scheduler.SHAPE_ORDERS),
             prices=prices if prices is None or isinstance(prices, Prices) else load_prices(prices))
+        if self.sorter_name == AUTO and self.sorter_options.get("objective") == "usd" and prices is None:
+            raise ValueError("sorter 'auto:objective=usd' needs a price table: prices= (or --prices FILE)")
         self.cache = make_cache(cache, on_error=on_cache_error)
 
     @staticmethod
@@ -92,11 +96,12 @@ class Config:
     def sorter_for(self, n: int, sorter: str | None = None, k: int | None = None,
                    orders: str | None = None) -> str:
         """The sorter spec for a query of ``n`` candidates (``sorter``, ``k``, ``orders``:
-        this query's, None: the configured ones). With ``"auto"`` it is the cost planner's
-        cheapest in inferences for (n, k, B, orders, latency) (:func:`prp.planner.choose`, cached
-        per shape); fewer than 2 candidates need no comparison: quicksort."""
+        this query's, None: the configured ones). With ``"auto"`` it is the cost planner's pick
+        (:func:`prp.planner.choose`, cached per shape; see the module docstring); fewer than 2
+        candidates need no comparison: quicksort."""
         spec = self.sorter_spec if sorter is None else sorter
-        if parse_spec(spec)[0] != AUTO:
+        name, options = parse_spec(spec)
+        if name != AUTO:
             return spec
         if n < 2:
             return "quicksort"
@@ -104,7 +109,9 @@ class Config:
 
         s = self.settings
         return choose(n, self.k if k is None else k, s.batch_size, orders=orders or s.orders,
-                      latency=s.latency, objective="inferences")
+                      latency=s.latency, objective=str(options.get("objective", "inferences")),
+                      shapes=tuple(getattr(self.oracle, "shapes", ("pair",))), budget=s.budget,
+                      prices=s.prices)
 
 
 def check_budget(budget: object, prices: object) -> Budget | None:

@@ -6,8 +6,12 @@ cache, cross-query batching, ``orders``) is what gets predicted. Rules:
 * **Data.** Synthetic candidate lists of ``n`` passages whose grades are drawn i.i.d. (seeded)
   from :data:`GRADE_DISTRIBUTION`, the grades of the TREC DL 2019 BM25 top-100 (43 queries,
   4,300 candidates; unjudged counted as 0). A list with no relevant passage is drawn again (TREC
-  keeps only queries that have one). Passages are ~65 words (~100 estimated tokens) and queries
-  ~6 words, so a simulated prompt is ~250 tokens for the latency model, as real PRP prompts are.
+  keeps only queries that have one). Candidates come in a first stage's order: by grade plus
+  N(0, :data:`FIRST_STAGE_NOISE`), which gives BM25's nDCG@10 on DL19 (0.50 against its 0.51),
+  so sorters that gain from a good start (heapsort, quicksort's middle pivot) are not mispriced.
+  Passages are 50-70 words (~91 estimated tokens, DL19's mean is 90.6) and queries ~6 words, so a
+  simulated pair prompt is ~230 tokens, as on DL19. ``bench/plan_check.py`` checks predictions
+  against runs on DL19 and on a second data directory (bench/results/plan-check.txt).
 * **Judge.** A simulated judge (``prp.oracles.make_judge``), by default
   ``noisy:scale=1,bias=0.5,noise=1.0``: margin = grade gap + 0.5 for the passage shown first +
   N(0, 1), i.e. an imperfect judge with a position bias, so that comparison counts reflect the
@@ -15,17 +19,27 @@ cache, cross-query batching, ``orders``) is what gets predicted. Rules:
 * **Engine.** The real scheduler (:func:`prp.scheduler.run`) over the sans-IO sorters, with an
   in-memory cache of its own and the default settings of a ``Reranker`` (``aggregate="auto"``,
   no budget, no debiasing, ``seed=0``): ``queries`` synthetic queries, ``in_flight`` of them
-  scheduled together, repeated over ``trials`` seeds. It never goes through the public
+  scheduled together, repeated over ``trials`` seeds (20 by default: quicksort's count varies
+  with its pivots, and 5 left it 15 % off DL19's). It never goes through the public
   ``Reranker`` or a running :class:`~prp.engine.Engine` (which ask the planner for
   ``sorter="auto"``); a single request on an engine is scheduled exactly so. Every figure of a
   :class:`Prediction` is a per-query mean over all of them; ``predicted_seconds`` is the
   ledger's, under ``latency``.
 * **Determinism.** The same arguments give the same prediction (results are cached with
   :func:`functools.lru_cache`, so ``sorter="auto"`` pays for a simulation once per shape).
-* **Ranking.** :func:`plan` orders sorters by the objective (``inferences``, ``seconds`` or
-  ``rounds``), ties broken by fewer rounds, then by name. ``allpair`` is left out of the default
-  sorters when n > :data:`ALLPAIR_MAX_N`: it asks all n(n-1)/2 pairs, is never competitive on
-  inferences there, and is slow to simulate (name it in ``sorters`` to include it anyway).
+* **Shapes.** Pairwise sorters, and the sorters that ask set or list questions
+  (:data:`SHAPED_SORTERS`), each at every batch size asked for: a plan is a shape x ranker x B.
+  ``shapes`` keeps the sorters whose questions a judge answers (a pair-only judge never gets a
+  set). Every prediction carries every unit: inferences, rounds, prompts, input, cached-prefix
+  (:mod:`cost.prefix`) and output tokens, dollars under a price table, predicted seconds.
+* **Ranking.** :func:`plan` orders plans by the objective (``inferences``, ``rounds``,
+  ``tokens`` (input plus output), ``usd`` (needs ``prices``) or ``seconds``), ties broken by
+  fewer rounds, then fewer inferences, then by name and B. With a ``budget`` (per query, any unit of
+  :mod:`cost.budget`), every plan is simulated under it (cut when it runs out, as a real run is)
+  and the best simulated nDCG@10 comes first, the objective breaking ties: "for 40,000 tokens a
+  query, what gives the best top-10?". ``allpair`` is left out of the default sorters when
+  n > :data:`ALLPAIR_MAX_N`: it asks all n(n-1)/2 pairs, is never competitive there, and is slow
+  to simulate (name it in ``sorters`` to include it anyway).
 """
 
 from __future__ import annotations
@@ -39,23 +53,28 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from cost.budget import Budget
 from cost.ledger import Ledger
 from cost.model import DEFAULT_LATENCY, LatencyModel
+from cost.prices import Prices
 from prp import scheduler
 from prp.cache import MemoryCache
 from prp.result import ranked_result
 from prp.types import RankRequest
-from prp.validate import check_request, sorter_factory
+from prp.validate import OBJECTIVES, check_request, sorter_factory
 
 DEFAULT_SORTERS = ("heapsort", "bubblesort", "quicksort", "quicksort:pivot=median-of-three",
-                   "mergesort", "allpair")
-OBJECTIVES = ("inferences", "seconds", "rounds")
+                   "mergesort", "tournament", "allpair")
+#: The default sorters that ask set or list questions, with the shape they need.
+SHAPED_SORTERS = {"setwise:k=4": "set", "tournament:k=4": "set", "listwise": "list"}
+SHAPES = ("pair", "set", "list")
 DEFAULT_JUDGE = "noisy:scale=1,bias=0.5,noise=1.0"
 ALLPAIR_MAX_N = 60
 
 # Share of each grade among the DL19 BM25 top-100 candidates (qrels.txt over bm25.run, 43
 # queries x 100, unjudged = 0): 2928 / 526 / 566 / 280 of 4300.
 GRADE_DISTRIBUTION = {0: 0.681, 1: 0.122, 2: 0.132, 3: 0.065}
+FIRST_STAGE_NOISE: float | None = 2.7
 
 _WORDS = ("the", "of", "and", "a", "in", "is", "to", "for", "that", "on", "with", "as", "by",
           "are", "from", "which", "can", "be", "or", "an", "cells", "process", "average", "cost",
@@ -66,7 +85,7 @@ _WORDS = ("the", "of", "and", "a", "in", "is", "to", "for", "that", "on", "with"
 
 @dataclass(frozen=True)
 class Prediction:
-    """Per-query means of one sorter's simulated runs."""
+    """Per-query means of one plan's (sorter, B) simulated runs, in every unit."""
 
     sorter: str
     n: int
@@ -78,14 +97,27 @@ class Prediction:
     rounds: float
     predicted_seconds: float
     ndcg10: float  # under the simulated judge, for information
+    shape: str = "pair"  # the shapes of its questions, "+"-joined: "pair", "set", "pair+set", "list"
+    input_tokens: float = 0.0
+    cached_tokens: float = 0.0  # of input_tokens, those a prefix cache holds (cost.prefix)
+    output_tokens: float = 0.0
+    usd: float | None = None  # under the price table, when one was given
+    budget: str | None = None  # the per-query budget simulated, if any
+
+    @property
+    def tokens(self) -> float:
+        """Input plus output tokens per query."""
+        return self.input_tokens + self.output_tokens
 
     def value(self, objective: str) -> float:
         """The figure ``objective`` ranks by."""
         name = _check_objective(objective)
+        if name == "usd" and self.usd is None:
+            raise ValueError("the usd objective needs a price table (prices=, or --prices FILE)")
         return self.predicted_seconds if name == "seconds" else getattr(self, name)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "tokens": self.tokens}
 
 
 def _check_objective(objective: str) -> str:
@@ -122,8 +154,11 @@ def synthetic_queries(n: int, queries: int = 1, seed: int = 0, trial: int = 0):
     for q in range(queries):
         qid = f"s{seed}t{trial}q{q}"
         ids = [f"{qid}d{i}" for i in range(n)]
-        qrels[qid] = dict(zip(ids, _grades(rng, n), strict=True))
-        docs = [_text(rng, rng.randint(55, 75)) for _ in range(n)]
+        grades = _grades(rng, n)
+        if FIRST_STAGE_NOISE is not None:  # in first-stage order: by grade plus noise
+            grades.sort(key=lambda g: -(g + rng.gauss(0.0, FIRST_STAGE_NOISE)))
+        qrels[qid] = dict(zip(ids, grades, strict=True))
+        docs = [_text(rng, rng.randint(50, 70)) for _ in range(n)]
         requests.append(RankRequest(_text(rng, 6), docs, ids, qid))
     return requests, qrels
 
@@ -141,7 +176,8 @@ def ndcg_at(ranking: Sequence[str], grades: dict[str, int], depth: int = 10) -> 
 
 def simulate(sorter: str, requests, qrels, *, k: int, batch_size: int, orders: str = "both",
              latency: LatencyModel = DEFAULT_LATENCY, in_flight: int | None = 1, concurrency: int = 1,
-             judge: str = DEFAULT_JUDGE) -> tuple[Ledger, float]:
+             judge: str = DEFAULT_JUDGE, budget: Budget | None = None,
+             prices: Prices | None = None) -> tuple[Ledger, float]:
     """One scheduler run over ``requests`` with a memory cache of its own and the judge ``judge``
     (a simulated one, under ``qrels``): (the run's ledger, mean nDCG@10 under the judge)."""
     from prp.aggregate import ORDERS, check_choice
@@ -149,10 +185,12 @@ def simulate(sorter: str, requests, qrels, *, k: int, batch_size: int, orders: s
 
     settings = scheduler.Settings(batch_size=batch_size, orders=check_choice("orders", orders, ORDERS),
                                   aggregate="auto", tie_band=0.0, in_flight=in_flight,
-                                  concurrency=concurrency, max_inferences=None, seed=0, latency=latency)
+                                  concurrency=concurrency, max_inferences=None, seed=0, latency=latency,
+                                  budget=budget, prices=prices)
     jobs = []
     for qid, query, ids, texts in map(check_request, requests):
-        jobs.append(scheduler.Job(qid, query, ids, texts, *sorter_factory(sorter, len(texts), k)))
+        jobs.append(scheduler.Job(qid, query, ids, texts,
+                                  *sorter_factory(sorter, len(texts), k, budget, orders)))
     _run(scheduler.run(jobs, make_judge(judge, qrels=qrels), MemoryCache(), settings))
     results = [ranked_result(job, k) for job in jobs]
     ndcg = sum(ndcg_at(r.doc_ids, qrels[r.qid]) for r in results) / len(results)
@@ -172,8 +210,12 @@ def _run(coro) -> None:  # noqa: ANN001
 
 def predict(sorter: str, n: int, k: int, batch_size: int, *, orders: str = "both",
             latency: LatencyModel = DEFAULT_LATENCY, queries: int = 1, in_flight: int | None = 1,
-            concurrency: int = 1, trials: int = 5, judge: str = DEFAULT_JUDGE, seed: int = 0) -> Prediction:
-    """Simulate ``sorter`` on ``trials`` x ``queries`` synthetic queries of ``n`` candidates."""
+            concurrency: int = 1, trials: int = 20, judge: str = DEFAULT_JUDGE, seed: int = 0,
+            prices: Prices | None = None, budget: Budget | None = None) -> Prediction:
+    """Simulate ``sorter`` on ``trials`` x ``queries`` synthetic queries of ``n`` candidates
+    (under ``budget`` per query, if given; dollars under ``prices``, if given)."""
+    if budget is not None and budget.unit == "usd" and prices is None:
+        raise ValueError(f"a budget in usd ({budget}) needs a price table (prices=, or --prices FILE)")
     _check_positive(n=n, k=k, batch_size=batch_size, queries=queries, concurrency=concurrency,
                     trials=trials)
     if in_flight is not None:
@@ -184,27 +226,34 @@ def predict(sorter: str, n: int, k: int, batch_size: int, *, orders: str = "both
         raise ValueError(f"the planner simulates its judge on synthetic queries: perfect or noisy:..., "
                          f"not {judge!r}")
     return _predict(sorter, n, k, batch_size, orders, latency, queries, in_flight, concurrency,
-                    trials, judge, seed)
+                    trials, judge, seed, prices, budget)
 
 
 @functools.lru_cache(maxsize=1024)
 def _predict(sorter: str, n: int, k: int, batch_size: int, orders: str, latency: LatencyModel,
              queries: int, in_flight: int | None, concurrency: int, trials: int, judge: str,
-             seed: int) -> Prediction:
+             seed: int, prices: Prices | None, budget: Budget | None) -> Prediction:
     ledgers, ndcgs = [], []
     for trial in range(trials):
         requests, qrels = synthetic_queries(n, queries, seed, trial)
         ledger, ndcg = simulate(sorter, requests, qrels, k=k, batch_size=batch_size, orders=orders,
-                                latency=latency, in_flight=in_flight, concurrency=concurrency, judge=judge)
+                                latency=latency, in_flight=in_flight, concurrency=concurrency, judge=judge,
+                                budget=budget, prices=prices)
         ledgers.append(ledger)
         ndcgs.append(ndcg)
-    means = Ledger.total(ledgers).per_query()
+    total = Ledger.total(ledgers)
+    means = total.per_query()
+    shape = "+".join(x for x in SHAPES if total.prompts_by_shape.get(x)) or "pair"
+    usd = None if prices is None else prices.usd(means["input_tokens"], means["output_tokens"],
+                                                 means["cached_tokens"])
     return Prediction(sorter, n, k, batch_size, means["comparisons"], means["prompts"],
                       means["inferences"], means["rounds"], means["predicted_seconds"],
-                      sum(ndcgs) / len(ndcgs))
+                      sum(ndcgs) / len(ndcgs), shape, means["input_tokens"], means["cached_tokens"],
+                      means["output_tokens"], usd, None if budget is None else str(budget))
 
 
-PREDICTED = ("comparisons", "prompts", "inferences", "rounds", "predicted_seconds")
+PREDICTED = ("comparisons", "prompts", "inferences", "rounds", "predicted_seconds", "input_tokens",
+             "cached_tokens", "output_tokens")
 
 
 def predict_run(reranker, sizes: Sequence[int]) -> tuple[list[dict], dict[str, float]]:
@@ -230,20 +279,43 @@ def predict_run(reranker, sizes: Sequence[int]) -> tuple[list[dict], dict[str, f
 
 # --- planning -------------------------------------------------------------------------------
 
-def default_sorters(n: int) -> tuple[str, ...]:
-    """:data:`DEFAULT_SORTERS`, without ``allpair`` when n > :data:`ALLPAIR_MAX_N`."""
-    return tuple(s for s in DEFAULT_SORTERS if s != "allpair" or n <= ALLPAIR_MAX_N)
+def default_sorters(n: int, shapes: Sequence[str] = SHAPES) -> tuple[str, ...]:
+    """:data:`DEFAULT_SORTERS` (without ``allpair`` when n > :data:`ALLPAIR_MAX_N`) and the
+    :data:`SHAPED_SORTERS` whose shape is in ``shapes``."""
+    pairwise = tuple(s for s in DEFAULT_SORTERS if s != "allpair" or n <= ALLPAIR_MAX_N)
+    shaped = tuple(s for s, shape in SHAPED_SORTERS.items() if shape in shapes)
+    return (pairwise if "pair" in shapes else ()) + shaped
 
 
-def plan(n: int, k: int, batch_size: int, *, sorters: Sequence[str] | None = None,
-         objective: str = "inferences", **kw) -> list[Prediction]:
-    """Predictions for ``sorters`` (default: :func:`default_sorters`), best first."""
+def _batch_sizes(batch_size: int | Sequence[int]) -> tuple[int, ...]:
+    sizes = (batch_size,) if isinstance(batch_size, int) else tuple(dict.fromkeys(batch_size))
+    if not sizes:
+        raise ValueError("plan needs at least one batch size")
+    return sizes
+
+
+def plan(n: int, k: int, batch_size: int | Sequence[int], *, sorters: Sequence[str] | None = None,
+         objective: str = "inferences", shapes: Sequence[str] = SHAPES, **kw) -> list[Prediction]:
+    """Predictions for every sorter (default: :func:`default_sorters` for ``shapes``) at every
+    batch size in ``batch_size`` (one or several), best first (see the module docstring)."""
     _check_objective(objective)
-    names = default_sorters(n) if sorters is None else tuple(dict.fromkeys(sorters))
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        raise ValueError(f"unknown question shape {unknown[0]!r}; known: {', '.join(SHAPES)}")
+    names = default_sorters(n, shapes) if sorters is None else tuple(dict.fromkeys(sorters))
     if not names:
         raise ValueError("plan needs at least one sorter")
-    predictions = [predict(s, n, k, batch_size, **kw) for s in names]
-    return sorted(predictions, key=lambda p: (round(p.value(objective), 9), round(p.rounds, 9), p.sorter))
+    predictions = [predict(s, n, k, b, **kw) for s in names for b in _batch_sizes(batch_size)]
+    if objective == "usd" and predictions[0].usd is None:
+        raise ValueError("the usd objective needs a price table (prices=, or --prices FILE)")
+    budgeted = kw.get("budget") is not None
+
+    def rank(p: Prediction) -> tuple:
+        quality = -round(p.ndcg10, 3) if budgeted else 0.0
+        return (quality, round(p.value(objective), 9), round(p.rounds, 9), round(p.inferences, 9),
+                p.sorter, p.batch_size)
+
+    return sorted(predictions, key=rank)
 
 
 def choose(n: int, k: int, batch_size: int, *, objective: str = "inferences", **kw) -> str:
@@ -259,12 +331,20 @@ _WHY = {
     "heapsort": "it asks the fewest comparisons, though one sift step at a time",
     "bubblesort": "its passes skip the settled tail and the cache answers repeated pairs",
     "allpair": "it asks every pair in a single round, so only the batch size limits it",
+    "tournament": "its knockout plays every match of a level in one round",
+    "setwise": "each set prompt settles several passages at once, for one prompt's tokens and a "
+               "heap's rounds",
+    "listwise": "its windows order many passages per prompt, so it reads each passage about twice, "
+                "though one window waits for the one before",
 }
-_UNITS = {"inferences": "inferences", "seconds": "predicted seconds", "rounds": "rounds"}
+_UNITS = {"inferences": "inferences", "seconds": "predicted seconds", "rounds": "rounds",
+          "tokens": "tokens (input plus output)", "usd": "US dollars"}
 
 
 def _num(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 0.01 or x == 0 else f"{x:.2g}"
 
 
 def explain(predictions: Sequence[Prediction], objective: str = "inferences") -> str:
@@ -274,16 +354,18 @@ def explain(predictions: Sequence[Prediction], objective: str = "inferences") ->
         return "No sorter to compare."
     best, unit = predictions[0], _UNITS[objective]
     base = best.sorter.partition(":")[0]
-    text = f"{best.sorter}: {_num(best.value(objective))} {unit} per query"
-    if len(predictions) > 1:
-        second = predictions[1]
-        text += f" against {second.sorter}'s {_num(second.value(objective))}"
+    text = (f"{best.sorter} ({best.shape}, B={best.batch_size}): {_num(best.value(objective))} {unit}"
+            " per query")
+    others = [p for p in predictions if p.sorter != best.sorter]
+    if others:
+        second = others[0]
+        text += f" against {second.sorter} (B={second.batch_size}) at {_num(second.value(objective))}"
         gap = second.value(objective) - best.value(objective)
         if second.value(objective) > 0 and gap > 0:
             share = gap / second.value(objective)
             text += f" ({share:.0%} fewer)" if share >= 0.01 else f" ({share:.1%} fewer: a near tie)"
         elif gap == 0:
-            text += " (a tie, broken by rounds then name)"
+            text += " (a tie, broken by rounds, inferences, then name)"
     text += f": {_WHY.get(base, 'it came out cheapest in simulation')}."
     lowest = min(predictions, key=lambda p: p.rounds)
     text += (f" It needs {_num(best.rounds)} sequential rounds, the latency floor: no batch size or"
@@ -297,5 +379,8 @@ def explain(predictions: Sequence[Prediction], objective: str = "inferences") ->
         ratio = worst.value(objective) / best.value(objective)
         text += f". The costliest, {worst.sorter}, needs {ratio:.1f}x the {unit}"
     text += (f". Comparisons {_num(best.comparisons)}, prompts {_num(best.prompts)},"
+             f" {_num(best.tokens)} tokens ({_num(best.cached_tokens)} of them cached prefix),"
              f" predicted {_num(best.predicted_seconds)} s per query; simulated nDCG@10 {best.ndcg10:.3f}.")
+    if best.budget is not None:
+        text += f" Under the budget of {best.budget} a query, it ranks best in simulation."
     return text

@@ -27,7 +27,9 @@ class Reranker(Config):
     """Reranks candidates with pairwise judgments from ``oracle``, batching and caching them.
 
     ``sorter`` is a name or a spec with options (``"quicksort:pivot=random,seed=1"``), or
-    ``"auto"``: the cost planner's cheapest sorter for each query's shape; ``k``
+    ``"auto"`` (or ``"auto:objective=tokens"``: inferences, rounds, tokens, usd, seconds): the
+    cost planner's cheapest plan (question shape and sorter, among the shapes the judge answers;
+    under a ``budget``, the best simulated nDCG@10 within it) for each query; ``k``
     the number of top documents to order; ``batch_size`` (B) the most prompts per inference;
     ``orders`` ``both``/``one``/``random`` and ``aggregate`` ``auto``/``margin``/``consistent``
     (see :mod:`prp.aggregate`); ``cache`` None (in memory, LRU-bounded: the default), False

@@ -73,7 +73,16 @@ from dataclasses import dataclass
 
 from cost.budget import Budget
 from cost.ledger import Ledger
-from cost.model import LatencyModel, estimate_answer_tokens, estimate_prompt_tokens, estimate_question_tokens
+from cost.model import (
+    LABEL_TOKENS,
+    TEMPLATE_TOKENS,
+    LatencyModel,
+    estimate_answer_tokens,
+    estimate_prompt_tokens,
+    estimate_question_tokens,
+    estimate_tokens,
+)
+from cost.prefix import PrefixCache
 from cost.prices import Prices
 from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, needs_margins, outcome
 from prp.cache import Cache
@@ -266,18 +275,18 @@ async def step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settin
 
 async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Settings,
                        budget: float) -> int | None:
-    keys = list(step.pending)
+    keys = _prefix_order(step)
     batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
     if len(batches) > budget:
         batches = batches[: max(0, int(budget))]
         sent = await _send_all(batches, step, backend, cache, s)
         _uncount_unanswered(step)
-        _charge(sent, step, s)
+        _charge(sent, step, s, backend)
         _fail_jobs(step)
         return None
     sent = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
     batches = [keys for keys, _ in sent]  # the inferences made: batches (or parts) answered
-    _charge(sent, step, s)
+    _charge(sent, step, s, backend)
     _fail_jobs(step)
     for key in step.unparsed:  # charged, like the prompt, to the query that paid for it
         step.owner[key].ledger.unparsed += 1
@@ -688,20 +697,53 @@ def _uncount_unanswered(step: _Step) -> None:
                 led.rounds_by_shape[shape] -= 1
 
 
-def _charge(calls: Sent, step: _Step, s: Settings) -> None:
-    """Charge each query its share of this step's inferences, tokens and predicted time."""
+def _prefix_order(step: _Step) -> list[Key]:
+    """The step's pending prompts in the order they are batched: grouped so that prompts that
+    share a prefix (same template and query, and for a pair the same first passage) sit side by
+    side, in a batch and across consecutive ones (a server's prefix cache then holds it, see
+    :mod:`cost.prefix`); groups, and prompts within a group, in first-asked order."""
+    groups: dict[tuple, list[Key]] = {}
+    pending = step.pending
+    for key, prompt in pending.items():
+        lead = key[2] if type(prompt) is Prompt else prompt.ids[0]
+        group = (key[0], key[1], lead)
+        if group in groups:
+            groups[group].append(key)
+        else:
+            groups[group] = [key]
+    if len(groups) == len(pending):
+        return list(pending)
+    return [key for keys in groups.values() for key in keys]
+
+
+def _segments(key: Key, prompt: Prompt | ShapedPrompt, budget: int | None) -> list[tuple[object, float]]:
+    """A prompt as the chain of segments a prefix cache sees (:mod:`cost.prefix`): its head
+    (template and query, with the passage count) and its passages in the order shown, each with
+    its estimated tokens (:func:`cost.model.estimate_question_tokens`, split)."""
+    texts = (prompt.first, prompt.second) if type(prompt) is Prompt else prompt.texts
+    head = TEMPLATE_TOKENS + LABEL_TOKENS * max(0, len(texts) - 2) + estimate_tokens(prompt.query)
+    return [((key[0], key[1], len(texts)), head), *((t, estimate_tokens(t, budget)) for t in texts)]
+
+
+def _charge(calls: Sent, step: _Step, s: Settings, backend: Backend) -> None:
+    """Charge each query its share of this step's inferences, tokens (cached-prefix ones
+    included, :mod:`cost.prefix`) and predicted time."""
     seconds = [s.latency.batch_seconds(len(batch), result.prompt_tokens) for batch, result in calls]
     sent: dict[Job, int] = {}
+    prefixes, budget, pending = PrefixCache(), getattr(backend, "passage_tokens", 128), step.pending
     for batch, result in calls:
         shares = _shares(batch, step)
         size = len(batch)
         step.owner[batch[0]].ledger.batch_sizes[size] += 1
+        hit, estimated = prefixes.inference([_segments(key, pending[key], budget) for key in batch])
+        cached = result.prompt_tokens * hit / estimated if estimated else 0.0
         for job, count in shares.items():
             led, share = job.ledger, count / size
             led.prompts += count
             led.inferences += share
-            led.prompt_tokens += result.prompt_tokens * share
-            led.completion_tokens += result.completion_tokens * share
+            led.input_tokens += result.prompt_tokens * share
+            led.cached_tokens += cached * share
+            led.output_tokens += result.completion_tokens * share
             sent[job] = sent.get(job, 0) + count
         shapes = step.shapes
         for key in batch:

@@ -28,6 +28,8 @@ from prp.types import RankRequest
 from sorters import get_sorter, make_sorter, sorter_options
 
 AUTO = "auto"  # sorter name: let the cost planner pick per query (see Config.sorter_for)
+#: What a plan minimizes (``auto:objective=...``, ``prp plan --objective``), per query.
+OBJECTIVES = ("inferences", "rounds", "tokens", "usd", "seconds")
 
 
 def positive_int(name: str, value: object, allow_none: bool = False) -> None:
@@ -81,8 +83,9 @@ def check_sorter(spec: str) -> tuple[str, dict]:
         raise TypeError(f"sorter must be a sorter name or spec (a str), got {type(spec).__name__}")
     name, options = parse_spec(spec)
     if name == AUTO:
-        if options:
-            raise ValueError(f"sorter 'auto' takes no options, got {spec!r}")
+        if set(options) - {"objective"} or options.get("objective", "inferences") not in OBJECTIVES:
+            raise ValueError(f"sorter 'auto' takes one option, objective= one of {', '.join(OBJECTIVES)}; "
+                             f"got {spec!r}")
     else:
         make_sorter(name, 2, 1, **options)
     return name, options

@@ -102,14 +102,17 @@ def test_sorters_return_what_they_settled():
 
 
 def test_a_cut_counts_only_what_was_sent_or_cached():
-    # A query of 30, B=8, both orders: the first partition asks 29 comparisons (58 prompts). A
-    # budget of 3 inferences pays 24 prompts: 12 whole comparisons, and only those are counted.
+    # A query of 30, B=8, both orders: the first partition asks 29 comparisons (58 prompts) of
+    # pivot d14. Packed by shared prefix (the scheduler's prefix order), they go (d0, d14) first
+    # (d0 is asked first), then the 29 prompts that show d14 first, then the other orders. A
+    # budget of 3 inferences pays 24 prompts: (d0, d14), (d14, d0) and 22 halves: one whole
+    # comparison, and only that one is counted (the halves are cached, nothing is lost).
     ids, scores = score_docs(30, seed=2)
     oracle = CountingOracle(ScoresOracle(scores))
     cut = Reranker(oracle, sorter="quicksort", k=10, batch_size=8, max_inferences=3).rank("q", ids, ids)
     assert oracle.batches == [8, 8, 8] and cut.cut
     cost = cut.cost
-    assert (cost.prompts, cost.virtual_prompts, cost.comparisons, cost.unique_comparisons) == (24, 24, 12, 12)
+    assert (cost.prompts, cost.virtual_prompts, cost.comparisons, cost.unique_comparisons) == (24, 24, 1, 1)
     assert (cost.inferences, cost.virtual_inferences, cost.saved_inferences, cost.rounds) == (3, 3, 0, 1)
     # a budget already spent (what prp rerank gives the groups after the one that spent it)
     none = Reranker(oracle, sorter="quicksort", k=10, batch_size=8, max_inferences=0).rank("q2", ids, ids)

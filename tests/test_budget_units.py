@@ -55,11 +55,11 @@ def test_a_token_budget_is_never_passed(sorter, tokens):
     cut = Reranker(PerfectOracle(qrels), sorter=sorter, k=5, in_flight=1,
                    budget=f"{tokens}tokens").rank_many(requests)
     for whole, capped in zip(full, cut, strict=True):
-        assert capped.cost.prompt_tokens <= tokens
+        assert capped.cost.input_tokens <= tokens
         assert sorted(capped.doc_ids) == sorted(whole.doc_ids)  # a permutation, whatever the cut
         if not capped.cut:
             assert capped.doc_ids == whole.doc_ids and capped.cost.prompts == whole.cost.prompts
-        if whole.cost.prompt_tokens > tokens:
+        if whole.cost.input_tokens > tokens:
             assert capped.cut
     loose = Reranker(PerfectOracle(qrels), sorter=sorter, k=5, in_flight=1,
                      budget="1e9tokens").rank_many(requests)
@@ -88,7 +88,7 @@ def test_the_command_line_takes_budgets_with_units(tmp_path, capsys, dl19_dir):
                  "--qrels", qrels, "--budget", "8000tokens", "--output", str(out), "--output-format", "jsonl",
                  "--format", "json", "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["per_query"]["prompt_tokens"] <= 8000 and summary["cut_queries"] > 0
+    assert summary["per_query"]["input_tokens"] <= 8000 and summary["cut_queries"] > 0
     assert main(["simulate", "--data", str(dl19_dir), "--queries", "3", "--depth", "30", "--sorters",
                  "quicksort", "--budgets", "5000tokens,300", "--qrels", qrels, "--judge", "perfect",
                  "--format", "jsonl"]) == 0
@@ -113,10 +113,10 @@ def test_a_budget_in_dollars_is_never_passed_and_needs_prices(sorter):
     prices = Prices(input=2.0, output=8.0)
     results = Reranker(PerfectOracle(qrels), sorter=sorter, k=5, in_flight=1, prices=prices,
                        budget="0.05usd").rank_many(requests)
-    spent = [prices.usd(r.cost.prompt_tokens, r.cost.completion_tokens) for r in results]
+    spent = [prices.usd(r.cost.input_tokens, r.cost.output_tokens) for r in results]
     full = Reranker(PerfectOracle(qrels), sorter=sorter, k=5, in_flight=1).rank_many(requests)
     assert max(spent) <= 0.05 and min(spent) > 0
-    assert [r.cut for r in results] == [prices.usd(r.cost.prompt_tokens, r.cost.completion_tokens) > 0.05
+    assert [r.cut for r in results] == [prices.usd(r.cost.input_tokens, r.cost.output_tokens) > 0.05
                                         for r in full]
     with pytest.raises(ValueError, match="needs a price table"):
         Reranker(PerfectOracle(qrels), sorter=sorter, budget="0.02usd")

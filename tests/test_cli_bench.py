@@ -90,4 +90,4 @@ def test_budgets_plot_quality_against_prompts_and_input_tokens_for_every_shape(c
     pair, sets = rows[("quicksort", 40)], rows[("setwise:k=4", 40)]
     assert pair["prompts"] > 0 and sets["prompts"] > 0
     # input tokens per prompt: a set of 4 passages costs well over a pair of 2
-    assert sets["prompt_tokens"] / sets["prompts"] > 1.5 * pair["prompt_tokens"] / pair["prompts"]
+    assert sets["input_tokens"] / sets["prompts"] > 1.5 * pair["input_tokens"] / pair["prompts"]

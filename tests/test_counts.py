@@ -95,7 +95,7 @@ def test_predicted_seconds(concurrency, seconds):
                   concurrency=concurrency, latency=LatencyModel(1.0, 0.5, 0.01))
     c = rr.rank("q", [f"text {d}" for d in NINE], NINE).cost
     assert c.predicted_seconds == pytest.approx(seconds)
-    assert c.prompt_tokens == 160
+    assert c.input_tokens == 160
 
 
 def scripted(rounds):

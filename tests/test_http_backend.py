@@ -74,7 +74,7 @@ def test_fault_free_ranking_and_accounting(baseline):
     result, requests = baseline
     assert ids(result) == EXPECTED
     assert requests == result.cost.inferences  # one HTTP request per inference
-    assert result.cost.prompt_tokens > 0 and result.cost.completion_tokens == result.cost.prompts
+    assert result.cost.input_tokens > 0 and result.cost.output_tokens == result.cost.prompts
     assert result.cost.unparsed == 0
 
 

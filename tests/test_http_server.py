@@ -129,7 +129,7 @@ def test_rerank_through_llama_server(server_url):
     stats = backend.stats()
     assert stats["judge_requests"] == backend.requests_made and stats["tokenizer_requests"] > 0
     assert stats["endpoints"][0]["failures"] == 0  # a list refusal is not a failure of the server
-    assert cost.prompt_tokens > 0 and cost.completion_tokens == cost.prompts
+    assert cost.input_tokens > 0 and cost.output_tokens == cost.prompts
     assert len(cache) == cost.prompts
     made = backend.requests_made
     again = reranker.rank(QUERY, DOCS, doc_ids=IDS)

@@ -60,7 +60,7 @@ def test_rerank_and_rerun_over_the_cache(backend):
     reranker = Reranker(backend, sorter="quicksort", k=3, batch_size=4, cache=cache)
     result = reranker.rank("how long is the life cycle of a flea", DOCS, IDS)
     assert sorted(result.doc_ids) == sorted(IDS) and result.cost.inferences > 0
-    assert result.cost.prompt_tokens > 0
+    assert result.cost.input_tokens > 0
     again = Reranker(backend, sorter="quicksort", k=3, batch_size=4, cache=cache).rank(
         "how long is the life cycle of a flea", DOCS, IDS)
     assert again.doc_ids == result.doc_ids and again.cost.inferences == 0

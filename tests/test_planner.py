@@ -60,11 +60,13 @@ def test_large_batches_all_in_flight_quicksort_beats_heapsort():
 
 def test_objectives_order_the_plan():
     by_rounds = plan(20, 5, 8, objective="rounds", **SMALL)
-    assert by_rounds[0].sorter == "allpair" and by_rounds[0].rounds == 1
+    # n = 20: one listwise window of 20 and allpair both take 1 round; the window, 1 inference
+    assert [(p.sorter, p.rounds) for p in by_rounds[:2]] == [("listwise", 1), ("allpair", 1)]
+    assert plan(20, 5, 8, objective="rounds", shapes=("pair",), **SMALL)[0].sorter == "allpair"
     assert [p.rounds for p in by_rounds] == sorted(p.rounds for p in by_rounds)
     by_seconds = plan(20, 5, 8, objective="seconds", **SMALL)
     assert [p.predicted_seconds for p in by_seconds] == sorted(p.predicted_seconds for p in by_seconds)
-    with pytest.raises(ValueError, match="inferences, seconds, rounds"):
+    with pytest.raises(ValueError, match="inferences, rounds, tokens, usd, seconds"):
         plan(20, 5, 8, objective="dollars")
 
 
@@ -125,7 +127,7 @@ def test_bad_shapes_raise(kw):
 def test_explain_names_winner_runner_up_and_rounds():
     predictions = plan(20, 5, 8, sorters=["heapsort", "quicksort"], **SMALL)
     text = explain(predictions)
-    assert text.startswith("quicksort: ") and "against heapsort's" in text
+    assert text.startswith("quicksort (pair, B=8): ") and "against heapsort (B=8)" in text
     assert "fewer" in text and "rounds" in text
 
 
@@ -139,9 +141,13 @@ def test_auto_sorter_ranks_correctly_and_uses_the_planner_choice():
     assert reranker.sorter_for(1) == "quicksort"
 
 
-def test_auto_sorter_takes_no_options():
-    with pytest.raises(ValueError, match="auto"):
-        Reranker(ScoresOracle({}), sorter="auto:pivot=random")
+def test_auto_sorter_takes_only_an_objective():
+    for bad in ("auto:pivot=random", "auto:objective=dollars", "auto:objective=tokens,pivot=random"):
+        with pytest.raises(ValueError, match="auto"):
+            Reranker(ScoresOracle({}), sorter=bad)
+    with pytest.raises(ValueError, match="price table"):
+        Reranker(ScoresOracle({}), sorter="auto:objective=usd")
+    Reranker(ScoresOracle({}), sorter="auto:objective=tokens")
     assert Reranker(ScoresOracle({}), sorter="heapsort").sorter_for(50) == "heapsort"
 
 
@@ -151,11 +157,13 @@ def test_plan_command_table(capsys):
     out = capsys.readouterr().out
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["#", "sorter", "comparisons", "prompts", "inferences", "rounds",
-                                "seconds", "ndcg@10"]
-    winner = lines[1].split()[1]
-    assert f"{winner}: " in out and "per query" in out
-    assert sum(line[:1].isdigit() for line in lines) == 6  # n <= 60: allpair included
+    assert lines[0].split() == ["#", "shape", "sorter", "B", "prompts", "inferences", "rounds", "in_tok",
+                                "cached", "out_tok", "usd", "seconds", "ndcg@10"]
+    first = lines[1].split()
+    assert first[0] == "1*" and sum("*" in line.split()[0] for line in lines[1:] if line[:1].strip()) == 1
+    assert f"{first[2]} ({first[1]}, B=8): " in out and "per query" in out
+    # n <= 60: allpair included; 7 pairwise sorters and setwise, tournament:k=4 and listwise
+    assert sum(line.strip()[:1].isdigit() for line in lines) == 10
 
 
 def test_plan_command_json(capsys):
@@ -169,7 +177,8 @@ def test_plan_command_json(capsys):
     assert data["settings"]["in_flight"] == "all" and data["settings"]["latency"]["alpha"] == 0.1
     assert set(data["predictions"][0]) >= {"comparisons", "prompts", "inferences", "rounds",
                                            "predicted_seconds", "ndcg10"}
-    assert data["explanation"].startswith("allpair: 1")
+    assert data["explanation"].startswith("allpair (pair, B=64): 1")
+    assert data["best"]["sorter"] == "allpair" and data["best"]["batch_size"] == 64
 
 
 @pytest.mark.parametrize("flag", ["--n", "--k", "--batch-size"])
@@ -183,3 +192,90 @@ def test_plan_command_bad_input_exits_2(capsys, flag):
 def test_the_planner_simulates_only_simulated_judges():
     with pytest.raises(ValueError, match="perfect or noisy"):
         predict("quicksort", 20, 5, 4, judge="llama.cpp", **SMALL)
+
+
+# --- across shapes, in every unit -----------------------------------------------------------
+
+def test_tokens_and_rounds_choose_different_shapes_at_dl19_depth():
+    """DL19's shape (depth 100, k=10): a listwise window reads ~20 passages in one prompt, so it
+    is the fewest tokens; its windows wait for each other, so pairwise quicksort has fewer rounds."""
+    by_tokens = plan(100, 10, 8, objective="tokens")
+    by_rounds = plan(100, 10, 8, objective="rounds")
+    assert (by_tokens[0].shape, by_tokens[0].sorter) == ("list", "listwise")
+    assert by_rounds[0].shape == "pair" and by_rounds[0].sorter.startswith("quicksort")
+    assert by_tokens[0].rounds > by_rounds[0].rounds and by_tokens[0].tokens < by_rounds[0].tokens
+    assert {p.shape for p in by_tokens} == {"pair", "set", "list"}
+    assert [p.tokens for p in by_tokens] == sorted(p.tokens for p in by_tokens)
+    for p in by_tokens:  # every unit, and the cached prefix is part of the input
+        assert p.input_tokens > 0 and 0 <= p.cached_tokens < p.input_tokens and p.output_tokens > 0
+        assert p.tokens == p.input_tokens + p.output_tokens
+
+
+def test_a_plan_covers_every_sorter_at_every_batch_size_and_shapes_filter_it():
+    predictions = plan(20, 5, [1, 8], sorters=["quicksort", "setwise:k=4"], **SMALL)
+    assert sorted((p.sorter, p.batch_size) for p in predictions) == [
+        ("quicksort", 1), ("quicksort", 8), ("setwise:k=4", 1), ("setwise:k=4", 8)]
+    one = {p.sorter: p for p in predictions if p.batch_size == 1}
+    assert one["quicksort"].inferences == one["quicksort"].prompts  # B=1: one prompt an inference
+    assert one["setwise:k=4"].shape == "set"
+    pair_only = plan(20, 5, 8, shapes=("pair",), **SMALL)
+    assert {p.shape for p in pair_only} == {"pair"} and "listwise" not in {p.sorter for p in pair_only}
+    with pytest.raises(ValueError, match="unknown question shape"):
+        plan(20, 5, 8, shapes=("pair", "graph"))
+
+
+def test_usd_is_the_price_table_over_the_predicted_tokens():
+    from cost.prices import Prices
+
+    prices = Prices(input=0.40, output=1.60, cached_input=0.10)
+    p = predict("quicksort", 20, 5, 8, prices=prices, **SMALL)
+    fresh = p.input_tokens - p.cached_tokens
+    by_hand = (fresh * 0.40 + p.cached_tokens * 0.10 + p.output_tokens * 1.60) / 1e6
+    assert p.usd == pytest.approx(by_hand) and p.usd > 0
+    assert predict("quicksort", 20, 5, 8, **SMALL).usd is None
+    with pytest.raises(ValueError, match="price table"):
+        plan(20, 5, 8, objective="usd", **SMALL)
+    ranked = plan(20, 5, 8, objective="usd", prices=prices, **SMALL)
+    assert [x.usd for x in ranked] == sorted(x.usd for x in ranked)
+
+
+def test_under_a_budget_plans_are_simulated_within_it_and_ranked_by_quality():
+    from cost.budget import parse_budget
+
+    budget = parse_budget("6000tokens")
+    predictions = plan(40, 10, 8, budget=budget, **SMALL)
+    whole = {p.sorter: p for p in plan(40, 10, 8, **SMALL)}
+    for p in predictions:
+        # never past the budget by more than one inference's tokens (B prompts of ~250 tokens)
+        assert p.input_tokens <= 6000 + 8 * 300 and p.budget == "6000tokens"
+        assert p.input_tokens <= whole[p.sorter].input_tokens + 1e-6
+    assert [round(p.ndcg10, 3) for p in predictions] == sorted((round(p.ndcg10, 3) for p in predictions),
+                                                                 reverse=True)
+
+
+def test_auto_picks_among_the_shapes_the_judge_answers():
+    planner._predict.cache_clear()
+    ids, scores = score_docs(100, seed=3)
+    qrels = {"q": {d: int(s * 3) for d, s in zip(ids, scores.values(), strict=False)}}
+    class PairsOnly(ScoresOracle):
+        shapes = ("pair",)
+
+    pair_only = Reranker(PairsOnly(scores), sorter="auto:objective=tokens", k=10)
+    assert pair_only.sorter_for(100) in {p.sorter for p in plan(100, 10, 8, shapes=("pair",))}
+    shaped = Reranker(PerfectOracle(qrels), sorter="auto:objective=tokens", k=10)
+    assert shaped.sorter_for(100) == "listwise"  # the fewest tokens, as plan() says
+    assert Reranker(PerfectOracle(qrels), sorter="auto:objective=rounds", k=10).sorter_for(100).startswith(
+        "quicksort")
+    result = shaped.rank("q", [f"text {d}" for d in ids], ids)
+    assert result.cost.prompts_by_shape["list"] > 0 and len(result.doc_ids) == 100
+
+
+def test_plan_command_objective_tokens_marks_the_cheapest(capsys):
+    assert main(["plan", "--n", "100", "--k", "10", "--objective", "tokens", "--batch-size", "8,64",
+                 "--trials", "1", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["choice"] == "listwise" and data["best"]["shape"] == "list"
+    assert {p["batch_size"] for p in data["predictions"]} == {8, 64}
+    assert data["settings"]["objective"] == "tokens" and data["settings"]["batch_sizes"] == [8, 64]
+    assert main(["plan", "--n", "20", "--k", "5", "--objective", "usd", "--trials", "1"]) == 2
+    assert "price table" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_simulate_and_bench_rows_carry_usd_per_query(tmp_path, capsys, dl19_dir)
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert rows
     for row in rows:
-        by_hand = (row["prompt_tokens"] * 0.40 + row["completion_tokens"] * 1.60) / 1e6
+        by_hand = (row["input_tokens"] * 0.40 + row["output_tokens"] * 1.60) / 1e6
         assert row["usd"] == pytest.approx(by_hand, abs=1e-8)
     assert main(["bench", *args, "--prices", str(prices), "--out", str(tmp_path / "b")]) == 0
     capsys.readouterr()

@@ -83,7 +83,7 @@ def check_run(first, again, shape: str) -> None:
     assert sorted(first.doc_ids) == sorted(IDS)
     cost = first.cost
     assert cost.prompts_by_shape[shape] > 0 and cost.prompts == sum(cost.prompts_by_shape.values())
-    assert cost.prompt_tokens > 0 and cost.completion_tokens > 0
+    assert cost.input_tokens > 0 and cost.output_tokens > 0
     assert cost.unparsed <= cost.unparsed_retries  # an unparsed answer is asked once more, counted once
     # every parsed answer was cached; only one that stayed unparsed is asked (and retried) again
     if cost.unparsed == 0:

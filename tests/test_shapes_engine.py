@@ -187,8 +187,8 @@ def test_listwise_counts_and_tokens_by_hand():
         assert dict(r.cost.prompts_by_shape) == {"list": 9}
         # tokens: the first window shows candidates 80..99 in order (one rule for every shape)
         first = estimate_question_tokens(req.query, list(req.docs[80:100]))
-        assert r.cost.prompt_tokens > 9 * first * 0.5
-        assert r.cost.completion_tokens == 9 * estimate_answer_tokens("list", 20)
+        assert r.cost.input_tokens > 9 * first * 0.5
+        assert r.cost.output_tokens == 9 * estimate_answer_tokens("list", 20)
     assert estimate_question_tokens("q", ["a" * 40, "b" * 40]) == 40 + 1 + 10 + 10
     assert estimate_question_tokens("q", ["a" * 40] * 4) == 40 + 1 + 40 + 2 * 3
 

@@ -59,12 +59,13 @@ from prp.spec import split_specs
 
 MEASURES = {"ndcg@10": "nDCG@10", "mrr@10": "RR(rel=2)@10"}
 LEDGER = ("comparisons", "unique_comparisons", "cache_hits", "prompts", "inferences",
-          "virtual_inferences", "rounds", "prompt_tokens", "completion_tokens", "unparsed",
+          "virtual_inferences", "rounds", "input_tokens", "cached_tokens", "output_tokens", "unparsed",
           "predicted_seconds")
 COLUMNS = (("sorter", "sorter"), ("B", "batch_size"), ("orders", "orders"), ("budget", "budget"),
            ("cmp", "comparisons"), ("prompts", "prompts"),
            ("infer", "inferences"), ("v.infer", "virtual_inferences"), ("phys.infer", "physical_inferences"),
-           ("rounds", "rounds"), ("in_tok", "prompt_tokens"), ("out_tok", "completion_tokens"),
+           ("rounds", "rounds"), ("in_tok", "input_tokens"), ("cached", "cached_tokens"),
+           ("out_tok", "output_tokens"),
            ("pred_s", "predicted_seconds"), ("meas_s", "measured_seconds"),
            ("ndcg@10", "ndcg@10"), ("mrr@10", "mrr@10"))
 
@@ -217,7 +218,7 @@ def write_plots(out: Path, rows: list[dict], baseline: dict) -> list[str]:
     names = ["frontier.png", "inferences_vs_batch.png"]
     if any(row["budget"] != "-" for row in rows):
         plot_budgets(out / "ndcg_vs_prompts.png", rows, baseline)
-        plot_budgets(out / "ndcg_vs_tokens.png", rows, baseline, x="prompt_tokens")
+        plot_budgets(out / "ndcg_vs_tokens.png", rows, baseline, x="input_tokens")
         names += ["ndcg_vs_prompts.png", "ndcg_vs_tokens.png"]
     return names
 
@@ -269,7 +270,7 @@ def plot_frontier(path: Path, rows: list[dict], baseline: dict) -> None:
 
 
 def plot_budgets(path: Path, rows: list[dict], baseline: dict, x: str = "prompts") -> None:
-    """nDCG@10 against ``x`` per query (``prompts`` or ``prompt_tokens``, input tokens): a line
+    """nDCG@10 against ``x`` per query (``prompts`` or ``input_tokens``): a line
     per sorter x orders x B through its budgets."""
     from matplotlib import colormaps
 

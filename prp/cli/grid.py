@@ -112,7 +112,7 @@ def check(args: argparse.Namespace) -> None:
 def priced(row: dict, prices: Prices | None) -> dict:
     """``row`` with ``usd`` per query (its input and output tokens under ``prices``), if given."""
     if prices is not None:
-        row["usd"] = round(prices.usd(row["prompt_tokens"], row["completion_tokens"]), 8)
+        row["usd"] = round(prices.usd(row["input_tokens"], row["output_tokens"], row["cached_tokens"]), 8)
     return row
 
 

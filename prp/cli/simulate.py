@@ -28,7 +28,8 @@ from prp.oracles.judges import SIMULATED, make_judge
 from prp.types import RankRequest
 
 COLUMNS = ("comparisons", "unique_comparisons", "cache_hits", "inferred", "prompts", "inferences", "rounds",
-           "virtual_prompts", "virtual_inferences", "predicted_seconds", "prompt_tokens", "completion_tokens")
+           "virtual_prompts", "virtual_inferences", "predicted_seconds", "input_tokens", "cached_tokens",
+           "output_tokens")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -82,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
 def format_table(rows: list[dict]) -> str:
     heads = ["sorter", "B", "cache", "budget", "cmp", "uniq", "hits", "inferred", "prompts", "infer",
-             "v.infer", "rounds", "in_tok", "out_tok", "pred_s", "ndcg@10"]
+             "v.infer", "rounds", "in_tok", "cached", "out_tok", "pred_s", "ndcg@10"]
     keys = ["sorter", "batch_size", "cache", "budget", "comparisons", "unique_comparisons", "cache_hits",
-            "inferred", "prompts", "inferences", "virtual_inferences", "rounds", "prompt_tokens",
-            "completion_tokens", "predicted_seconds", "ndcg@10"]
+            "inferred", "prompts", "inferences", "virtual_inferences", "rounds", "input_tokens",
+            "cached_tokens", "output_tokens", "predicted_seconds", "ndcg@10"]
     return aligned([heads, *([cell(row[key]) for key in keys] for row in rows)], left=())

@@ -68,7 +68,7 @@ def error(dialect: Dialect | None, status: int, message: str, **headers: str) ->
 
 def usage(result: RankedResult) -> dict[str, Any]:
     cost = result.cost
-    prompt_tokens, completion_tokens = round(cost.prompt_tokens), round(cost.completion_tokens)
+    prompt_tokens, completion_tokens = round(cost.input_tokens), round(cost.output_tokens)
     return {"prompts": cost.prompts, "inferences": round(cost.inferences, 6), "cache_hits": cost.cache_hits,
             "comparisons": cost.unique_comparisons, "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens,

@@ -1,0 +1,60 @@
+"""Cached-prefix tokens (cost/prefix.py) and the scheduler's prefix-aware batching: counts by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from cost.model import TEMPLATE_TOKENS, estimate_tokens
+from cost.prefix import PrefixCache
+from prp import PerfectOracle, Reranker
+
+
+def test_a_prefix_is_cached_within_its_inference_and_the_next_only():
+    cache = PrefixCache(window=2)
+    head, other = ("template", "q1"), ("template", "q2")
+    # one inference: the second prompt repeats the head and the first passage, the third the head
+    assert cache.inference([[(head, 10), ("a", 100), ("b", 100)], [(head, 10), ("a", 100), ("c", 100)],
+                            [(head, 10), ("c", 100), ("a", 100)]]) == (10 + 100 + 10, 630)
+    assert cache.inference([[(head, 10), ("c", 100), ("d", 100)]]) == (110, 210)  # from the one before
+    assert cache.inference([[(other, 10), ("a", 100)]]) == (0, 110)  # another query: no shared head
+    # two inferences later, the first one's prefixes are gone, the second's are still held
+    assert cache.inference([[(head, 10), ("a", 100)]]) == (0, 110)
+    assert cache.inference([[(head, 10), ("c", 100)]]) == (10, 110)  # head: sent just before
+    # a segment after a miss is never cached, even if it matched on its own
+    assert PrefixCache().inference([[(head, 1), ("a", 5)], [(other, 1), ("a", 5)]]) == (0, 12)
+    with pytest.raises(ValueError, match="at least 1"):
+        PrefixCache(window=0)
+
+
+def test_the_ledger_counts_cached_prefix_tokens_by_hand():
+    """allpair on 3 passages, one order, one batch: prompts (0, 1), (0, 2), (1, 2). Packed by
+    prefix, (0, 2) follows (0, 1) and reads the head and passage 0 from the cache; (1, 2) reads
+    the head. The simulated judge reports the same estimates, so the counts are exact."""
+    query, texts = "what is a flea", ["fleas live a year " * 4, "cats sleep " * 9, "dogs bark " * 11]
+    qrels = {"q": {"d0": 2, "d1": 1, "d2": 0}}
+    result = Reranker(PerfectOracle(qrels), sorter="allpair", k=3, batch_size=8, orders="one").rank(
+        query, texts, ["d0", "d1", "d2"], qid="q")
+    head = TEMPLATE_TOKENS + estimate_tokens(query)
+    tok = [estimate_tokens(t, 128) for t in texts]
+    assert result.cost.input_tokens == 3 * head + 2 * tok[0] + 2 * tok[1] + 2 * tok[2]
+    assert result.cost.cached_tokens == 2 * head + tok[0]
+
+
+def test_prompts_that_share_a_first_passage_are_batched_together():
+    """quicksort's first partition asks (x, pivot) and (pivot, x) for each of 16 x: asked order
+    alternates them (4 pivot-first prompts in each batch of 8). Packed by prefix: groups in
+    first-asked order, (d0, pivot) alone, then the 16 pivot-first prompts, then one group per x:
+    pivot-first counts per batch 7, 8, 1, 0."""
+    seen: list[list[str]] = []
+
+    class Recording(PerfectOracle):
+        async def judge(self, prompts):
+            seen.append([p.first_id for p in prompts])
+            return await super().judge(prompts)
+
+    ids = [f"d{i}" for i in range(17)]
+    judge = Recording({"q": {d: i % 4 for i, d in enumerate(ids)}})
+    Reranker(judge, sorter="quicksort", k=1, batch_size=8).rank("q", [f"passage {d} " * 30 for d in ids], ids)
+    first = seen[:4]  # the first partition: 16 comparisons, 32 prompts, 4 batches
+    pivot = max(set(sum(first, [])), key=sum(first, []).count)
+    assert [batch.count(pivot) for batch in first] == [7, 8, 1, 0] and first[0][0] == "d0"
