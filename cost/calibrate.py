@@ -1,12 +1,14 @@
 """Fitting the latency model to measured inferences, and checking it on other runs.
 
 A measurement record is one inference: ``{"prompts": int, "prompt_tokens": int, "seconds":
-float}`` (other fields are kept but ignored). :func:`fit` finds the non-negative ``alpha``,
-``beta``, ``gamma`` of ``t = alpha + beta*prompts + gamma*prompt_tokens`` with the least squared
-error (every subset of the three terms is solved by least squares and the best feasible one
-kept: three unknowns make that exact and cheap). :func:`check` reports how well a model predicts
-records it was not fitted on. numpy is imported when a fit or a check runs, not with the module
-(the command line imports it).
+float}``, with ``completion_tokens`` (output tokens) when known (0 if missing; other fields are
+kept but ignored). :func:`fit` finds the non-negative ``alpha``, ``beta``, ``gamma``, ``delta`` of
+``t = alpha + beta*prompts + gamma*prompt_tokens + delta*completion_tokens`` with the least
+squared error (every subset of the four terms is solved by least squares and the best feasible
+one kept: four unknowns make that exact and cheap; with one output token a prompt, as pairs
+have, ``delta`` and ``beta`` are one term, and the fit keeps ``delta`` at 0). :func:`check`
+reports how well a model predicts records it was not fitted on. numpy is imported when a fit or
+a check runs, not with the module (the command line imports it).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def load_records(path: str | Path) -> list[dict]:
 def _design(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
-    x = np.array([[1.0, r["prompts"], r["prompt_tokens"]] for r in records], dtype=float)
+    x = np.array([[1.0, r["prompts"], r["prompt_tokens"], r.get("completion_tokens", 0)] for r in records],
+                 dtype=float)
     y = np.array([r["seconds"] for r in records], dtype=float)
     return x, y
 
@@ -49,12 +52,12 @@ def fit(records: Sequence[dict]) -> LatencyModel:
     if len(records) < 3:
         raise ValueError(f"need at least 3 measured inferences to fit 3 parameters, got {len(records)}")
     x, y = _design(records)
-    best, best_error = np.zeros(3), float(np.sum(y**2))
-    for size in (1, 2, 3):
-        for columns in itertools.combinations(range(3), size):
+    best, best_error = np.zeros(4), float(np.sum(y**2))
+    for size in (1, 2, 3, 4):  # fewer terms first: a tie keeps the simpler model
+        for columns in itertools.combinations(range(4), size):
             coef, *_ = np.linalg.lstsq(x[:, columns], y, rcond=None)
             if np.all(coef >= 0):
-                full = np.zeros(3)
+                full = np.zeros(4)
                 full[list(columns)] = coef
                 error = float(np.sum((x @ full - y) ** 2))
                 if error < best_error - 1e-15:
@@ -67,7 +70,7 @@ def check(model: LatencyModel, records: Sequence[dict]) -> dict[str, float]:
     import numpy as np
 
     x, y = _design(records)
-    predicted = x @ np.array([model.alpha, model.beta, model.gamma])
+    predicted = x @ np.array([model.alpha, model.beta, model.gamma, model.delta])
     residual = float(np.sum((y - predicted) ** 2))
     spread = float(np.sum((y - y.mean()) ** 2)) or 1.0
     return {

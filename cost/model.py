@@ -1,10 +1,13 @@
 """The latency model: predicted wall time of one inference, and of a schedule of them.
 
-    t(batch) = alpha + beta * prompts + gamma * prompt_tokens
+    t(batch) = alpha + beta * prompts + gamma * prompt_tokens + delta * output_tokens
 
 ``alpha`` is the fixed cost of a call (request, scheduling, kernel launch), ``beta`` the cost of
 each prompt beyond its tokens (decoding the answer token), ``gamma`` the cost of each prompt
-token (the forward pass). The defaults are illustrative figures for a mid-size judge served on
+token (the forward pass, prefill), ``delta`` the cost of each output token (decoding: one token
+for a pair or set answer, several per passage for a list, so ``delta`` prices listwise answers;
+it is 0 in the defaults, and ``prp calibrate`` fits it when the runs it reads vary in output
+tokens). The defaults are illustrative figures for a mid-size judge served on
 one GPU (0.1 s per call, 10 ms per prompt, 0.2 ms per prompt token): batching pays there. A CPU
 judge is dominated by ``gamma`` (Qwen2.5-Coder-1.5B through llama.cpp on this machine: about
 2.8 s per 250-token prompt, i.e. gamma ~ 0.011); fit your own figures from measured runs.
@@ -64,12 +67,14 @@ def estimate_prompt_tokens(query: str, first: str, second: str, passage_budget: 
 
 @dataclass(frozen=True)
 class LatencyModel:
-    """Predicted seconds of an inference: ``alpha + beta * prompts + gamma * prompt_tokens``.
+    """Predicted seconds of an inference: ``alpha + beta * prompts + gamma * prompt_tokens +
+    delta * output_tokens``.
 
     Args:
         alpha: seconds per inference (the fixed cost of a call).
-        beta: seconds per prompt beyond its tokens (decoding the answer).
-        gamma: seconds per prompt token (the forward pass).
+        beta: seconds per prompt beyond its tokens.
+        gamma: seconds per prompt token (the forward pass, prefill).
+        delta: seconds per output token (decoding).
 
     Raises:
         ValueError: a coefficient that is negative or not a number.
@@ -83,31 +88,35 @@ class LatencyModel:
     alpha: float = 0.1
     beta: float = 0.01
     gamma: float = 0.0002
+    delta: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "beta", "gamma"):
+        for name in ("alpha", "beta", "gamma", "delta"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
                 raise ValueError(f"latency {name} must be a number >= 0, got {value!r}")
 
     def __str__(self) -> str:
-        """``"alpha,beta,gamma"``, as :meth:`parse` reads it."""
-        return f"{self.alpha:g},{self.beta:g},{self.gamma:g}"
+        """``"alpha,beta,gamma"`` (``",delta"`` added when it is not 0), as :meth:`parse` reads it."""
+        text = f"{self.alpha:g},{self.beta:g},{self.gamma:g}"
+        return f"{text},{self.delta:g}" if self.delta else text
 
     @classmethod
     def parse(cls, text: str) -> LatencyModel:
-        """``"alpha,beta,gamma"`` -> LatencyModel (the CLI's ``--latency``)."""
+        """``"alpha,beta,gamma"`` or ``"alpha,beta,gamma,delta"`` -> LatencyModel (the CLI's
+        ``--latency``)."""
         parts = text.split(",")
-        if len(parts) != 3:
-            raise ValueError(f"latency must be 'alpha,beta,gamma', got {text!r}")
+        if len(parts) not in (3, 4):
+            raise ValueError(f"latency must be 'alpha,beta,gamma' or 'alpha,beta,gamma,delta', got {text!r}")
         try:
             return cls(*(float(p) for p in parts))
         except ValueError as exc:
-            raise ValueError(f"latency must be three numbers 'alpha,beta,gamma', got {text!r}") from exc
+            raise ValueError(f"latency must be three or four numbers 'alpha,beta,gamma[,delta]', got {text!r}"
+                             ) from exc
 
-    def batch_seconds(self, prompts: int, prompt_tokens: int) -> float:
+    def batch_seconds(self, prompts: int, prompt_tokens: float, output_tokens: float = 0) -> float:
         """Predicted seconds of one inference carrying ``prompts`` prompts."""
-        return self.alpha + self.beta * prompts + self.gamma * prompt_tokens
+        return self.alpha + self.beta * prompts + self.gamma * prompt_tokens + self.delta * output_tokens
 
     @staticmethod
     def makespan(seconds: Iterable[float], concurrency: int) -> float:

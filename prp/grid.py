@@ -89,7 +89,8 @@ def run_cell(requests: Sequence[RankRequest], judge: Backend, cell: Cell, store:
         if inference.sent:
             physical.inferences += 1
             physical.prompts += inference.sent
-            physical.predicted_seconds += latency.batch_seconds(inference.sent, inference.sent_tokens)
+            physical.predicted_seconds += latency.batch_seconds(inference.sent, inference.sent_tokens,
+                                                                inference.result.completion_tokens)
 
     results = rank(reranker, requests, on_inference=sent)
     cost = results[0].run_cost if results else Ledger(queries=0)

@@ -71,12 +71,13 @@ class LatencyChoice:
 
     def describe(self) -> str:
         m = self.model
-        return (f"t = {m.alpha:.3g} + {m.beta:.3g}*prompts + {m.gamma:.3g}*prompt_tokens s "
+        decode = f" + {m.delta:.3g}*output_tokens" if m.delta else ""
+        return (f"t = {m.alpha:.3g} + {m.beta:.3g}*prompts + {m.gamma:.3g}*prompt_tokens{decode} s "
                 f"({self.source})")
 
     def to_dict(self) -> dict:
         m = self.model
-        return {"alpha": m.alpha, "beta": m.beta, "gamma": m.gamma, "source": self.source}
+        return {"alpha": m.alpha, "beta": m.beta, "gamma": m.gamma, "delta": m.delta, "source": self.source}
 
 
 def default_for(kind: str | None, model: str | None = None) -> LatencyChoice:
@@ -130,7 +131,8 @@ def stored(cache_dir: str | os.PathLike[str] | None, judge: str) -> LatencyChoic
     if not isinstance(entry, dict):
         return None
     try:
-        model = LatencyModel(float(entry["alpha"]), float(entry["beta"]), float(entry["gamma"]))
+        model = LatencyModel(float(entry["alpha"]), float(entry["beta"]), float(entry["gamma"]),
+                             float(entry.get("delta", 0.0)))
         count = int(entry["inferences"])
     except (KeyError, TypeError, ValueError):
         return None
@@ -163,17 +165,20 @@ def record_run(cache_dir: str | os.PathLike[str], judge: str,
                records: Sequence[dict]) -> LatencyChoice | None:
     """Add a run's timed inferences to ``judge``'s records in ``cache_dir``, refit and store the
     model; returns it (None when the run timed no inference: nothing changes)."""
-    new = [[int(r["prompts"]), float(r["prompt_tokens"]), float(r["seconds"])] for r in records]
+    new = [[int(r["prompts"]), float(r["prompt_tokens"]), float(r["seconds"]),
+            float(r.get("completion_tokens", 0))] for r in records]
     if not new:
         return None
     judges = _read(cache_dir)
     entry = judges.get(judge) if isinstance(judges.get(judge), dict) else {}
-    kept = [row for row in entry.get("records", []) if isinstance(row, list) and len(row) == 3]
+    kept = [row + [0.0] * (4 - len(row)) for row in entry.get("records", [])
+            if isinstance(row, list) and len(row) in (3, 4)]  # 3: written before output tokens were
     kept = (kept + new)[-KEEP:]
-    model = refit([{"prompts": p, "prompt_tokens": t, "seconds": s} for p, t, s in kept])
+    model = refit([{"prompts": p, "prompt_tokens": t, "seconds": s, "completion_tokens": c}
+                   for p, t, s, c in kept])
     if model is None:
         return None
-    judges[judge] = {"alpha": model.alpha, "beta": model.beta, "gamma": model.gamma,
+    judges[judge] = {"alpha": model.alpha, "beta": model.beta, "gamma": model.gamma, "delta": model.delta,
                      "inferences": len(kept), "records": kept}
     path = _path(cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)

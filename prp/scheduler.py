@@ -138,7 +138,7 @@ class Job:
 
     __slots__ = ("qid", "query", "ids", "texts", "factory", "sorter", "qkey", "keys", "ledger",
                  "round", "order", "started", "cut", "soft", "spent", "bias", "beats", "budget", "request",
-                 "orders", "k", "error")
+                 "orders", "k", "error", "sizes")
 
     def __init__(self, qid: str, query: str, ids: Sequence[str], texts: Sequence[str],
                  factory: Callable[[], SorterGen], soft: bool = False, budget: Budget | None = None,
@@ -157,6 +157,7 @@ class Job:
         self.orders = orders  # this query's prompt orders (None: the settings')
         self.k = k  # this query's top-k, for its result (None: the Reranker's)
         self.error: PromptFailed | None = None  # set when a prompt it needed failed alone
+        self.sizes: dict[str, int] | None = None  # estimated tokens of its query and texts (_prefix_hits)
 
     def start(self, keys_by: str) -> None:
         """Admit the job: key its texts (or ids) and take the sorter's first round."""
@@ -571,14 +572,15 @@ def _round_cost(unit: str, prompts: int, job: Job, pairs: dict, shaped: dict, ba
                   for shown, _key in shaped.values())
     if unit == "tokens":
         return tokens
+    answers = sum(len(a) for a in pairs.values()) + sum(
+        estimate_answer_tokens(q.shape, len(shown)) for q, (shown, _key) in shaped.items())  # type: ignore[attr-defined]
     if unit == "usd":
-        answers = sum(len(a) for a in pairs.values()) + sum(
-            estimate_answer_tokens(q.shape, len(shown)) for q, (shown, _key) in shaped.items())  # type: ignore[attr-defined]
         return s.prices.usd(tokens, answers)  # type: ignore[union-attr]  # checked with the budget
     full, rest = divmod(prompts, s.batch_size)  # unit "s": the round's standalone batches
-    per_prompt = tokens / prompts if prompts else 0.0
-    seconds = full * s.latency.batch_seconds(s.batch_size, s.batch_size * per_prompt)
-    return seconds + (s.latency.batch_seconds(rest, rest * per_prompt) if rest else 0.0)
+    per_prompt, per_answer = (tokens / prompts, answers / prompts) if prompts else (0.0, 0.0)
+    b = s.batch_size
+    seconds = full * s.latency.batch_seconds(b, b * per_prompt, b * per_answer)
+    return seconds + (s.latency.batch_seconds(rest, rest * per_prompt, rest * per_answer) if rest else 0.0)
 
 
 def _shape_name(question: object, backend: Backend) -> str:
@@ -716,26 +718,43 @@ def _prefix_order(step: _Step) -> list[Key]:
     return [key for keys in groups.values() for key in keys]
 
 
-def _segments(key: Key, prompt: Prompt | ShapedPrompt, budget: int | None) -> list[tuple[object, float]]:
-    """A prompt as the chain of segments a prefix cache sees (:mod:`cost.prefix`): its head
-    (template and query, with the passage count) and its passages in the order shown, each with
-    its estimated tokens (:func:`cost.model.estimate_question_tokens`, split)."""
-    texts = (prompt.first, prompt.second) if type(prompt) is Prompt else prompt.texts
-    head = TEMPLATE_TOKENS + LABEL_TOKENS * max(0, len(texts) - 2) + estimate_tokens(prompt.query)
-    return [((key[0], key[1], len(texts)), head), *((t, estimate_tokens(t, budget)) for t in texts)]
+def _prefix_hits(batch: list[Key], step: _Step, prefixes: PrefixCache, budget: int | None
+                 ) -> tuple[float, int]:
+    """One inference's (cached-prefix tokens, input tokens), both estimated
+    (:func:`cost.model.estimate_question_tokens`, split into head and passages; see
+    :mod:`cost.prefix`). Each query's texts are estimated once (``Job.sizes``)."""
+    heads, total, pending, owner = [], 0, step.pending, step.owner
+    for key in batch:
+        p = pending[key]
+        job = owner[key]
+        sizes = job.sizes
+        if sizes is None:
+            sizes = job.sizes = {t: estimate_tokens(t, budget) for t in job.texts}
+            sizes[""] = TEMPLATE_TOKENS + estimate_tokens(job.query)  # the head of a pair prompt
+        if type(p) is Prompt:
+            head, lead = sizes[""], sizes[p.first]
+            heads.append(((key[0], key[1]), head, p.first, lead))
+            total += head + lead + sizes[p.second]
+        else:
+            n = len(p.texts)
+            head = sizes[""] + LABEL_TOKENS * max(0, n - 2)
+            heads.append(((key[0], key[1], n), head, p.texts[0], sizes[p.texts[0]]))
+            total += head + sum(sizes[t] for t in p.texts)
+    return prefixes.inference(heads), total
 
 
 def _charge(calls: Sent, step: _Step, s: Settings, backend: Backend) -> None:
     """Charge each query its share of this step's inferences, tokens (cached-prefix ones
     included, :mod:`cost.prefix`) and predicted time."""
-    seconds = [s.latency.batch_seconds(len(batch), result.prompt_tokens) for batch, result in calls]
+    seconds = [s.latency.batch_seconds(len(batch), result.prompt_tokens, result.completion_tokens)
+               for batch, result in calls]
     sent: dict[Job, int] = {}
-    prefixes, budget, pending = PrefixCache(), getattr(backend, "passage_tokens", 128), step.pending
+    prefixes, budget = PrefixCache(), getattr(backend, "passage_tokens", 128)
     for batch, result in calls:
         shares = _shares(batch, step)
         size = len(batch)
         step.owner[batch[0]].ledger.batch_sizes[size] += 1
-        hit, estimated = prefixes.inference([_segments(key, pending[key], budget) for key in batch])
+        hit, estimated = _prefix_hits(batch, step, prefixes, budget)
         cached = result.prompt_tokens * hit / estimated if estimated else 0.0
         for job, count in shares.items():
             led, share = job.ledger, count / size

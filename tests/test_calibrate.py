@@ -70,3 +70,35 @@ def test_calibrate_command(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"prompts": 1}]))
     assert main(["calibrate", str(bad)]) == 2
+
+
+def test_fit_recovers_a_decode_term_from_runs_whose_output_tokens_vary():
+    """List answers take several output tokens: with those runs, delta (seconds per output token)
+    is fitted apart from beta; pair-only runs (one output token a prompt) keep delta at 0."""
+    truth = LatencyModel(0.3, 0.05, 0.004, 0.02)
+    rng = random.Random(3)
+    records = []
+    for _ in range(40):
+        prompts = rng.choice([1, 2, 4, 8])
+        tokens, output = prompts * rng.randint(200, 2000), prompts * rng.choice([1, 40, 80])
+        records.append({"prompts": prompts, "prompt_tokens": tokens, "completion_tokens": output,
+                        "seconds": truth.batch_seconds(prompts, tokens, output)})
+    fitted = fit(records)
+    assert (fitted.alpha, fitted.beta, fitted.gamma, fitted.delta) == pytest.approx((0.3, 0.05, 0.004, 0.02))
+    assert check(fitted, records)["mean_abs_error_pct"] < 1e-6
+    assert fit(synthetic(LatencyModel(0.3, 0.05, 0.004))).delta == 0.0  # no output tokens recorded
+    assert LatencyModel.parse(str(truth)) == truth and str(LatencyModel(1, 0, 0)) == "1,0,0"
+    with pytest.raises(ValueError, match="alpha,beta,gamma,delta"):
+        LatencyModel.parse("1,2,3,4,5")
+
+
+def test_predicted_seconds_price_each_output_token():
+    """With t = 1 s per output token and nothing else, a query's predicted seconds are its output
+    tokens: a listwise window's answer is 4 tokens a passage (cost.model.estimate_answer_tokens)."""
+    from prp import PerfectOracle
+
+    ids = [f"d{i}" for i in range(10)]
+    judge = PerfectOracle({"q": {d: i % 3 for i, d in enumerate(ids)}})
+    result = Reranker(judge, sorter="listwise:window=10,step=5", k=5, batch_size=4,
+                      latency=LatencyModel(0, 0, 0, 1.0)).rank("q", [f"text {d}" for d in ids], ids, qid="q")
+    assert result.cost.output_tokens == 4 * 10 and result.cost.predicted_seconds == 40.0

@@ -10,18 +10,22 @@ from prp import PerfectOracle, Reranker
 
 
 def test_a_prefix_is_cached_within_its_inference_and_the_next_only():
-    cache = PrefixCache(window=2)
+    cache, tokens = PrefixCache(window=2), {"a": 100, "b": 90, "c": 80}
+
+    def P(head, head_tokens, lead):  # noqa: N802  a prompt: its head and its lead, with their tokens
+        return head, head_tokens, lead, tokens[lead]
+
     head, other = ("template", "q1"), ("template", "q2")
-    # one inference: the second prompt repeats the head and the first passage, the third the head
-    assert cache.inference([[(head, 10), ("a", 100), ("b", 100)], [(head, 10), ("a", 100), ("c", 100)],
-                            [(head, 10), ("c", 100), ("a", 100)]]) == (10 + 100 + 10, 630)
-    assert cache.inference([[(head, 10), ("c", 100), ("d", 100)]]) == (110, 210)  # from the one before
-    assert cache.inference([[(other, 10), ("a", 100)]]) == (0, 110)  # another query: no shared head
-    # two inferences later, the first one's prefixes are gone, the second's are still held
-    assert cache.inference([[(head, 10), ("a", 100)]]) == (0, 110)
-    assert cache.inference([[(head, 10), ("c", 100)]]) == (10, 110)  # head: sent just before
-    # a segment after a miss is never cached, even if it matched on its own
-    assert PrefixCache().inference([[(head, 1), ("a", 5)], [(other, 1), ("a", 5)]]) == (0, 12)
+    # one inference: the second prompt repeats the head and the lead, the third only the head
+    assert cache.inference([P(head, 10, "a"), P(head, 10, "a"), P(head, 10, "c")]) == 10 + 100 + 10
+    assert cache.inference([P(head, 10, "c")]) == 10 + 80  # from the inference before
+    assert cache.inference([P(other, 10, "a")]) == 0  # another query: no shared head, no lead
+    # two inferences later, the first one's prefixes are gone; the head was sent just before
+    assert cache.inference([P(head, 10, "a")]) == 0
+    assert cache.inference([P(head, 10, "a")]) == 110
+    # a lead is never cached after a missed head, even if it led a prompt of another head
+    assert PrefixCache().inference([P(head, 1, "a"), P(other, 1, "a")]) == 0
+    assert PrefixCache(window=1).inference([P(head, 1, "a"), P(head, 1, "a")]) == 101
     with pytest.raises(ValueError, match="at least 1"):
         PrefixCache(window=0)
 

@@ -154,7 +154,8 @@ def command_line(args: argparse.Namespace) -> str:
         elif action.dest == "base_url":  # repeatable
             words += [w for url in value for w in (flag, url)]
         elif isinstance(value, LatencyModel):
-            words += [flag, f"{value.alpha},{value.beta},{value.gamma}"]
+            words += [flag, ",".join(str(x) for x in (value.alpha, value.beta, value.gamma, value.delta)
+                                      [: 4 if value.delta else 3])]
         else:
             words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     return shlex.join(words)
@@ -171,7 +172,8 @@ def settings(args: argparse.Namespace) -> dict:
             "in_flight": "all" if args.in_flight is None else args.in_flight,
             "concurrency": args.concurrency, "seed": args.seed, "cache_dir": args.cache_dir,
             "judge": backends.backend_label(args),
-            "latency": {"alpha": latency.alpha, "beta": latency.beta, "gamma": latency.gamma}}
+            "latency": {"alpha": latency.alpha, "beta": latency.beta, "gamma": latency.gamma,
+                        "delta": latency.delta}}
 
 
 def write_report(out: Path, args: argparse.Namespace, rows: list[dict], baseline: dict) -> None:

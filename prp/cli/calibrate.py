@@ -27,15 +27,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     records = [r for path in args.measurements for r in load_records(path)]
     model = fit(records)
-    report = {"alpha": model.alpha, "beta": model.beta, "gamma": model.gamma,
-              "latency": f"{model.alpha:.6g},{model.beta:.6g},{model.gamma:.6g}",
+    report = {"alpha": model.alpha, "beta": model.beta, "gamma": model.gamma, "delta": model.delta,
+              "latency": f"{model.alpha:.6g},{model.beta:.6g},{model.gamma:.6g},{model.delta:.6g}",
               "fit": check(model, records),
               "holdout": {path: check(model, load_records(path)) for path in args.holdout}}
     if args.format == "json":
         print(json.dumps(report, indent=2))
         return 0
     print(f"t(batch) = {model.alpha:.4g} + {model.beta:.4g}*prompts + {model.gamma:.4g}*prompt_tokens"
-          f"   (--latency {report['latency']})")
+          f" + {model.delta:.4g}*output_tokens   (--latency {report['latency']})")
     print(f"{'run':<40} {'inferences':>10} {'measured s':>11} {'predicted s':>12} {'total err':>10} "
           f"{'mean |err|':>11} {'R2':>6}")
     rows = [("fitted on (" + ", ".join(args.measurements) + ")", report["fit"])]

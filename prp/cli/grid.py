@@ -81,7 +81,8 @@ def add_grid_args(p: argparse.ArgumentParser, sorters: str, batch_sizes: list[in
     p.add_argument("--concurrency", type=int, default=1, help="inferences in flight at once")
     p.add_argument("--seed", type=int, default=0, help="seed for orders=random")
     p.add_argument("--latency", type=latency_arg, default=DEFAULT_LATENCY,
-                   help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
+                   help="alpha,beta,gamma[,delta] of t(batch) = alpha + beta*prompts + gamma*prompt_tokens "
+                        "+ delta*output_tokens")
     backends.add_backend_args(p, default=judge, qrels_help=(
         "TREC qrels ('qid 0 docid grade' lines): with --input, required, the metrics' judgments and "
         "what perfect/noisy read; with --data, what perfect/noisy read (default: the --data "

@@ -37,7 +37,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="most prompts per inference (B); several, comma-separated, are each planned "
                         "(default 8)")
     p.add_argument("--latency", type=latency_arg, default=DEFAULT_LATENCY,
-                   help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens")
+                   help="alpha,beta,gamma[,delta] of t(batch) = alpha + beta*prompts + gamma*prompt_tokens "
+                        "+ delta*output_tokens")
     p.add_argument("--objective", default="inferences", choices=OBJECTIVES,
                    help="what the plan minimizes per query: inferences, rounds (the latency floor), "
                         "tokens (input plus output), usd (needs --prices) or predicted seconds")
@@ -97,7 +98,8 @@ def _settings(args: argparse.Namespace, sorters: list[str] | None) -> dict:
             "orders": args.orders, "in_flight": "all" if args.in_flight is None else args.in_flight,
             "queries": args.queries, "concurrency": args.concurrency, "trials": args.trials,
             "judge": args.judge, "seed": args.seed,
-            "latency": {"alpha": latency.alpha, "beta": latency.beta, "gamma": latency.gamma},
+            "latency": {"alpha": latency.alpha, "beta": latency.beta, "gamma": latency.gamma,
+                        "delta": latency.delta},
             "sorters": sorters or list(default_sorters(args.n, args.shapes))}
 
 

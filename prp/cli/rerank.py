@@ -156,8 +156,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rk.add_argument("--max-unparsed", type=float, default=None, metavar="FRACTION",
                     help="fail (exit 5) when more than this share of the prompts stays unparsed "
                          "after its retry (default: no limit, a warning only)")
-    rk.add_argument("--latency", type=latency_arg, default=None, metavar="A,B,G",
-                    help="alpha,beta,gamma of t(batch) = alpha + beta*prompts + gamma*prompt_tokens "
+    rk.add_argument("--latency", type=latency_arg, default=None, metavar="A,B,G[,D]",
+                    help="alpha,beta,gamma[,delta] of t(batch) = alpha + beta*prompts + gamma*prompt_tokens "
+                         "+ delta*output_tokens "
                          "(default: the model refitted on earlier runs in --cache-dir, else the judge's "
                          "default; the summary names the one used)")
     add_backend_args(p)
