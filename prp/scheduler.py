@@ -138,7 +138,7 @@ class Job:
 
     __slots__ = ("qid", "query", "ids", "texts", "factory", "sorter", "qkey", "keys", "ledger",
                  "round", "order", "started", "cut", "soft", "spent", "bias", "beats", "budget", "request",
-                 "orders", "k", "error", "sizes")
+                 "orders", "k", "error")
 
     def __init__(self, qid: str, query: str, ids: Sequence[str], texts: Sequence[str],
                  factory: Callable[[], SorterGen], soft: bool = False, budget: Budget | None = None,
@@ -157,7 +157,6 @@ class Job:
         self.orders = orders  # this query's prompt orders (None: the settings')
         self.k = k  # this query's top-k, for its result (None: the Reranker's)
         self.error: PromptFailed | None = None  # set when a prompt it needed failed alone
-        self.sizes: dict[str, int] | None = None  # estimated tokens of its query and texts (_prefix_hits)
 
     def start(self, keys_by: str) -> None:
         """Admit the job: key its texts (or ids) and take the sorter's first round."""
@@ -718,28 +717,29 @@ def _prefix_order(step: _Step) -> list[Key]:
     return [key for keys in groups.values() for key in keys]
 
 
-def _prefix_hits(batch: list[Key], step: _Step, prefixes: PrefixCache, budget: int | None
-                 ) -> tuple[float, int]:
+def _prefix_hits(batch: list[Key], pending: dict, prefixes: PrefixCache, sizes: dict[str, int],
+                 budget: int | None) -> tuple[float, int]:
     """One inference's (cached-prefix tokens, input tokens), both estimated
     (:func:`cost.model.estimate_question_tokens`, split into head and passages; see
-    :mod:`cost.prefix`). Each query's texts are estimated once (``Job.sizes``)."""
-    heads, total, pending, owner = [], 0, step.pending, step.owner
+    :mod:`cost.prefix`). ``sizes`` holds the step's passage estimates so far, by text (each
+    passage is estimated once a step, and nothing is kept per query in flight)."""
+    heads, total = [], 0
     for key in batch:
         p = pending[key]
-        job = owner[key]
-        sizes = job.sizes
-        if sizes is None:
-            sizes = job.sizes = {t: estimate_tokens(t, budget) for t in job.texts}
-            sizes[""] = TEMPLATE_TOKENS + estimate_tokens(job.query)  # the head of a pair prompt
         if type(p) is Prompt:
-            head, lead = sizes[""], sizes[p.first]
-            heads.append(((key[0], key[1]), head, p.first, lead))
-            total += head + lead + sizes[p.second]
+            texts: Sequence[str] = (p.first, p.second)
+            head = TEMPLATE_TOKENS
         else:
-            n = len(p.texts)
-            head = sizes[""] + LABEL_TOKENS * max(0, n - 2)
-            heads.append(((key[0], key[1], n), head, p.texts[0], sizes[p.texts[0]]))
-            total += head + sum(sizes[t] for t in p.texts)
+            texts = p.texts
+            head = TEMPLATE_TOKENS + LABEL_TOKENS * max(0, len(texts) - 2)
+        head += estimate_tokens(p.query)
+        total += head
+        for text in texts:
+            size = sizes.get(text)
+            if size is None:
+                size = sizes[text] = estimate_tokens(text, budget)
+            total += size
+        heads.append(((key[0], key[1], len(texts)), head, texts[0], sizes[texts[0]]))
     return prefixes.inference(heads), total
 
 
@@ -749,12 +749,12 @@ def _charge(calls: Sent, step: _Step, s: Settings, backend: Backend) -> None:
     seconds = [s.latency.batch_seconds(len(batch), result.prompt_tokens, result.completion_tokens)
                for batch, result in calls]
     sent: dict[Job, int] = {}
-    prefixes, budget = PrefixCache(), getattr(backend, "passage_tokens", 128)
+    prefixes, budget, sizes = PrefixCache(), getattr(backend, "passage_tokens", 128), {}
     for batch, result in calls:
         shares = _shares(batch, step)
         size = len(batch)
         step.owner[batch[0]].ledger.batch_sizes[size] += 1
-        hit, estimated = _prefix_hits(batch, step, prefixes, budget)
+        hit, estimated = _prefix_hits(batch, step.pending, prefixes, sizes, budget)
         cached = result.prompt_tokens * hit / estimated if estimated else 0.0
         for job, count in shares.items():
             led, share = job.ledger, count / size
