@@ -30,7 +30,7 @@ from prp.oracles.base import Backend, BackendError, prompt_fault
 from prp.types import BatchResult, Choice, Judgment, Prompt, ShapedPrompt
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inference:
     """What one batch cost: the ``on_inference`` hook's argument.
 
@@ -62,6 +62,22 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
                       cache: Cache | None) -> Inference:
     """Judge one batch through ``cache`` (see the module docstring)."""
     replay: TieredCache | None = cache if getattr(cache, "replay", False) is True else None  # type: ignore[assignment]
+    if replay is None:  # the common case: every prompt goes to the backend
+        started = time.perf_counter()
+        try:
+            raw = await backend.judge(prompts)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise _failed(backend, len(prompts), exc) from exc
+        seconds = time.perf_counter() - started
+        result = check_result(raw, len(prompts), backend.name)
+        if cache is not None:
+            put = cache.set
+            for key, judgment in zip(keys, result.judgments, strict=True):
+                if judgment.parsed:
+                    put(key, judgment)
+        return Inference(prompts, result, len(prompts), result.prompt_tokens, seconds)
     answers: list[Judgment | None] = [None] * len(prompts) if replay is None else replay.recall(keys)
     missing = [i for i, answer in enumerate(answers) if answer is None]
     tokens = completion = sent_tokens = 0
@@ -74,10 +90,7 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
         except BackendError:
             raise
         except Exception as exc:
-            error = BackendError(f"backend {backend.name!r} failed on a batch of {len(sent)} "
-                                 f"prompts: {type(exc).__name__}: {exc}")
-            error.prompt_fault = prompt_fault(exc)
-            raise error from exc
+            raise _failed(backend, len(sent), exc) from exc
         seconds = time.perf_counter() - started
         result = check_result(raw, len(sent), backend.name)
         tokens = sent_tokens = result.prompt_tokens
@@ -94,6 +107,14 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
         tokens, completion = tokens + replayed[0], completion + replayed[1]
     return Inference(prompts, BatchResult(answers, tokens, completion),  # type: ignore[arg-type]
                      len(missing), sent_tokens, seconds)
+
+
+def _failed(backend: Backend, prompts: int, exc: Exception) -> BackendError:
+    """A backend's exception on a batch as a BackendError naming it (``prompt_fault`` set)."""
+    error = BackendError(f"backend {backend.name!r} failed on a batch of {prompts} "
+                         f"prompts: {type(exc).__name__}: {exc}")
+    error.prompt_fault = prompt_fault(exc)
+    return error
 
 
 async def judge_all(backend: Backend, prompts: Sequence[Prompt | ShapedPrompt], batch_size: int,

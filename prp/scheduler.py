@@ -82,7 +82,6 @@ from cost.model import (
     estimate_question_tokens,
     estimate_tokens,
 )
-from cost.prefix import PrefixCache
 from cost.prices import Prices
 from prp.aggregate import FIXED_DIRECTIONS, BiasEstimate, directions, needs_margins, outcome
 from prp.cache import Cache
@@ -294,15 +293,25 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
     for job, round_, pairs, implied in step.plans:
         if job.order is not None:  # cut while the step ran (the engine's deadline): done already
             continue
-        coin = (job.orders or s.orders) == "random"
-        answered = {pair: [(a_first, known[key]) for a_first, key in answers]
-                    for pair, answers in pairs.items()}
+        soft = job.soft
         if s.debias == "auto":
+            coin = (job.orders or s.orders) == "random"
+            answered = {pair: [(a_first, known[key]) for a_first, key in answers]
+                        for pair, answers in pairs.items()}
             for pair, answers in answered.items():
                 job.bias.observe(pair, answers, coin)
-        bias = job.bias.value if s.debias == "auto" else 0.0 if s.debias == "off" else s.debias
-        unique = {pair: outcome(answers, aggregate, band, bias, job.soft)
-                  for pair, answers in answered.items()}
+            bias = job.bias.value
+            unique = {pair: outcome(answers, aggregate, band, bias, soft)
+                      for pair, answers in answered.items()}
+        else:
+            bias = 0.0 if s.debias == "off" else s.debias
+            unique = {}
+            for pair, answers in pairs.items():
+                if len(answers) == 2:
+                    (f1, k1), (f2, k2) = answers
+                    unique[pair] = outcome([(f1, known[k1]), (f2, known[k2])], aggregate, band, bias, soft)
+                else:
+                    unique[pair] = outcome([(f, known[k]) for f, k in answers], aggregate, band, bias, soft)
         if s.infer and not job.soft:
             for (a, b), result in unique.items():
                 if result:
@@ -448,10 +457,13 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
     step = _Step()
     known, pending, owner = step.known, step.pending, step.owner
     infer = s.infer
+    lookup = None if cache is None else cache.get
+    new_tuple = tuple.__new__  # a Prompt without its Python-level __new__
     for job in jobs:
         round_, keys, qkey = job.round, job.keys, job.qkey
         orders = job.orders or s.orders
         fixed = FIXED_DIRECTIONS.get(orders)
+        both = fixed == (True, False)
         pairs: dict[tuple[int, int], list[tuple[bool, Key]]] = {}
         implied: dict[Pair, int] = {}
         shaped: dict[object, tuple[tuple[int, ...], Key]] = {}
@@ -481,8 +493,13 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
                     implied[pair] = result
                     continue
             ka, kb = keys[a], keys[b]
-            pairs[pair] = [(a_first, (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka))
-                           for a_first in fixed or directions(orders, ka, kb, s.seed)]
+            if both:
+                pairs[pair] = [(True, (name, qkey, ka, kb)), (False, (name, qkey, kb, ka))]
+            elif fixed:
+                pairs[pair] = [(True, (name, qkey, ka, kb))]
+            else:
+                pairs[pair] = [(a_first, (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka))
+                               for a_first in directions(orders, ka, kb, s.seed)]
         cap = s.budget if job.budget is None else job.budget
         if cap is not None:
             cost = sum(map(len, pairs.values())) + len(shaped)
@@ -493,8 +510,8 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
                 continue
             job.spent += cost
         hits = virtual = 0
-        for pair, answers in pairs.items():
-            a, b = pair
+        qid, query, ids, texts = job.qid, job.query, job.ids, job.texts
+        for (a, b), answers in pairs.items():
             hit = True
             for a_first, key in answers:
                 if key in known:
@@ -503,15 +520,15 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
                     hit = False
                     continue
                 virtual += 1
-                judged = None if cache is None else cache.get(key)
+                judged = None if lookup is None else lookup(key)
                 if judged is not None:
                     known[key] = judged
                     step.cached += 1
                     continue
                 hit = False
                 first, second = (a, b) if a_first else (b, a)
-                pending[key] = Prompt(job.qid, job.query, job.ids[first], job.texts[first],
-                                      job.ids[second], job.texts[second])
+                pending[key] = new_tuple(Prompt, (qid, query, ids[first], texts[first],
+                                                  ids[second], texts[second]))
                 owner[key] = job
             hits += hit
         led = job.ledger
@@ -642,7 +659,7 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
     a failure that may be a prompt's fault splits the batch (module docstring, step 3).
     ``root``: the error and size of the first batch that failed, when this is part of it."""
     try:
-        done = await judge_batch(backend, [step.pending[key] for key in batch], batch, cache)
+        done = await judge_batch(backend, list(map(step.pending.__getitem__, batch)), batch, cache)
     except BackendError as exc:
         if not exc.prompt_fault:
             raise
@@ -655,13 +672,13 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
         half = (len(batch) + 1) // 2
         return (await _send(batch[:half], step, backend, cache, s, root)
                 + await _send(batch[half:], step, backend, cache, s, root))
-    known, no_margin = step.known, False
-    for key, judgment in zip(batch, done.result.judgments, strict=True):
-        known[key] = judgment
+    judgments, no_margin = done.result.judgments, False
+    step.known.update(zip(batch, judgments, strict=True))
+    for key, judgment in zip(batch, judgments, strict=True):
         if not judgment.parsed:
             step.unparsed.add(key)
-        elif key not in step.shapes:
-            no_margin = no_margin or judgment.margin is None
+        elif type(judgment) is Judgment and judgment.margin is None and key not in step.shapes:
+            no_margin = True
     if step.hooks.on_inference is not None:
         step.hooks.on_inference(done)
     if no_margin and s.aggregate == "margin":  # fail at the first such answer (it is cached)
@@ -717,30 +734,64 @@ def _prefix_order(step: _Step) -> list[Key]:
     return [key for keys in groups.values() for key in keys]
 
 
-def _prefix_hits(batch: list[Key], pending: dict, prefixes: PrefixCache, sizes: dict[str, int],
-                 budget: int | None) -> tuple[float, int]:
-    """One inference's (cached-prefix tokens, input tokens), both estimated
-    (:func:`cost.model.estimate_question_tokens`, split into head and passages; see
-    :mod:`cost.prefix`). ``sizes`` holds the step's passage estimates so far, by text (each
-    passage is estimated once a step, and nothing is kept per query in flight)."""
-    heads, total = [], 0
-    for key in batch:
-        p = pending[key]
-        if type(p) is Prompt:
-            texts: Sequence[str] = (p.first, p.second)
-            head = TEMPLATE_TOKENS
-        else:
-            texts = p.texts
-            head = TEMPLATE_TOKENS + LABEL_TOKENS * max(0, len(texts) - 2)
-        head += estimate_tokens(p.query)
-        total += head
-        for text in texts:
-            size = sizes.get(text)
-            if size is None:
-                size = sizes[text] = estimate_tokens(text, budget)
-            total += size
-        heads.append(((key[0], key[1], len(texts)), head, texts[0], sizes[texts[0]]))
-    return prefixes.inference(heads), total
+class _Prefixes:
+    """The step's cached-prefix count (the rule of :mod:`cost.prefix`, window 2), streamed: the
+    scheduler sends prompts grouped by prefix, so a prompt that shares its head (and lead) with
+    the one sent just before it is a hit with no lookup; only where the prefix changes are the
+    heads and leads sent earlier looked up. ``sizes``: the step's passage estimates, by text
+    (each estimated once a step; nothing is kept per query in flight)."""
+
+    __slots__ = ("budget", "sizes", "seen", "head", "lead", "name", "qkey", "n", "query", "tokens", "t", "at")
+
+    def __init__(self, budget: int | None) -> None:
+        self.budget, self.sizes, self.seen = budget, {}, {}
+        self.head = self.lead = self.name = self.qkey = self.query = None
+        # ``t``: inferences counted; ``at``: the one the current run of prompts was last sent in
+        self.n, self.tokens, self.t, self.at = 0, 0, 0, 0
+
+    def inference(self, batch: list[Key], pending: dict) -> tuple[int, int]:
+        """One inference's (cached-prefix tokens, input tokens), both estimated
+        (:func:`cost.model.estimate_question_tokens`, split into head and passages)."""
+        self.t = t = self.t + 1
+        sizes, budget, seen = self.sizes, self.budget, self.seen
+        hit = total = 0
+        for key in batch:
+            p = pending[key]
+            if type(p) is Prompt:
+                lead, texts, n = p.first, (p.first, p.second), 2
+            else:
+                texts = p.texts
+                lead, n = texts[0], len(texts)
+            for text in texts:
+                size = sizes.get(text)
+                if size is None:
+                    size = sizes[text] = estimate_tokens(text, budget)
+                total += size
+            query = p.query
+            if key[0] is self.name and key[1] is self.qkey and n == self.n and query is self.query:
+                head = self.tokens  # the same head as the prompt sent just before: cached
+                hit += head
+                if lead is self.lead or lead == self.lead:
+                    hit += sizes[lead]
+                else:
+                    seen[(self.head, self.lead)] = self.at
+                    if seen.get((self.head, lead), -1) >= t - 1:
+                        hit += sizes[lead]
+                    self.lead = lead
+            else:
+                if self.head is not None:
+                    seen[self.head] = seen[(self.head, self.lead)] = self.at
+                self.name, self.qkey, self.n, self.query, self.lead = key[0], key[1], n, query, lead
+                self.head = (key[0], key[1], n)
+                head = TEMPLATE_TOKENS + LABEL_TOKENS * max(0, n - 2) + estimate_tokens(query)
+                self.tokens = head
+                if seen.get(self.head, -1) >= t - 1:
+                    hit += head
+                    if seen.get((self.head, lead), -1) >= t - 1:
+                        hit += sizes[lead]
+            total += head
+            self.at = t
+        return hit, total
 
 
 def _charge(calls: Sent, step: _Step, s: Settings, backend: Backend) -> None:
@@ -749,27 +800,35 @@ def _charge(calls: Sent, step: _Step, s: Settings, backend: Backend) -> None:
     seconds = [s.latency.batch_seconds(len(batch), result.prompt_tokens, result.completion_tokens)
                for batch, result in calls]
     sent: dict[Job, int] = {}
-    prefixes, budget, sizes = PrefixCache(), getattr(backend, "passage_tokens", 128), {}
+    prefixes = _Prefixes(getattr(backend, "passage_tokens", 128))
+    owner, shapes = step.owner, step.shapes
+    tokens = any(result.prompt_tokens for _, result in calls)  # none reported: nothing to scale
     for batch, result in calls:
-        shares = _shares(batch, step)
         size = len(batch)
-        step.owner[batch[0]].ledger.batch_sizes[size] += 1
-        hit, estimated = _prefix_hits(batch, step.pending, prefixes, sizes, budget)
-        cached = result.prompt_tokens * hit / estimated if estimated else 0.0
-        for job, count in shares.items():
+        owner[batch[0]].ledger.batch_sizes[size] += 1
+        reported = result.prompt_tokens
+        if tokens:
+            hit, estimated = prefixes.inference(batch, step.pending)
+            cached = reported * hit / estimated if estimated else 0.0
+        else:
+            cached = 0.0
+        for job, count in _shares(batch, step).items():
             led, share = job.ledger, count / size
             led.prompts += count
             led.inferences += share
-            led.input_tokens += result.prompt_tokens * share
+            led.input_tokens += reported * share
             led.cached_tokens += cached * share
             led.output_tokens += result.completion_tokens * share
             sent[job] = sent.get(job, 0) + count
-        shapes = step.shapes
-        for key in batch:
-            shape = shapes.get(key, "pair")
-            led = step.owner[key].ledger
-            led.prompts_by_shape[shape] += 1
-            led.inferences_by_shape[shape] += 1 / size
+            if not shapes:
+                led.prompts_by_shape["pair"] += count
+                led.inferences_by_shape["pair"] += share
+        if shapes:
+            for key in batch:
+                shape = shapes.get(key, "pair")
+                led = owner[key].ledger
+                led.prompts_by_shape[shape] += 1
+                led.inferences_by_shape[shape] += 1 / size
     if seconds:
         makespan = sum(seconds) if s.concurrency == 1 else LatencyModel.makespan(seconds, s.concurrency)
         total = sum(sent.values())

@@ -62,3 +62,46 @@ def test_prompts_that_share_a_first_passage_are_batched_together():
     first = seen[:4]  # the first partition: 16 comparisons, 32 prompts, 4 batches
     pivot = max(set(sum(first, [])), key=sum(first, []).count)
     assert [batch.count(pivot) for batch in first] == [7, 8, 1, 0] and first[0][0] == "d0"
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_schedulers_streamed_count_is_the_rule_of_cost_prefix(seed):
+    """The scheduler's streamed count (lookups only where the prefix changes) equals
+    :class:`cost.prefix.PrefixCache` on prompts in any order: grouped, interleaved across queries
+    and shapes, repeated heads and leads far apart, batches of any size."""
+    import random
+
+    from cost.model import LABEL_TOKENS
+    from prp.scheduler import _Prefixes
+    from prp.types import Prompt, ShapedPrompt
+
+    rng = random.Random(seed)
+    texts = [f"passage {i} " * rng.randint(1, 60) for i in range(6)]
+    queries = {b"q1": "short query", b"q2": "a much longer query " * 3}
+    pending = {}
+    for x in range(rng.randint(1, 40)):
+        qkey = rng.choice(list(queries))
+        if rng.random() < 0.8:
+            a, b = rng.sample(range(len(texts)), 2)
+            key = ("judge", qkey, a.to_bytes(1, "big"), b.to_bytes(1, "big"), x)
+            pending[key] = Prompt("q", queries[qkey], str(a), texts[a], str(b), texts[b])
+        else:
+            shown = rng.sample(range(len(texts)), rng.randint(2, 4))
+            key = ("judge|set|set-v1", qkey, bytes(shown), x)
+            pending[key] = ShapedPrompt("q", queries[qkey], "set", "set-v1", tuple(map(str, shown)),
+                                        tuple(texts[i] for i in shown))
+    keys = list(pending)
+    if seed % 2:
+        keys.sort(key=lambda k: (k[1], k[2]))  # grouped, as the scheduler sends them
+    size = rng.randint(1, 8)
+    batches = [keys[x: x + size] for x in range(0, len(keys), size)]
+    streamed, reference = _Prefixes(128), PrefixCache()
+    for batch in batches:
+        heads, total = [], 0
+        for key in batch:
+            p = pending[key]
+            ptexts = (p.first, p.second) if type(p) is Prompt else p.texts
+            head = TEMPLATE_TOKENS + LABEL_TOKENS * max(0, len(ptexts) - 2) + estimate_tokens(p.query)
+            total += head + sum(estimate_tokens(t, 128) for t in ptexts)
+            heads.append(((key[0], key[1], len(ptexts)), head, ptexts[0], estimate_tokens(ptexts[0], 128)))
+        assert streamed.inference(batch, pending) == (reference.inference(heads), total)
