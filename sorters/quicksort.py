@@ -104,20 +104,21 @@ def _partition(
     a: list[int], segments: list[Segment], slots: list[int], known: Known, k: int
 ) -> Generator[Round, list[Outcome], list[Segment]]:
     """Partition every segment around its pivot slot in one round; return the new ones."""
-    asks = [
-        (a[s], a[p])
-        for (lo, hi), p in zip(segments, slots, strict=True)
-        for s in range(lo, hi)
-        if s != p and not ({(a[s], a[p]), (a[p], a[s])} & known.keys())
-    ]
+    asks = [(a[s], a[p]) for (lo, hi), p in zip(segments, slots, strict=True)
+            for s in range(lo, hi) if s != p]
+    if known:  # median-of-three judged some of them already
+        asks = [(c, piv) for c, piv in asks if (c, piv) not in known and (piv, c) not in known]
     if asks:
         known = {**known, **dict(zip(asks, (yield asks), strict=True))}
     new: list[Segment] = []
     for (lo, hi), p in zip(segments, slots, strict=True):
         piv = a[p]
-        rest = [a[s] for s in range(lo, hi) if s != p]
-        above = [c for c in rest if _ranks_above(c, piv, known)]
-        below = [c for c in rest if not _ranks_above(c, piv, known)]
+        above: list[int] = []
+        below: list[int] = []
+        for s in range(lo, hi):
+            if s != p:
+                c = a[s]
+                (above if _ranks_above(c, piv, known) else below).append(c)
         a[lo:hi] = above + [piv] + below
         split = lo + len(above)
         new += [(x, y) for x, y in ((lo, split), (split + 1, hi)) if y - x >= 2 and x < k]

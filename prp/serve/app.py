@@ -37,6 +37,13 @@ Rules:
   (seconds until the judge is probed again, at least 1); any other judge failure is a 502.
   Shutdown (uvicorn's lifespan end, after it drained the open requests) closes the engine
   (finishing anything still in flight) and the cache, so nothing judged is lost.
+
+Speed: the rerank calls never go through FastAPI's routing, request objects or
+``BaseHTTPMiddleware``. A pure ASGI layer (:class:`_Front`) checks every call but health and
+metrics (draining, API key, ``Content-Length``), reads a rerank body straight from ``receive``,
+and writes the answer as two ASGI messages; FastAPI still routes everything else (health,
+metrics, 404 and 405 in the service's JSON shape). With one client a request costs the engine's
+own time plus about 0.1 ms of the service's (``bench/serve_lone.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,7 +64,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from prp.cache import add_cache_error_hook, cache_health
 from prp.engine import Engine, EngineClosed
@@ -64,10 +76,17 @@ from prp.oracles.base import BackendError, PromptFailed
 from prp.oracles.simulated import unjudged
 from prp.reranker import Reranker
 from prp.serve import dialects
-from prp.serve.bodies import BodyError, Limits, admit, parse_json, read_body
+from prp.serve.bodies import BodyError, ClientGone, Limits, admit, load_json, receive_body
+from prp.serve.dialects import Reply
 from prp.types import RankRequest
 
 __all__ = ["Limits", "Metrics", "create_app"]
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Metrics:
@@ -77,16 +96,14 @@ class Metrics:
         self.registry = r = CollectorRegistry()
         self.requests = Counter("prp_requests", "Rerank requests answered, by HTTP status", ["status"],
                                 registry=r)
-        self.prompts = Counter("prp_prompts", "Prompts sent to the judge", registry=r)
-        self.inferences = Counter("prp_inferences", "Inferences (judge calls)", registry=r)
+        self.judged = _Inferences(batch_size)  # prp_prompts, prp_inferences, prp_batch_fill
+        r.register(self.judged)
         self.batch_splits = Counter("prp_batch_splits", "Failed batches split in halves to find the prompt "
                                     "at fault (prp.scheduler)", registry=r)
         self.cache_hits = Counter("prp_cache_hits", "Comparisons answered by the cache", registry=r)
         self.unparsed = Counter("prp_unparsed", "Prompts whose answer stayed unreadable after a retry "
                                 "(counted as ties)", registry=r)
         self.documents = Counter("prp_documents", "Documents reranked", registry=r)
-        self.batch_fill = Histogram("prp_batch_fill", "Prompts per inference / batch size", registry=r,
-                                    buckets=(0.125, 0.25, 0.5, 0.75, 0.9, 1.0))
         self.latency = Histogram("prp_request_seconds", "Rerank request latency", registry=r,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120))
         self.queue_depth = Gauge("prp_queue_depth", "Queries waiting to be admitted", registry=r)
@@ -95,19 +112,208 @@ class Metrics:
                                     " reads miss, writes queue; reconnect attempts count)", registry=r)
         self.cache_up = Gauge("prp_cache_up", "1 while every cache tier answers, 0 degraded", registry=r)
         self.batch_size = batch_size
+        self.on_inference = self.judged.on_inference
+
+
+class _Inferences:
+    """``prp_prompts``, ``prp_inferences`` and ``prp_batch_fill`` (prompts per inference / batch
+    size), as Prometheus' own Counter and Histogram would show them. The engine calls
+    :meth:`on_inference` for every inference, a dozen times a request: it counts in a plain dict
+    (on the engine's loop, as the scrape is), where Prometheus' locked values cost more than the
+    rest of the service's work for a request."""
+
+    BUCKETS = (0.125, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.fills: dict[int, int] = {}  # prompts in an inference -> inferences with that many
+        self.created = time.time()
 
     def on_inference(self, inference: Any) -> None:
-        self.inferences.inc()
-        self.prompts.inc(len(inference.prompts))
-        self.batch_fill.observe(len(inference.prompts) / self.batch_size)
+        n = len(inference.prompts)
+        self.fills[n] = self.fills.get(n, 0) + 1
+
+    def collect(self) -> list[Metric]:
+        fills = list(self.fills.items())
+        inferences = sum(count for _, count in fills)
+        prompts = sum(n * count for n, count in fills)
+        buckets = [(floatToGoString(le), sum(c for n, c in fills if n / self.batch_size <= le))
+                   for le in self.BUCKETS]
+        fill = HistogramMetricFamily("prp_batch_fill", "Prompts per inference / batch size",
+                                     buckets=[*buckets, ("+Inf", inferences)],
+                                     sum_value=sum(n / self.batch_size * c for n, c in fills))
+        fill.samples.append(Sample("prp_batch_fill_created", {}, self.created))
+        at = self.created
+        return [CounterMetricFamily("prp_prompts", "Prompts sent to the judge", prompts, created=at),
+                CounterMetricFamily("prp_inferences", "Inferences (judge calls)", inferences, created=at),
+                fill]
 
 
-def _draining() -> JSONResponse:
+def _draining() -> Reply:
     return _error(503, "the service is shutting down; retry on another replica", **{"Retry-After": "1"})
 
 
-def _error(status: int, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status, headers=headers or None)
+def _error(status: int, message: str, **headers: str) -> Reply:
+    return Reply(status, {"message": message}, headers)
+
+
+async def _write(send: Send, reply: Reply) -> None:
+    """``reply`` as two ASGI messages (what a Starlette ``JSONResponse`` sends)."""
+    body = dialects.encode(reply.content)
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in reply.headers.items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_OPEN = frozenset(("/health", "/metrics"))  # no API key, not counted as rerank calls
+_RERANK = frozenset(dialects.PATHS)
+
+
+class _Service:
+    """The rerank calls, as plain ASGI: the guard every call but health and metrics goes through
+    (:meth:`guarded`) and the rerank endpoint itself (:meth:`rerank`)."""
+
+    def __init__(self, reranker: Reranker, state: dict[str, Any], metrics: Metrics, model_name: str,
+                 api_keys: frozenset[str], limits: Limits) -> None:
+        self.reranker, self.state, self.metrics = reranker, state, metrics
+        self.model_name, self.api_keys, self.limits = model_name, api_keys, limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A rerank call as an ASGI app (the route's endpoint; :class:`_Front` answers every
+        rerank POST before routing, so FastAPI never gets to call it)."""
+        await self.guarded(scope, receive, send, None)
+
+    async def guarded(self, scope: Scope, receive: Receive, send: Send, inner: ASGIApp | None) -> None:
+        """Announce the call to the engine, check it (draining, API key, size) and answer it: a
+        rerank POST here (``inner`` None), anything else by ``inner`` (FastAPI's routing)."""
+        engine: Engine | None = self.state["engine"]
+        # on its way until submitted (rerank closes it then): an idle engine lingers for it
+        arrival = None if engine is None else engine.arriving()
+        started = time.perf_counter()
+        status = 0
+        try:
+            refused = self._refused(scope["headers"])
+            if refused is not None:
+                status = refused.status
+                await _write(send, refused)
+            elif inner is None:
+                reply = await self._rerank(scope, receive, arrival)
+                if reply is None:  # the client went away: no one to answer
+                    return
+                status = reply.status
+                await _write(send, reply)
+            else:
+                async def sending(message: Message) -> None:
+                    nonlocal status
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                    await send(message)
+
+                await inner(scope, receive, sending)
+        finally:
+            if arrival is not None:
+                arrival.close()
+        self.metrics.requests.labels(str(status)).inc()
+        if status == 200:
+            self.metrics.latency.observe(time.perf_counter() - started)
+
+    def _refused(self, headers: list[tuple[bytes, bytes]]) -> Reply | None:
+        """503 while draining, 401 without a good API key, 413 for a declared size past the limit."""
+        if self.state["draining"]:
+            return _draining()
+        auth = key = size = None
+        for name, value in headers:
+            if name == b"authorization" and auth is None:
+                auth = value.decode("latin-1")
+            elif name == b"x-api-key" and key is None:
+                key = value.decode("latin-1")
+            elif name == b"content-length" and size is None:
+                size = value.decode("latin-1")
+        if self.api_keys:
+            if auth is not None and auth.lower().startswith("bearer "):
+                key = auth[7:].strip()
+            if key not in self.api_keys:
+                return _error(401, "missing or wrong API key (Authorization: Bearer KEY)")
+        limit = self.limits.max_body_bytes
+        if size is not None and size.isdigit() and int(size) > limit:
+            return _error(413, f"request body of {size} bytes is over the limit of {limit}")
+        return None
+
+    async def _rerank(self, scope: Scope, receive: Receive, arrival: Any) -> Reply | None:
+        reranker, limit = self.reranker, self.limits
+        content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+        dialect = None
+        try:
+            data, clean = load_json(await receive_body(receive, limit.max_body_bytes), content_type)
+            dialect = dialects.pick(scope["path"], data)
+            ask = admit(data, dialect.body, limit, checked=clean)
+        except BodyError as exc:
+            return dialects.error(dialect, exc.status, exc.message)
+        except ClientGone:
+            return None
+        if ask.sorter is not None:
+            try:
+                reranker.check_sorter(ask.sorter)
+            except (ValueError, TypeError) as exc:
+                return dialects.error(dialect, 422, f"sorter: {exc}")
+        n = len(ask.texts)
+        top_n = n if ask.top_n is None else min(ask.top_n, n)
+        engine: Engine | None = self.state["engine"]
+        if engine is None:  # the lifespan has not started it
+            return _draining()
+        if reranker.oracle.keys_by == "id":  # the judge (and the cache) read ids: given, else the index
+            ids = ask.ids or tuple(str(i) for i in range(n))
+            qid = ask.query_id or ask.query
+        else:
+            ids, qid = ask.ids, f"r-{uuid.uuid4().hex[:12]}"
+        if arrival is not None:
+            arrival.close()  # submitted now: no batchmate is waited for on its account
+        request = RankRequest(ask.query, ask.texts, ids, qid)
+        try:
+            [result] = await engine.rank_many([request], budget=ask.budget, timeout=ask.timeout,
+                                              sorter=ask.sorter, k=max(top_n, 1), orders=ask.orders)
+        except EngineClosed:
+            return _draining()
+        except PromptFailed as exc:  # a prompt of this request the judge refuses: its own fault
+            return dialects.error(dialect, 422, f"the judge cannot judge a prompt of this request: {exc}")
+        except BackendError as exc:
+            retry = getattr(exc, "retry_after", None)  # JudgeDown: the judge's pool is down
+            if retry is not None:
+                return dialects.error(dialect, 503, f"the judge is unavailable: {exc}",
+                                      **{"Retry-After": str(retry)})
+            return dialects.error(dialect, 502, f"the judge failed: {exc}")
+        except (ValueError, TypeError) as exc:
+            return dialects.error(dialect, 422, str(exc))
+        cost, metrics = result.cost, self.metrics
+        metrics.cache_hits.inc(cost.cache_hits)
+        metrics.unparsed.inc(cost.unparsed)
+        metrics.documents.inc(n)
+        missing = unjudged(reranker.oracle, [result])  # a simulated judge with no qrels for it
+        notes = [] if missing is None else [f"{missing} (send query_id and each document's id)"]
+        return dialects.respond(dialect, ask, result, self.model_name, warnings=notes)
+
+
+class _Front:
+    """The pure ASGI layer in front of FastAPI's routing: a rerank POST is answered by
+    :meth:`_Service.guarded` at once; health and metrics, lifespan and the rest go on to FastAPI
+    (the rest guarded first)."""
+
+    def __init__(self, app: ASGIApp, service: _Service) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _OPEN:
+            await self.app(scope, receive, send)
+        elif scope["method"] == "POST" and scope["path"] in _RERANK:
+            await self.service.guarded(scope, receive, send, None)
+        else:
+            await self.service.guarded(scope, receive, send, self.app)
 
 
 def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float = 2.0,
@@ -137,49 +343,20 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
 
     app = FastAPI(title="prp rerank", lifespan=lifespan)
     app.state.prp = state
+    service = _Service(reranker, state, metrics, model_name, api_keys, limit)
+    app.add_middleware(_Front, service=service)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """Routing's own errors (404, 405) in the service's shape: ``{"message": ...}``."""
         message = f"{request.method} {request.url.path}: {exc.detail}"
-        return _error(exc.status_code, message, **(exc.headers or {}))
+        return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)
 
     def drain() -> None:
         """Stop admitting: new rerank calls get 503 (called on SIGTERM, before uvicorn drains)."""
         state["draining"] = True
 
     app.state.drain = drain
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):  # noqa: ANN001, ANN202
-        if request.url.path in ("/health", "/metrics"):
-            return await call_next(request)
-        engine = state["engine"]
-        # on its way until submitted (the handler closes it then): an idle engine lingers for it
-        request.state.arrival = arrival = None if engine is None else engine.arriving()
-        started = time.perf_counter()
-        try:
-            response = await _guarded(request, call_next)
-        finally:
-            if arrival is not None:
-                arrival.close()
-        metrics.requests.labels(str(response.status_code)).inc()
-        if response.status_code == 200:
-            metrics.latency.observe(time.perf_counter() - started)
-        return response
-
-    async def _guarded(request: Request, call_next):  # noqa: ANN001, ANN202
-        if state["draining"]:
-            return _draining()
-        if api_keys:
-            auth = request.headers.get("authorization", "")
-            key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
-            if key not in api_keys:
-                return _error(401, "missing or wrong API key (Authorization: Bearer KEY)")
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > limit.max_body_bytes:
-            return _error(413, f"request body of {size} bytes is over the limit of {limit.max_body_bytes}")
-        return await call_next(request)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -195,56 +372,6 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def rerank(request: Request) -> JSONResponse:
-        dialect = None
-        try:
-            data = parse_json(await read_body(request.stream(), limit.max_body_bytes),
-                              request.headers.get("content-type"))
-            dialect = dialects.pick(request.url.path, data)
-            ask = admit(data, dialect.body, limit)
-        except BodyError as exc:
-            return dialects.error(dialect, exc.status, exc.message)
-        if ask.sorter is not None:
-            try:
-                reranker.check_sorter(ask.sorter)
-            except (ValueError, TypeError) as exc:
-                return dialects.error(dialect, 422, f"sorter: {exc}")
-        n = len(ask.texts)
-        top_n = n if ask.top_n is None else min(ask.top_n, n)
-        engine: Engine = state["engine"]
-        if reranker.oracle.keys_by == "id":  # the judge (and the cache) read ids: given, else the index
-            ids = ask.ids or tuple(str(i) for i in range(n))
-            qid = ask.query_id or ask.query
-        else:
-            ids, qid = ask.ids, f"r-{uuid.uuid4().hex[:12]}"
-        arrival = getattr(request.state, "arrival", None)
-        if arrival is not None:
-            arrival.close()  # submitted now: no batchmate is waited for on its account
-        request = RankRequest(ask.query, ask.texts, ids, qid)
-        try:
-            [result] = await engine.rank_many([request], budget=ask.budget, timeout=ask.timeout,
-                                              sorter=ask.sorter, k=max(top_n, 1), orders=ask.orders)
-        except EngineClosed:
-            return _draining()
-        except PromptFailed as exc:  # a prompt of this request the judge refuses: its own fault
-            return dialects.error(dialect, 422, f"the judge cannot judge a prompt of this request: {exc}")
-        except BackendError as exc:
-            retry = getattr(exc, "retry_after", None)  # JudgeDown: the judge's pool is down
-            if retry is not None:
-                return dialects.error(dialect, 503, f"the judge is unavailable: {exc}",
-                                      **{"Retry-After": str(retry)})
-            return dialects.error(dialect, 502, f"the judge failed: {exc}")
-        except (ValueError, TypeError) as exc:
-            return dialects.error(dialect, 422, str(exc))
-        cost = result.cost
-        metrics.cache_hits.inc(cost.cache_hits)
-        metrics.unparsed.inc(cost.unparsed)
-        metrics.documents.inc(n)
-        missing = unjudged(reranker.oracle, [result])  # a simulated judge with no qrels for it
-        notes = [] if missing is None else [f"{missing} (send query_id and each document's id)"]
-        return dialects.respond(dialect, ask, result, model_name, warnings=notes)
-
-    for path in dialects.PATHS:
-        app.post(path)(rerank)
+    for path in dialects.PATHS:  # routed too: another method gets a 405 naming POST
+        app.router.routes.append(Route(path, endpoint=service, methods=["POST"]))
     return app
-

@@ -33,13 +33,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from cost.budget import Budget, parse_budget
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a serve install has it (pyproject's serve extra)
+    orjson = None  # type: ignore[assignment]
 
 MAX_TIMEOUT = 86_400.0  # seconds: a request may wait at most a day
 MAX_BUDGET = 10**12  # prompts per query
@@ -81,6 +86,30 @@ async def read_body(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
     return bytes(body)
 
 
+class ClientGone(Exception):
+    """The client disconnected before its whole body came in: there is no one to answer."""
+
+
+async def receive_body(receive: Callable[[], Awaitable[dict[str, Any]]], max_bytes: int) -> bytes:
+    """:func:`read_body` straight from an ASGI ``receive``; :class:`ClientGone` on a disconnect."""
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):  # the usual case
+        body = message.get("body", b"")
+        if len(body) > max_bytes:
+            raise BodyError(413, f"request body is over the limit of {max_bytes} bytes")
+        return body
+    chunks = bytearray()
+    while True:
+        if message["type"] != "http.request":  # http.disconnect
+            raise ClientGone
+        chunks += message.get("body", b"")
+        if len(chunks) > max_bytes:
+            raise BodyError(413, f"request body is over the limit of {max_bytes} bytes")
+        if not message.get("more_body", False):
+            return bytes(chunks)
+        message = await receive()
+
+
 class _Refused:
     """A JSON number strict JSON does not allow, kept where it was found so the error can name
     its field (:func:`check_values`)."""
@@ -120,6 +149,52 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
         raise BodyError(422, f"the body is not JSON{sent_as}: {exc}") from None
     except RecursionError:
         raise BodyError(422, "the body is not JSON this service reads: nested too deep") from None
+
+
+_BIG = float(2**63)  # orjson reads an integer past 64 bits as a float; the standard library as an int
+_DEPTH = 32  # deeper bodies take the standard library's path (its nesting limit, its messages)
+
+
+def load_json(body: bytes, content_type: str | None) -> tuple[Any, bool]:
+    """The body's JSON value and whether it is known clean: :func:`parse_json`'s value, and True
+    when nothing in it can fail :func:`check_values` (so that walk can be skipped).
+
+    The fast path is orjson, which refuses everything strict JSON does (NaN and Infinity, numbers
+    too large for a float, lone surrogates, bytes that are not UTF-8, a BOM). A value it reads is
+    taken only when the standard library reads the very same one: no float of 2**63 or more (an
+    integer that large, which the standard library keeps as an int) and no nesting deeper than
+    ``_DEPTH``. Anything else, including every error, takes :func:`parse_json`, so messages and
+    values never depend on which parser ran."""
+    if orjson is not None:
+        try:
+            data = orjson.loads(body)
+        except (ValueError, RecursionError):  # JSONDecodeError: parse_json says why, in its words
+            pass
+        else:
+            if _plain(data, 0):
+                return data, True
+    return parse_json(body, content_type), False
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """No float of 2**63 or more anywhere in ``value`` and no nesting past ``_DEPTH``."""
+    if depth > _DEPTH:
+        return False
+    kind = type(value)
+    if kind is dict:
+        value = value.values()
+    elif kind is float:
+        return -_BIG < value < _BIG
+    elif kind is not list:
+        return True
+    for item in value:
+        kind = type(item)
+        if kind is dict or kind is list:
+            if not _plain(item, depth + 1):
+                return False
+        elif kind is float and not -_BIG < item < _BIG:
+            return False
+    return True
 
 
 def _where(path: tuple[Any, ...]) -> str:
@@ -252,9 +327,11 @@ def _json_type(value: Any) -> str:
             dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def admit(data: Any, model: type[CohereBody] | type[TEIBody], limits: Limits) -> Ask:
-    """Check ``data`` (parsed JSON) against a dialect's body and the limits; 413/422 naming the field."""
-    check_values(data)
+def admit(data: Any, model: type[CohereBody] | type[TEIBody], limits: Limits, checked: bool = False) -> Ask:
+    """Check ``data`` (parsed JSON) against a dialect's body and the limits; 413/422 naming the field.
+    ``checked``: :func:`load_json` found it clean, so :func:`check_values` has nothing to find."""
+    if not checked:
+        check_values(data)
     try:
         body = model.model_validate(data)
     except ValidationError as exc:

@@ -20,6 +20,9 @@
 In every dialect ``document`` (``text`` for TEI) is left out of a result unless asked for, and a
 result's score is ``(n - rank + 1) / n``: 1.0 for the best, decreasing with rank (a pairwise judge
 orders; it does not score). Errors are ``{"message": ...}`` (Cohere's shape).
+
+Answers are :class:`Reply` values (status, JSON content, headers), written by :func:`encode` as
+compact UTF-8 JSON (orjson when installed, else the standard library; the same JSON either way).
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from fastapi.responses import JSONResponse
+from typing import Any, NamedTuple
 
 from prp.result import RankedResult
 from prp.serve.bodies import Ask, CohereBody, TEIBody
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a serve install has it (pyproject's serve extra)
+    orjson = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,30 @@ def pick(path: str, data: Any) -> Dialect:
     return COHERE_V1
 
 
-def error(dialect: Dialect | None, status: int, message: str, **headers: str) -> JSONResponse:
+class Reply(NamedTuple):
+    """An answer: its HTTP status, its JSON content and its headers besides the content's."""
+
+    status: int
+    content: Any
+    headers: dict[str, str]
+
+
+def encode(content: Any) -> bytes:
+    """``content`` as compact UTF-8 JSON (as Starlette's JSONResponse writes it)."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # e.g. an integer past 64 bits: the standard library writes it
+            pass
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def error(dialect: Dialect | None, status: int, message: str, **headers: str) -> Reply:
     """An error in ``dialect``'s shape (None: not known yet, Cohere's)."""
     body: dict[str, Any] = {"message": message}
     if dialect is TEI:
         body |= {"error": message, "error_type": "Validation" if status in (413, 422) else "Backend"}
-    return JSONResponse(body, status_code=status, headers=headers or None)
+    return Reply(status, body, headers)
 
 
 def usage(result: RankedResult) -> dict[str, Any]:
@@ -76,7 +100,7 @@ def usage(result: RankedResult) -> dict[str, Any]:
 
 
 def respond(dialect: Dialect, ask: Ask, result: RankedResult, model_name: str,
-            warnings: Sequence[str] = ()) -> JSONResponse:
+            warnings: Sequence[str] = ()) -> Reply:
     """The answer to ``ask`` in ``dialect``'s shape; ``warnings`` (if any) as ``warnings`` and
     ``meta.warnings`` (where the Cohere SDK reads them), for TEI's bare array as the
     ``X-PRP-Warnings`` header (a JSON list)."""
@@ -93,7 +117,7 @@ def respond(dialect: Dialect, ask: Ask, result: RankedResult, model_name: str,
             if ask.return_documents:
                 item["text"] = doc.text
             items.append(item)
-        return JSONResponse(items, headers=headers)
+        return Reply(200, items, headers)
     results = []
     for doc in top:
         item = {"index": doc.original_rank - 1, "relevance_score": (n - doc.rank + 1) / n}
@@ -107,4 +131,4 @@ def respond(dialect: Dialect, ask: Ask, result: RankedResult, model_name: str,
                                "usage": spent, "meta": meta}
     if warnings:
         payload["warnings"] = meta["warnings"] = list(warnings)
-    return JSONResponse(payload, headers=headers)
+    return Reply(200, payload, headers)
