@@ -44,7 +44,8 @@ def main() -> None:
         return await judge_batch(*a, **kw)
 
     prp.scheduler.judge_batch = first_inference_snapshot
-    Reranker(overhead.InstantJudge(scores), sorter="quicksort", k=10, batch_size=8).rank_many(reqs)
+    Reranker(overhead.InstantJudge(scores), sorter="quicksort", k=10, batch_size=8,
+             in_flight=len(reqs)).rank_many(reqs)
     now, peak = tracemalloc.get_traced_memory()
     q = args.queries
     lines = [f"# python bench/memory_per_query.py --queries {q}",

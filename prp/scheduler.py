@@ -217,9 +217,9 @@ class _Step:
         self.pending: dict[Key, Prompt] = {}  # to send, in first-asked order
         self.owner: dict[Key, Job] = {}  # who pays for each pending prompt
         self.virtual: dict[Job, int] = {}  # keys first met in this step, by first asker
-        # per job: its round, each unique pair's (a shown first?, prompt key) answers, and the
-        # pairs its graph implied (pair -> outcome)
-        self.plans: list[tuple[Job, list[Pair], dict[Pair, list[tuple[bool, Key]]], dict[Pair, int]]] = []
+        # per job: its round, each unique pair (a, b)'s prompt keys (a shown first when the key's
+        # third item is a's key: :func:`_answers`), and the pairs its graph implied (pair -> outcome)
+        self.plans: list[tuple[Job, list[Pair], dict[Pair, tuple[Key, ...]], dict[Pair, int]]] = []
         self.unparsed: set[Key] = set()
         self.over: list[Job] = []  # jobs whose round does not fit their budget: cut after the step
         self.hooks = NO_HOOKS
@@ -296,8 +296,7 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         soft = job.soft
         if s.debias == "auto":
             coin = (job.orders or s.orders) == "random"
-            answered = {pair: [(a_first, known[key]) for a_first, key in answers]
-                        for pair, answers in pairs.items()}
+            answered = {pair: _answers(job, pair, keys, known) for pair, keys in pairs.items()}
             for pair, answers in answered.items():
                 job.bias.observe(pair, answers, coin)
             bias = job.bias.value
@@ -306,12 +305,12 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         else:
             bias = 0.0 if s.debias == "off" else s.debias
             unique = {}
-            for pair, answers in pairs.items():
-                if len(answers) == 2:
-                    (f1, k1), (f2, k2) = answers
-                    unique[pair] = outcome([(f1, known[k1]), (f2, known[k2])], aggregate, band, bias, soft)
+            for pair, keys in pairs.items():
+                if len(keys) == 2:  # both orders: a shown first, then b
+                    unique[pair] = outcome([(True, known[keys[0]]), (False, known[keys[1]])], aggregate,
+                                           band, bias, soft)
                 else:
-                    unique[pair] = outcome([(f, known[k]) for f, k in answers], aggregate, band, bias, soft)
+                    unique[pair] = outcome(_answers(job, pair, keys, known), aggregate, band, bias, soft)
         if s.infer and not job.soft:
             for (a, b), result in unique.items():
                 if result:
@@ -331,6 +330,12 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         if job.order is None:
             job.stop()
     return len(batches)
+
+
+def _answers(job: Job, pair: Pair, keys: tuple[Key, ...], known: dict) -> list[tuple[bool, Judgment]]:
+    """A pair's answers as (a shown first?, judgment), from its prompt keys (see ``_Step.plans``)."""
+    ka = job.keys[pair[0]]
+    return [(key[2] is ka, known[key]) for key in keys]
 
 
 def _shaped_answer(question: object, shown: tuple[int, ...], choice: object, ledger: object) -> object:
@@ -400,11 +405,11 @@ def _fail_jobs(step: _Step) -> None:
             error.__cause__ = cause
             job.fail(error)
             continue
-        for (a, b), answers in pairs.items():
-            key = next((key for _, key in answers if key in step.failed), None)
+        for (a, b), keys in pairs.items():
+            key = next((key for key in keys if key in step.failed), None)
             if key is None:
                 continue
-            a_first = next(a_first for a_first, k in answers if k == key)
+            a_first = key[2] is job.keys[a]
             first, second = (job.ids[a], job.ids[b]) if a_first else (job.ids[b], job.ids[a])
             cause, root, size = step.failed[key]
             how = ("alone" if root is cause else f"alone, after its batch of {size} failed the same way"
@@ -464,7 +469,7 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
         orders = job.orders or s.orders
         fixed = FIXED_DIRECTIONS.get(orders)
         both = fixed == (True, False)
-        pairs: dict[tuple[int, int], list[tuple[bool, Key]]] = {}
+        pairs: dict[tuple[int, int], tuple[Key, ...]] = {}
         implied: dict[Pair, int] = {}
         shaped: dict[object, tuple[tuple[int, ...], Key]] = {}
         for question in round_:
@@ -494,12 +499,11 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
                     continue
             ka, kb = keys[a], keys[b]
             if both:
-                pairs[pair] = [(True, (name, qkey, ka, kb)), (False, (name, qkey, kb, ka))]
-            elif fixed:
-                pairs[pair] = [(True, (name, qkey, ka, kb))]
+                pairs[pair] = ((name, qkey, ka, kb), (name, qkey, kb, ka))
+            elif fixed or directions(orders, ka, kb, s.seed)[0]:
+                pairs[pair] = ((name, qkey, ka, kb),)
             else:
-                pairs[pair] = [(a_first, (name, qkey, ka, kb) if a_first else (name, qkey, kb, ka))
-                               for a_first in directions(orders, ka, kb, s.seed)]
+                pairs[pair] = ((name, qkey, kb, ka),)
         cap = s.budget if job.budget is None else job.budget
         if cap is not None:
             cost = sum(map(len, pairs.values())) + len(shaped)
@@ -511,9 +515,9 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
             job.spent += cost
         hits = virtual = 0
         qid, query, ids, texts = job.qid, job.query, job.ids, job.texts
-        for (a, b), answers in pairs.items():
+        for (a, b), pair_keys in pairs.items():
             hit = True
-            for a_first, key in answers:
+            for key in pair_keys:
                 if key in known:
                     continue
                 if key in pending:
@@ -526,7 +530,7 @@ def _plan(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settings) -
                     step.cached += 1
                     continue
                 hit = False
-                first, second = (a, b) if a_first else (b, a)
+                first, second = (a, b) if key[2] is keys[a] else (b, a)
                 pending[key] = new_tuple(Prompt, (qid, query, ids[first], texts[first],
                                                   ids[second], texts[second]))
                 owner[key] = job
@@ -582,8 +586,8 @@ def _round_cost(unit: str, prompts: int, job: Job, pairs: dict, shaped: dict, ba
         return -(-prompts // s.batch_size)
     budget = getattr(backend, "passage_tokens", 128)
     texts, query = job.texts, job.query
-    tokens = sum(estimate_prompt_tokens(query, texts[a], texts[b], budget) * len(answers)
-                 for (a, b), answers in pairs.items())
+    tokens = sum(estimate_prompt_tokens(query, texts[a], texts[b], budget) * len(keys)
+                 for (a, b), keys in pairs.items())
     tokens += sum(estimate_question_tokens(query, [texts[x] for x in shown], budget)
                   for shown, _key in shaped.values())
     if unit == "tokens":
@@ -692,7 +696,7 @@ def _uncount_unanswered(step: _Step) -> None:
     known = step.known
     unsent_by = Counter(owner for key, owner in step.owner.items() if key not in known)
     for job, round_, pairs, implied in step.plans:
-        answered = {pair for pair, answers in pairs.items() if all(key in known for _, key in answers)}
+        answered = {pair for pair, keys in pairs.items() if all(key in known for key in keys)}
         settled = answered | implied.keys()  # answered by a prompt or by the graph
         unsent = unsent_by[job]
         led = job.ledger
@@ -706,7 +710,7 @@ def _uncount_unanswered(step: _Step) -> None:
             led.questions_by_shape["pair"] -= len(pairs) - len(answered)
         led.virtual_prompts -= unsent
         step.virtual[job] -= unsent
-        if not any(key in known for answers in pairs.values() for _, key in answers) and not any(
+        if not any(key in known for keys in pairs.values() for key in keys) and not any(
                 key in known for _shown, key in shaped.values()):
             led.rounds -= 1  # nothing of this round was asked
             for shape in {"pair"} if pairs else set():

@@ -17,7 +17,10 @@ Rules this module keeps:
   strict order) the edges are true, so a certified top-k is the true one, whatever the
   unsettled pairs would answer.
 
-The graph is pure data (no I/O); the closure is kept incrementally as bitsets (Python ints).
+The graph is pure data (no I/O). The closure is kept incrementally as bitsets (Python ints), by
+row (``reach[a]``: who ``a`` reaches) and by column (``into[b]``: who reaches ``b``), so adding
+an edge touches only the candidates whose closure grows and every query is a few integer
+operations.
 """
 
 from __future__ import annotations
@@ -38,22 +41,39 @@ class PreferenceGraph:
     def __init__(self, n: int) -> None:
         self.n = n
         self.reach = [0] * n  # bit b of reach[a]: a path a -> ... -> b exists
+        self.into = [0] * n  # bit a of into[b]: the same path, by column (who reaches b)
         self.weights: dict[tuple[int, int], float] = {}  # direct edge (a, b) -> summed weight
 
-    def add(self, winner: int, loser: int, weight: float = 1.0) -> None:
-        """Record ``winner`` ranked above ``loser`` (a direct edge) and update the closure."""
+    def add(self, winner: int, loser: int, weight: float = 1.0) -> bool:
+        """Record ``winner`` ranked above ``loser`` (a direct edge) and update the closure; True
+        when the closure grew (False: the edge was already implied, or ``winner == loser``).
+
+        The new paths are ``x -> ... -> winner -> loser -> ... -> y``: every ``x`` that reaches
+        ``winner`` (and ``winner`` itself) now reaches every ``y`` that ``loser`` reaches (and
+        ``loser``). Such an ``x`` already reaches all ``winner`` reaches, so only ``fresh``, what
+        ``winner`` did not reach yet, is new: the rows of the sources and the columns of
+        ``fresh`` are updated, nothing else is looked at.
+        """
         if winner == loser:
-            return
+            return False
         edge = (winner, loser)
         self.weights[edge] = self.weights.get(edge, 0.0) + weight
-        reach = self.reach
+        reach, into = self.reach, self.into
         if reach[winner] >> loser & 1:
-            return  # already implied: the closure does not change
-        new = (1 << loser) | reach[loser]
-        bit = 1 << winner
-        for x in range(self.n):
-            if x == winner or reach[x] & bit:
-                reach[x] |= new
+            return False  # already implied: the closure does not change
+        fresh = ((1 << loser) | reach[loser]) & ~reach[winner]
+        sources = into[winner] | (1 << winner)
+        rest = sources
+        while rest:
+            low = rest & -rest
+            reach[low.bit_length() - 1] |= fresh
+            rest ^= low
+        rest = fresh
+        while rest:
+            low = rest & -rest
+            into[low.bit_length() - 1] |= sources
+            rest ^= low
+        return True
 
     def add_outcome(self, i: int, j: int, outcome: float) -> None:
         """A pair's answer: WIN (or a positive margin) adds ``i -> j``, LOSS ``j -> i``, a tie nothing."""
@@ -63,16 +83,19 @@ class PreferenceGraph:
             self.add(j, i, float(-outcome))
 
     def add_pick(self, ids: Sequence[int], winner: int | None,
-                 probs: Sequence[float] | None = None) -> None:
-        """A set's answer: ``winner`` above each other id (None: nothing)."""
+                 probs: Sequence[float] | None = None) -> bool:
+        """A set's answer: ``winner`` above each other id (None: nothing); True when the closure
+        grew."""
         if winner is None:
-            return
+            return False
         if winner not in ids:
             raise ValueError(f"the winner {winner} is not one of the set {tuple(ids)!r}")
         p = dict(zip(ids, probs, strict=True)) if probs is not None else None
+        grew = False
         for c in ids:
             if c != winner:
-                self.add(winner, c, 1.0 if p is None else p[winner] - p[c])
+                grew |= self.add(winner, c, 1.0 if p is None else p[winner] - p[c])
+        return grew
 
     def add_order(self, perm: Sequence[int] | None) -> None:
         """A list's answer: ``perm[x]`` above ``perm[y]`` for every x < y (None: nothing)."""

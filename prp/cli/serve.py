@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from prp.serve.app import Limits, create_app
+        from prp.serve.protocol import protocol_class
     except ImportError as exc:
         raise ValueError(f"prp serve needs the serve extra (pip install 'prp[serve]'): {exc}") from exc
     from prp.reranker import Reranker
@@ -99,8 +100,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--" + str(exc).replace("_", "-")) from None
     app = create_app(reranker, model_name=args.model_name or backend_label(args), linger_ms=args.linger_ms,
                      api_keys=keys, limits=limits)
+    # uvloop and httptools (the serve extra installs both) when importable, else asyncio and h11;
+    # each response written in one piece (prp.serve.protocol). The access log is an INFO record:
+    # below --log-level info it is not even asked for, once per request.
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                            timeout_graceful_shutdown=args.drain_seconds, lifespan="on")
+                            timeout_graceful_shutdown=args.drain_seconds, lifespan="on", loop="auto",
+                            http=protocol_class(), access_log=args.log_level in ("info", "debug", "trace"))
     server = _Server(config)
     server.drain = app.state.drain
     # uvicorn handles SIGINT/SIGTERM while it serves and raises them again once it has shut

@@ -38,12 +38,12 @@ Rules:
   Shutdown (uvicorn's lifespan end, after it drained the open requests) closes the engine
   (finishing anything still in flight) and the cache, so nothing judged is lost.
 
-Speed: the rerank calls never go through FastAPI's routing, request objects or
-``BaseHTTPMiddleware``. A pure ASGI layer (:class:`_Front`) checks every call but health and
-metrics (draining, API key, ``Content-Length``), reads a rerank body straight from ``receive``,
-and writes the answer as two ASGI messages; FastAPI still routes everything else (health,
-metrics, 404 and 405 in the service's JSON shape). With one client a request costs the engine's
-own time plus about 0.1 ms of the service's (``bench/serve_lone.py``).
+Speed: a rerank call never goes through FastAPI's middleware, routing or request objects. The
+app's own ASGI entry (:class:`_App`) guards every call but health and metrics (draining, API
+key, ``Content-Length``); a rerank POST's body is read straight from ``receive`` and its answer
+written as two ASGI messages, JSON by orjson; FastAPI still serves everything else (health,
+metrics, 404 and 405 in the service's JSON shape). Per inference the engine's hook only counts
+in a dict (:class:`_Inferences`). ``bench/serve_lone.py`` measures what is left.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ _RERANK = frozenset(dialects.PATHS)
 
 class _Service:
     """The rerank calls, as plain ASGI: the guard every call but health and metrics goes through
-    (:meth:`guarded`) and the rerank endpoint itself (:meth:`rerank`)."""
+    (:meth:`guarded`) and the rerank endpoint itself (:meth:`_rerank`)."""
 
     def __init__(self, reranker: Reranker, state: dict[str, Any], metrics: Metrics, model_name: str,
                  api_keys: frozenset[str], limits: Limits) -> None:
@@ -181,7 +181,7 @@ class _Service:
         self.model_name, self.api_keys, self.limits = model_name, api_keys, limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A rerank call as an ASGI app (the route's endpoint; :class:`_Front` answers every
+        """A rerank call as an ASGI app (the route's endpoint; :class:`_App` answers every
         rerank POST before routing, so FastAPI never gets to call it)."""
         await self.guarded(scope, receive, send, None)
 
@@ -299,21 +299,21 @@ class _Service:
         return dialects.respond(dialect, ask, result, self.model_name, warnings=notes)
 
 
-class _Front:
-    """The pure ASGI layer in front of FastAPI's routing: a rerank POST is answered by
-    :meth:`_Service.guarded` at once; health and metrics, lifespan and the rest go on to FastAPI
-    (the rest guarded first)."""
+class _App(FastAPI):
+    """FastAPI with the rerank calls taken first: a rerank POST goes to :meth:`_Service.guarded`
+    at once (no FastAPI middleware, routing or request objects); health, metrics and the lifespan
+    go to FastAPI as they are; anything else to FastAPI once guarded (a 404 or 405 in the
+    service's JSON shape, or 401/503 before that)."""
 
-    def __init__(self, app: ASGIApp, service: _Service) -> None:
-        self.app, self.service = app, service
+    service: _Service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _OPEN:
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
         elif scope["method"] == "POST" and scope["path"] in _RERANK:
             await self.service.guarded(scope, receive, send, None)
         else:
-            await self.service.guarded(scope, receive, send, self.app)
+            await self.service.guarded(scope, receive, send, super().__call__)
 
 
 def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float = 2.0,
@@ -341,10 +341,9 @@ def create_app(reranker: Reranker, *, model_name: str = "prp", linger_ms: float 
             await engine.aclose(drain=True)
             reranker.close()
 
-    app = FastAPI(title="prp rerank", lifespan=lifespan)
+    app = _App(title="prp rerank", lifespan=lifespan)
     app.state.prp = state
-    service = _Service(reranker, state, metrics, model_name, api_keys, limit)
-    app.add_middleware(_Front, service=service)
+    app.service = service = _Service(reranker, state, metrics, model_name, api_keys, limit)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

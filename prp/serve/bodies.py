@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -76,22 +76,13 @@ class BodyError(Exception):
 
 # --- bytes and JSON -------------------------------------------------------------------------
 
-async def read_body(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
-    """The body's bytes, refused (413) as soon as they pass ``max_bytes``."""
-    body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > max_bytes:
-            raise BodyError(413, f"request body is over the limit of {max_bytes} bytes")
-    return bytes(body)
-
-
 class ClientGone(Exception):
     """The client disconnected before its whole body came in: there is no one to answer."""
 
 
 async def receive_body(receive: Callable[[], Awaitable[dict[str, Any]]], max_bytes: int) -> bytes:
-    """:func:`read_body` straight from an ASGI ``receive``; :class:`ClientGone` on a disconnect."""
+    """The body's bytes from an ASGI ``receive``, refused (413) as soon as they pass ``max_bytes``;
+    :class:`ClientGone` on a disconnect."""
     message = await receive()
     if message["type"] == "http.request" and not message.get("more_body", False):  # the usual case
         body = message.get("body", b"")

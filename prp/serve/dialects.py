@@ -107,7 +107,7 @@ def respond(dialect: Dialect, ask: Ask, result: RankedResult, model_name: str,
     n = len(ask.texts)
     top = result.docs[: n if ask.top_n is None else min(ask.top_n, n)]
     spent = usage(result)
-    headers = {"X-PRP-Usage": json.dumps(spent, separators=(",", ":"))}
+    headers = {"X-PRP-Usage": encode(spent).decode()}  # numbers and a boolean: ASCII
     if warnings:
         headers["X-PRP-Warnings"] = json.dumps(list(warnings), ensure_ascii=True)
     if dialect is TEI:
