@@ -758,43 +758,53 @@ class _Prefixes:
         (:func:`cost.model.estimate_question_tokens`, split into head and passages)."""
         self.t = t = self.t + 1
         sizes, budget, seen = self.sizes, self.budget, self.seen
+        head_key, name, qkey, n, query, lead, tokens, at = (
+            self.head, self.name, self.qkey, self.n, self.query, self.lead, self.tokens, self.at)
         hit = total = 0
         for key in batch:
             p = pending[key]
             if type(p) is Prompt:
-                lead, texts, n = p.first, (p.first, p.second), 2
+                first, second, width = p.first, p.second, 2
+                size = sizes.get(first)
+                if size is None:
+                    size = sizes[first] = estimate_tokens(first, budget)
+                lead_size = size
+                size = sizes.get(second)
+                if size is None:
+                    size = sizes[second] = estimate_tokens(second, budget)
+                total += lead_size + size
             else:
                 texts = p.texts
-                lead, n = texts[0], len(texts)
-            for text in texts:
-                size = sizes.get(text)
-                if size is None:
-                    size = sizes[text] = estimate_tokens(text, budget)
-                total += size
-            query = p.query
-            if key[0] is self.name and key[1] is self.qkey and n == self.n and query is self.query:
-                head = self.tokens  # the same head as the prompt sent just before: cached
-                hit += head
-                if lead is self.lead or lead == self.lead:
-                    hit += sizes[lead]
+                first, width = texts[0], len(texts)
+                for text in texts:
+                    size = sizes.get(text)
+                    if size is None:
+                        size = sizes[text] = estimate_tokens(text, budget)
+                    total += size
+                lead_size = sizes[first]
+            if key[0] is name and key[1] is qkey and width == n and p.query is query:
+                hit += tokens  # the same head as the prompt sent just before: cached
+                if first is lead or first == lead:
+                    hit += lead_size
                 else:
-                    seen[(self.head, self.lead)] = self.at
-                    if seen.get((self.head, lead), -1) >= t - 1:
-                        hit += sizes[lead]
-                    self.lead = lead
+                    seen[(head_key, lead)] = at
+                    if seen.get((head_key, first), -1) >= t - 1:
+                        hit += lead_size
+                    lead = first
             else:
-                if self.head is not None:
-                    seen[self.head] = seen[(self.head, self.lead)] = self.at
-                self.name, self.qkey, self.n, self.query, self.lead = key[0], key[1], n, query, lead
-                self.head = (key[0], key[1], n)
-                head = TEMPLATE_TOKENS + LABEL_TOKENS * max(0, n - 2) + estimate_tokens(query)
-                self.tokens = head
-                if seen.get(self.head, -1) >= t - 1:
-                    hit += head
-                    if seen.get((self.head, lead), -1) >= t - 1:
-                        hit += sizes[lead]
-            total += head
-            self.at = t
+                if head_key is not None:
+                    seen[head_key] = seen[(head_key, lead)] = at
+                name, qkey, n, query, lead = key[0], key[1], width, p.query, first
+                head_key = (name, qkey, n)
+                tokens = TEMPLATE_TOKENS + LABEL_TOKENS * max(0, n - 2) + estimate_tokens(query)
+                if seen.get(head_key, -1) >= t - 1:
+                    hit += tokens
+                    if seen.get((head_key, first), -1) >= t - 1:
+                        hit += lead_size
+            total += tokens
+            at = t
+        self.head, self.name, self.qkey, self.n, self.query, self.lead, self.tokens, self.at = (
+            head_key, name, qkey, n, query, lead, tokens, at)
         return hit, total
 
 
@@ -849,8 +859,4 @@ def _shares(batch: list[Key], step: _Step) -> dict[Job, int]:
     """How many of ``batch``'s prompts each query owns."""
     if len(step.plans) == 1:
         return {step.plans[0][0]: len(batch)}
-    shares: dict[Job, int] = {}
-    for key in batch:
-        job = step.owner[key]
-        shares[job] = shares.get(job, 0) + 1
-    return shares
+    return Counter(map(step.owner.__getitem__, batch))  # in first-met order
