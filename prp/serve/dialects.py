@@ -22,7 +22,8 @@ result's score is ``(n - rank + 1) / n``: 1.0 for the best, decreasing with rank
 orders; it does not score). Errors are ``{"message": ...}`` (Cohere's shape).
 
 Answers are :class:`Reply` values (status, JSON content, headers), written by :func:`encode` as
-compact UTF-8 JSON (orjson when installed, else the standard library; the same JSON either way).
+compact UTF-8 JSON (orjson when installed, else the standard library: the same values, a float
+perhaps spelled differently, ``1e-06`` or ``1e-6``).
 """
 
 from __future__ import annotations

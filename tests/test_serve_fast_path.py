@@ -1,0 +1,280 @@
+"""The service's fast path keeps its behaviour: orjson reads exactly what the standard library
+reads (else the standard library reads it, with its messages), a response goes out in one send,
+a client gone mid-body is not waited for, routing and the guard answer as before, and the
+per-inference metrics counted in plain ints show what Prometheus' own objects would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+hypothesis = pytest.importorskip("hypothesis")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from prp import Reranker, ScoresOracle  # noqa: E402
+from prp.serve import bodies  # noqa: E402
+from prp.serve.app import create_app  # noqa: E402
+from prp.serve.bodies import BodyError, load_json, parse_json  # noqa: E402
+from prp.serve.dialects import encode  # noqa: E402
+from prp.serve.protocol import _Coalescing, protocol_class  # noqa: E402
+
+SCORES = {str(i): float(i) for i in range(12)}
+
+
+def same(a: object, b: object) -> bool:
+    """Equal with equal types all the way down (1 is not 1.0, -0.0 is not 0.0); no recursion, so
+    values nested as deep as the parsers go compare too."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if type(x) is not type(y):
+            return False
+        if isinstance(x, dict):
+            if list(x) != list(y):  # type: ignore[arg-type]
+                return False
+            stack.extend((x[k], y[k]) for k in x)  # type: ignore[index]
+        elif isinstance(x, list):
+            if len(x) != len(y):  # type: ignore[arg-type]
+                return False
+            stack.extend(zip(x, y, strict=True))  # type: ignore[arg-type]
+        elif isinstance(x, float):
+            if math.copysign(1, x) != math.copysign(1, y) or x != y:  # type: ignore[arg-type]
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def outcome(read, raw: bytes):  # noqa: ANN001, ANN201
+    try:
+        return "value", read(raw)
+    except BodyError as exc:
+        return "error", (exc.status, exc.message)
+
+
+def refused_inside(value: object) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bodies._Refused):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def check_same_reading(raw: bytes) -> None:
+    fast = outcome(lambda r: load_json(r, "application/json"), raw)
+    slow = outcome(lambda r: parse_json(r, "application/json"), raw)
+    if slow[0] == "error":
+        assert fast == slow, raw[:200]
+        return
+    (value, clean) = fast[1]
+    if refused_inside(slow[1]):  # NaN, Infinity, 1e999...: the standard library's path, flagged
+        assert not clean
+        return
+    assert same(value, slow[1]), (raw[:200], value, slow[1])
+    if clean:
+        bodies.check_values(value)  # nothing for it to find, as promised
+
+
+NUMBER_TEXT = st.one_of(
+    st.integers().map(str), st.integers(min_value=2**62, max_value=2**70).map(str),
+    st.integers(max_value=-(2**62), min_value=-(2**70)).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "1E5", "-0", "-0.0", "5e-324",
+                     "18446744073709551615", "18446744073709551616", "-9223372036854775809",
+                     "1" + "0" * 30, "1" + "0" * 5000, "9.3e18", "0.1e1"]))
+STRING_TEXT = st.one_of(st.text(max_size=12).map(json.dumps), st.sampled_from(
+    ['"\\ud800"', '"a\\udfffb"', '"\\ud83d\\ude00"', '"\\u0000"', '"tab\there"']))
+SCALAR_TEXT = st.one_of(NUMBER_TEXT, STRING_TEXT, st.sampled_from(["true", "false", "null"]))
+JSON_TEXT = st.recursive(SCALAR_TEXT, lambda inner: st.one_of(
+    st.lists(inner, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
+    st.lists(st.tuples(STRING_TEXT, inner), max_size=4).map(
+        lambda pairs: "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}")), max_leaves=16)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+@given(text=JSON_TEXT)
+def test_load_json_reads_what_the_standard_library_reads(text):
+    check_same_reading(text.encode("utf-8", "surrogatepass"))
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"  ", b"\xef\xbb\xbf{}", b"\xff{}", b'{"a": 1, "a": 2.0}', b"[" * 40 + b"]" * 40,
+    *(b"[" * n + b"]" * n for n in (33, 500, 900, 960, 1000, 1020, 2000)),  # orjson stops at 1024
+    b'{"top_n": 18446744073709551616}', b'{"timeout": 1e19}', b'["\xed\xa0\x80"]',
+    b'{"query": "q", "documents": ["a", {"text": "b", "id": 7}]}', b"nul", b"[1,]"])
+def test_load_json_edge_cases(raw):
+    check_same_reading(raw)
+
+
+def test_encode_writes_the_json_the_standard_library_reads_back():
+    payload = {"id": "x", "results": [{"index": 3, "relevance_score": 0.95}], "text": "caf\u00e9 \U0001f600",
+               "usage": {"inferences": 1e-06, "cut": False, "big": 2**70}, "none": None}
+    assert json.loads(encode(payload)) == payload
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", data))
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+        self.closing = True
+
+    def abort(self) -> None:
+        self.calls.append(("abort",))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("peer", name)
+
+
+def test_a_turns_writes_go_out_in_one_send_and_a_close_comes_after_them():
+    async def main():
+        real = Recorder()
+        transport = _Coalescing(real)  # type: ignore[arg-type]
+        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        transport.write(b"{}")
+        assert real.calls == [] and transport.get_write_buffer_size() == 21
+        await asyncio.sleep(0)
+        assert real.calls == [("write", b"HTTP/1.1 200 OK\r\n\r\n{}")]
+        transport.write(b"last")
+        transport.close()  # flushes first
+        assert real.calls[1:] == [("write", b"last"), ("close",)]
+        await asyncio.sleep(0)
+        assert len(real.calls) == 3  # nothing written twice
+        other = Recorder()
+        dropped = _Coalescing(other)  # type: ignore[arg-type]
+        dropped.write(b"x")
+        dropped.abort()
+        await asyncio.sleep(0)
+        assert other.calls == [("abort",)]
+        assert dropped.get_extra_info("peername") == ("peer", "peername")  # the rest: the transport's
+
+    asyncio.run(main())
+    assert protocol_class().__name__.startswith("Coalescing")
+
+
+def app_and_client(**options):  # noqa: ANN003, ANN201
+    app = create_app(Reranker(ScoresOracle(SCORES), batch_size=4, cache=False), linger_ms=600_000, **options)
+    return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://prp")
+
+
+def test_a_client_gone_mid_body_is_not_answered_nor_waited_for():
+    app, client = app_and_client()
+
+    async def main():
+        async with app.router.lifespan_context(app):
+            messages = [{"type": "http.request", "body": b'{"query": "q", ', "more_body": True},
+                        {"type": "http.disconnect"}]
+            sent: list[dict] = []
+
+            async def receive():
+                return messages.pop(0)
+
+            async def send(message):
+                sent.append(message)
+
+            await app({"type": "http", "method": "POST", "path": "/v1/rerank", "headers": []}, receive, send)
+            assert sent == []
+            # a lone request after it goes at once (it would wait ten minutes for a stuck arrival)
+            answer = await asyncio.wait_for(client.post("/v1/rerank", json={
+                "query": "q", "documents": [f"d{i}" for i in range(12)], "top_n": 3}), 30)
+            assert answer.status_code == 200
+            assert [r["index"] for r in answer.json()["results"]] == [11, 10, 9]
+
+    asyncio.run(main())
+
+
+def test_routing_and_the_guard_answer_as_before():
+    app, client = app_and_client(api_keys=frozenset({"k"}))
+
+    async def main():
+        async with app.router.lifespan_context(app):
+            key = {"X-API-Key": "k"}
+            for path in ("/v1/rerank", "/rerank", "/v2/rerank"):
+                wrong = await client.get(path, headers=key)
+                assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+                assert wrong.json() == {"message": f"GET {path}: Method Not Allowed"}
+            assert (await client.get("/v1/rerank")).status_code == 401  # the guard comes first
+            assert (await client.post("/v3/rerank", json={}, headers=key)).status_code == 404
+            assert (await client.post("/v3/rerank", json={})).status_code == 401
+            assert (await client.get("/health")).status_code == 200  # open
+            ok = await client.post("/v2/rerank", json={"query": "q", "documents": ["a", "b"]},
+                                   headers={"Authorization": "Bearer k"})
+            assert ok.status_code == 200 and ok.headers["content-type"] == "application/json"
+            assert json.loads(ok.headers["x-prp-usage"])["prompts"] > 0
+            assert int(ok.headers["content-length"]) == len(ok.content)
+            app.state.drain()
+            gone = await client.post("/v1/rerank", json={"query": "q", "documents": ["a"]}, headers=key)
+            assert gone.status_code == 503 and gone.headers["retry-after"] == "1"
+            return (await client.get("/metrics")).text
+
+    metrics = asyncio.run(main())
+    counted = {line.split("{")[1].split("}")[0]: float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith("prp_requests_total{")}
+    assert counted == {'status="405"': 3.0, 'status="401"': 2.0, 'status="404"': 1.0, 'status="200"': 1.0,
+                       'status="503"': 1.0}
+
+
+def test_inference_metrics_are_what_prometheus_objects_would_show():
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    fills: list[int] = []
+
+    class Recording(ScoresOracle):  # one judge call, one inference
+        async def judge(self, prompts):
+            fills.append(len(prompts))
+            return await super().judge(prompts)
+
+    app = create_app(Reranker(Recording(SCORES), batch_size=4, cache=False), linger_ms=0)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://prp")
+
+    async def main():
+        async with app.router.lifespan_context(app):
+            for n in (3, 7, 12):
+                answer = await client.post("/v1/rerank", json={"query": f"q{n}", "documents": [
+                    f"d{i}" for i in range(n)], "sorter": "allpair"})
+                assert answer.status_code == 200
+            return (await client.get("/metrics")).text
+
+    shown = asyncio.run(main())
+    assert fills
+    registry = CollectorRegistry()
+    prompts = Counter("prp_prompts", "Prompts sent to the judge", registry=registry)
+    inferences = Counter("prp_inferences", "Inferences (judge calls)", registry=registry)
+    fill = Histogram("prp_batch_fill", "Prompts per inference / batch size", registry=registry,
+                     buckets=(0.125, 0.25, 0.5, 0.75, 0.9, 1.0))
+    for n in fills:
+        prompts.inc(n)
+        inferences.inc()
+        fill.observe(n / 4)
+
+    def lines(text: str) -> list[str]:
+        names = ("prp_prompts", "prp_inferences", "prp_batch_fill")
+        comments = tuple(f"# {kind} {name}" for kind in ("HELP", "TYPE") for name in names)
+        return sorted(line for line in text.splitlines() if line.startswith(comments)
+                      or line.split(" ")[0].startswith(names) and "_created" not in line)
+
+    assert lines(shown) == lines(generate_latest(registry).decode())
+    assert "prp_batch_fill_created" in shown and "prp_prompts_created" in shown
