@@ -19,8 +19,7 @@ Rules this module keeps:
 
 The graph is pure data (no I/O). The closure is kept incrementally as bitsets (Python ints), by
 row (``reach[a]``: who ``a`` reaches) and by column (``into[b]``: who reaches ``b``), so adding
-an edge touches only the candidates whose closure grows and every query is a few integer
-operations.
+an edge touches only the rows and columns that grow, not every candidate.
 """
 
 from __future__ import annotations
@@ -64,15 +63,15 @@ class PreferenceGraph:
         fresh = ((1 << loser) | reach[loser]) & ~reach[winner]
         sources = into[winner] | (1 << winner)
         rest = sources
-        while rest:
-            low = rest & -rest
-            reach[low.bit_length() - 1] |= fresh
-            rest ^= low
+        while rest:  # each bit, highest first
+            x = rest.bit_length() - 1
+            reach[x] |= fresh
+            rest ^= 1 << x
         rest = fresh
         while rest:
-            low = rest & -rest
-            into[low.bit_length() - 1] |= sources
-            rest ^= low
+            x = rest.bit_length() - 1
+            into[x] |= sources
+            rest ^= 1 << x
         return True
 
     def add_outcome(self, i: int, j: int, outcome: float) -> None:
