@@ -27,8 +27,8 @@ CHARS_PER_TOKEN = 4
 
 def estimate_tokens(text: str, budget: int | None = None) -> int:
     """A tokenizer-free estimate (4 characters a token), truncated to ``budget`` tokens."""
-    n = math.ceil(len(text) / CHARS_PER_TOKEN)
-    return n if budget is None else min(n, budget)
+    n = (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN  # ceil, in integers
+    return n if budget is None or n <= budget else budget
 
 
 #: Tokens each passage beyond the first two adds to a set or list prompt (its label, "[3] ").
