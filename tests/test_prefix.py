@@ -105,3 +105,12 @@ def test_the_schedulers_streamed_count_is_the_rule_of_cost_prefix(seed):
             total += head + sum(estimate_tokens(t, 128) for t in ptexts)
             heads.append(((key[0], key[1], len(ptexts)), head, ptexts[0], estimate_tokens(ptexts[0], 128)))
         assert streamed.inference(batch, pending) == (reference.inference(heads), total)
+
+
+def test_token_estimate_is_the_ceiling_of_a_quarter_of_the_characters_within_the_budget():
+    import math
+
+    for length in range(0, 700):
+        for budget in (None, 0, 1, 5, 128, 600):
+            expected = math.ceil(length / 4) if budget is None else min(math.ceil(length / 4), budget)
+            assert estimate_tokens("x" * length, budget) == expected, (length, budget)
