@@ -82,6 +82,18 @@ class MemoryCache:
         if self.max_entries is not None and len(data) > self.max_entries:
             data.popitem(last=False)
 
+    def set_many(self, items: Sequence[tuple[Key, Judgment]]) -> None:
+        """:meth:`set` for each (key, judgment), in order, at once (a judged batch's answers)."""
+        data = self._data
+        fresh = len(data)
+        data.update(items)
+        if len(data) - fresh < len(items):  # some keys were held already: they are now the newest
+            for key, _ in items:
+                data.move_to_end(key)
+        if self.max_entries is not None:
+            while len(data) > self.max_entries:
+                data.popitem(last=False)
+
     def __len__(self) -> int:
         return len(self._data)
 

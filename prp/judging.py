@@ -73,10 +73,14 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
         seconds = time.perf_counter() - started
         result = check_result(raw, len(prompts), backend.name)
         if cache is not None:
-            put = cache.set
-            for key, judgment in zip(keys, result.judgments, strict=True):
-                if judgment.parsed:
-                    put(key, judgment)
+            answers = [(key, judgment) for key, judgment in zip(keys, result.judgments, strict=True)
+                       if judgment.parsed]
+            put_many = getattr(cache, "set_many", None)
+            if put_many is not None:
+                put_many(answers)
+            else:
+                for key, judgment in answers:
+                    cache.set(key, judgment)
         return Inference(prompts, result, len(prompts), result.prompt_tokens, seconds)
     answers: list[Judgment | None] = [None] * len(prompts) if replay is None else replay.recall(keys)
     missing = [i for i, answer in enumerate(answers) if answer is None]

@@ -131,3 +131,24 @@ def test_prompt_key_matches_the_scheduler():
     expected = {prompt_key(oracle.name, "id", Prompt("Q", "q", f, "", s, ""))
                 for f, s in (("a", "b"), ("b", "a"))}
     assert set(cache.keys) == expected
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_memory_cache_set_many_is_set_for_each_in_order(seed):
+    """A judged batch stored at once leaves the cache as storing its answers one by one: the
+    same entries in the same least-recently-used order, under any bound (keys held already too)."""
+    import random
+
+    rng = random.Random(seed)
+    bound = rng.choice([None, 1, 3, 10])
+    one, many = MemoryCache(bound), MemoryCache(bound)
+    for _ in range(30):
+        keys = rng.sample(range(25), rng.randint(1, 6))
+        items = [(("judge", b"q", bytes([k]), b"x"), Judgment("A", float(rng.random()))) for k in keys]
+        for key, judgment in items:
+            one.set(key, judgment)
+        many.set_many(items)
+        if rng.random() < 0.3:
+            key = ("judge", b"q", bytes([rng.randrange(25)]), b"x")
+            assert one.get(key) == many.get(key)
+        assert list(one._data.items()) == list(many._data.items())
