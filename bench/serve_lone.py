@@ -8,25 +8,42 @@ B=8, orders both, no cache so every request does the same work) one request at a
 * **in process**: one :class:`~prp.engine.Engine` opened once, ``await engine.rank(...)`` per
   request (the engine at its default linger, 0);
 * **served**: ``prp serve --judge perfect --cache none --linger-ms L`` started here (one process
-  per ``--linger-ms`` value), a keep-alive ``httpx.Client`` posting each request to /v1/rerank
-  after the previous answer came back.
+  per ``--linger-ms`` value), each request posted to /v1/rerank after the previous answer came
+  back, by two clients in turn against the same server process, each on one keep-alive
+  connection:
 
-* **floor**: the same client posting the same bodies to uvicorn as ``prp serve`` runs it (its
-  loop, HTTP protocol and settings) in front of an app that reads the body and answers a fixed
-  ten-result JSON at once: what this client and server cost with no service behind them.
+  - ``httpx``: an ``httpx.Client``, the client a Python program would usually reach for;
+  - ``http.client``: the standard library's ``http.client.HTTPConnection``, one connection
+    reused for every request (checked), far less Python per request than httpx.
+
+  A timed request is the whole call as a program makes it: the body encoded (``json.dumps``, as
+  httpx encodes it, so both send the same bytes), posted, the answer read in full, parsed
+  (``json.loads``) and its status checked 200. Each round runs one pass per client, the first
+  client alternating from round to round, so both see the same machine.
+
+* **floor**: each client posting the same bodies to uvicorn as ``prp serve`` runs it (its loop,
+  HTTP protocol and settings) in front of an app that reads the body and answers a fixed
+  ten-result JSON at once: what that client and the server cost with no service behind them.
+
+Why two clients: with httpx most of the distance between served and in process is httpx's own
+Python (its floor is about half the in-process engine's time per request), a cost of the client,
+not of the service. The stdlib client's floor is a fraction of that, so its ratio shows what
+``prp serve`` itself adds to a request.
 
 Each side first runs every query once (warm-up), then ``--rounds`` passes over the queries;
 reported: mean and median milliseconds per request and the ratio of the medians, served / in
 process (same run, same machine; the median resists other processes on the cores), and for a
-served run ``service_ms``: its median less the in-process one and the floor's, the service's own
-time per request (reading and checking the body, the answer, the engine hand-off). Both sides'
-rankings are checked equal.
+served run ``service_ms``: its median less the in-process one and the same client's floor, the
+service's own time per request (reading and checking the body, the answer, the engine hand-off).
+Both clients' rankings (their warm-up answers) are checked equal to in process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import http.client
 import json
 import os
 import socket
@@ -97,9 +114,36 @@ def in_process(requests: list, qrels: dict, rounds: int) -> tuple[list[float], l
     return asyncio.run(main())
 
 
+CLIENTS = ("httpx", "http.client")
+HEADERS = {"Content-Type": "application/json"}
+
+
+def encode(body: dict) -> bytes:
+    """``body`` as httpx encodes ``json=``: the same bytes from both clients."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def post_httpx(client: httpx.Client, body: dict) -> dict:
+    response = client.post("/v1/rerank", json=body)
+    answer = response.json()
+    if response.status_code != 200:
+        raise SystemExit(f"httpx: status {response.status_code}: {answer}")
+    return answer
+
+
+def post_stdlib(connection: http.client.HTTPConnection, body: dict) -> dict:
+    connection.request("POST", "/v1/rerank", encode(body), HEADERS)
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    if response.status != 200:
+        raise SystemExit(f"http.client: status {response.status}: {answer}")
+    return answer
+
+
 def served(requests: list, qrels_path: Path | None, rounds: int, linger: float, log: Path
-           ) -> tuple[list[float], list[list[str]]]:
-    """``prp serve`` at ``linger`` ms, or with no ``qrels_path`` the floor (:func:`floor_server`)."""
+           ) -> dict[str, tuple[list[float], list[list[str]]]]:
+    """``prp serve`` at ``linger`` ms, or with no ``qrels_path`` the floor (:func:`floor_server`),
+    measured with each client in :data:`CLIENTS`: its times and its warm-up rankings."""
     port = free_port()
     if qrels_path is None:
         command = [sys.executable, str(Path(__file__).resolve()), "--floor-server", str(port)]
@@ -123,18 +167,28 @@ def served(requests: list, qrels_path: Path | None, rounds: int, linger: float, 
         bodies = [{"query": r.query, "query_id": r.qid, "top_n": 10,
                    "documents": [{"id": d, "text": t} for d, t in zip(r.doc_ids, r.docs, strict=True)]}
                   for r in requests]
-        times, orders = [], []
-        with httpx.Client(base_url=url, timeout=60) as client:
-            for body in bodies:  # warm-up
-                answer = client.post("/v1/rerank", json=body).json()
-                orders.append([body["documents"][x["index"]]["id"] for x in answer["results"]])
-            for _ in range(rounds):
+        if encode(bodies[0]) != httpx.Request("POST", url, json=bodies[0]).content:
+            raise SystemExit("http.client's body is not the bytes httpx sends")
+        results: dict[str, tuple[list[float], list[list[str]]]] = {c: ([], []) for c in CLIENTS}
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        with httpx.Client(base_url=url, timeout=60) as client, contextlib.closing(connection):
+            post = {"httpx": lambda body: post_httpx(client, body),
+                    "http.client": lambda body: post_stdlib(connection, body)}
+            for name in CLIENTS:  # warm-up
                 for body in bodies:
-                    started = time.perf_counter()
-                    response = client.post("/v1/rerank", json=body)
-                    times.append(time.perf_counter() - started)
-                    response.raise_for_status()
-        return times, orders
+                    answer = post[name](body)
+                    results[name][1].append([body["documents"][x["index"]]["id"] for x in answer["results"]])
+            sock = connection.sock
+            for i in range(rounds):
+                for name in CLIENTS if i % 2 == 0 else CLIENTS[::-1]:
+                    send, times = post[name], results[name][0]
+                    for body in bodies:
+                        started = time.perf_counter()
+                        send(body)
+                        times.append(time.perf_counter() - started)
+            if sock is None or connection.sock is not sock:
+                raise SystemExit("http.client did not keep its one connection")
+        return results
     finally:
         proc.terminate()
         proc.wait(30)
@@ -162,31 +216,42 @@ def main() -> None:
     base = statistics.median(times)
     rows = [{"run": "in process", "mean_ms": round(1e3 * statistics.fmean(times), 3),
              "median_ms": round(1e3 * base, 3), "ratio": 1.0}]
-    print(f"{len(requests)} queries x {args.docs} docs, {args.rounds} rounds, one client")
-    print(f"{'run':>24} {'mean ms':>8} {'median ms':>9} {'ratio':>6}")
-    print(f"{'in process':>24} {rows[0]['mean_ms']:>8.2f} {rows[0]['median_ms']:>9.2f} {1.0:>6.2f}")
+    width = 36
+
+    def show(row: dict) -> None:
+        service = f"   service {row['service_ms']:.2f} ms" if "service_ms" in row else ""
+        print(f"{row['run']:>{width}} {row['mean_ms']:>8.2f} {row['median_ms']:>9.2f} {row['ratio']:>6.2f}"
+              f"{service}", flush=True)
+
+    print(f"{len(requests)} queries x {args.docs} docs, {args.rounds} rounds, one client at a time")
+    print(f"{'run':>{width}} {'mean ms':>8} {'median ms':>9} {'ratio':>6}")
+    show(rows[0])
     with tempfile.TemporaryDirectory() as tmp:
         qrels_path = Path(tmp) / "qrels.txt"
         qrels_path.write_text("".join(f"{q} 0 {d} {g}\n" for q, graded in qrels.items()
                                       for d, g in graded.items()))
-        floor_times, _ = served(requests, None, args.rounds, 0.0, Path(tmp) / "floor.log")
-        floor = statistics.median(floor_times)
+        floor_results = served(requests, None, args.rounds, 0.0, Path(tmp) / "floor.log")
+        floor = {c: statistics.median(floor_results[c][0]) for c in CLIENTS}
         for linger in args.linger_ms.split(","):
-            times, orders = served(requests, qrels_path, args.rounds, float(linger), Path(tmp) / "serve.log")
-            if orders != reference:
-                raise SystemExit(f"--linger-ms {linger}: served rankings differ from in process")
-            median = statistics.median(times)
-            row = {"run": f"served, --linger-ms {linger}", "mean_ms": round(1e3 * statistics.fmean(times), 3),
-                   "median_ms": round(1e3 * median, 3), "ratio": round(median / base, 2),
-                   "service_ms": round(1e3 * (median - base - floor), 3)}
+            results = served(requests, qrels_path, args.rounds, float(linger), Path(tmp) / "serve.log")
+            for client in CLIENTS:
+                times, orders = results[client]
+                if orders != reference:
+                    raise SystemExit(f"--linger-ms {linger}, {client}: served rankings differ from in "
+                                     "process")
+                median = statistics.median(times)
+                row = {"run": f"served, --linger-ms {linger}, {client}", "client": client,
+                       "mean_ms": round(1e3 * statistics.fmean(times), 3),
+                       "median_ms": round(1e3 * median, 3), "ratio": round(median / base, 2),
+                       "service_ms": round(1e3 * (median - base - floor[client]), 3)}
+                rows.append(row)
+                show(row)
+        for client in CLIENTS:
+            row = {"run": f"floor: {client} to uvicorn, no work", "client": client,
+                   "mean_ms": round(1e3 * statistics.fmean(floor_results[client][0]), 3),
+                   "median_ms": round(1e3 * floor[client], 3), "ratio": round(floor[client] / base, 2)}
             rows.append(row)
-            print(f"{row['run']:>24} {row['mean_ms']:>8.2f} {row['median_ms']:>9.2f} {row['ratio']:>6.2f}"
-                  f"   service {row['service_ms']:.2f} ms", flush=True)
-        row = {"run": "floor: this client to uvicorn, no work",
-               "mean_ms": round(1e3 * statistics.fmean(floor_times), 3), "median_ms": round(1e3 * floor, 3),
-               "ratio": round(floor / base, 2)}
-        rows.append(row)
-        print(f"{'floor (no work)':>24} {row['mean_ms']:>8.2f} {row['median_ms']:>9.2f} {row['ratio']:>6.2f}")
+            show(row)
     if args.out:
         args.out.write_text(json.dumps({"command": " ".join(["python", "bench/serve_lone.py", *sys.argv[1:]]),
                                         "queries": len(requests), "docs": args.docs, "rounds": args.rounds,
