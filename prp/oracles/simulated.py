@@ -226,17 +226,18 @@ class SimulatedJudge:
         if self.delay:
             await asyncio.sleep(self.delay)
         judgments: list = []
-        completion = 0
+        completion = tokens = 0
+        margin, tokens_of, new = self.margin, self.tokens, tuple.__new__  # (a hot loop in simulations)
         for p in prompts:
+            tokens += tokens_of(p)
             if type(p) is ShapedPrompt:
                 judgments.append(self.choose(p))
                 completion += estimate_answer_tokens(p.shape, len(p.ids))
                 continue
-            m = self.margin(p)
-            judgments.append(Judgment("A" if m > 0 else "B" if m < 0 else None, m))
+            m = margin(p)
+            judgments.append(new(Judgment, ("A" if m > 0 else "B" if m < 0 else None, m, True)))
             completion += 1
-        return BatchResult(judgments, prompt_tokens=sum(self.tokens(p) for p in prompts),
-                           completion_tokens=completion)
+        return BatchResult(judgments, prompt_tokens=tokens, completion_tokens=completion)
 
 
 class ScoresOracle(SimulatedJudge):
