@@ -35,8 +35,10 @@ asked) unless the top-k is settled first: no unasked pair has value above ``sett
 posterior mean (ties to the first-stage order), then the rest in first-stage order.
 
 Cost. The model (numpy) lives in :mod:`sorters._active_model`, imported on the first round (so
-``import sorters`` stays light); it scores only the unasked pairs worth asking and estimates the
-noise from the comparison graph, with the same decisions as a full re-solve (see there).
+``import sorters`` stays light). It is updated, not re-solved, each round (a Woodbury step per
+round while the prior's weight stands, the noise from the comparison graph), and a round's later
+picks value only the pairs their bounds leave in reach, with the same decisions as a full
+re-solve (see there).
 """
 
 from __future__ import annotations
