@@ -64,11 +64,13 @@ inference, token and predicted second to exactly one query (shares for shared ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cost.budget import Budget
@@ -265,7 +267,8 @@ async def step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settin
     answered, resumes no sorter and returns None.
     Answers the cache holds cost nothing, so they never touch the budget. ``hooks`` are called
     as the step goes (see :class:`Hooks`)."""
-    plan = _plan(jobs, backend, cache, s)
+    with _collector_paused():
+        plan = _plan(jobs, backend, cache, s)
     plan.hooks = hooks
     if hooks.on_cached is not None and plan.cached:
         hooks.on_cached(plan.cached)
@@ -274,8 +277,9 @@ async def step(jobs: list[Job], backend: Backend, cache: Cache | None, s: Settin
 
 async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Settings,
                        budget: float) -> int | None:
-    keys = _prefix_order(step)
-    batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
+    with _collector_paused():
+        keys = _prefix_order(step)
+        batches = [keys[x: x + s.batch_size] for x in range(0, len(keys), s.batch_size)]
     if len(batches) > budget:
         batches = batches[: max(0, int(budget))]
         sent = await _send_all(batches, step, backend, cache, s)
@@ -284,6 +288,13 @@ async def _finish_step(step: _Step, backend: Backend, cache: Cache | None, s: Se
         _fail_jobs(step)
         return None
     sent = await _send_all(batches, step, backend, cache, s, spare=budget - len(batches))
+    with _collector_paused():
+        return _resume(step, sent, s, backend)
+
+
+def _resume(step: _Step, sent: Sent, s: Settings, backend: Backend) -> int:
+    """Step 4: charge the inferences made, fail the queries whose prompt failed alone, and
+    resume every other sorter with its round's outcomes; the inferences made."""
     batches = [keys for keys, _ in sent]  # the inferences made: batches (or parts) answered
     _charge(sent, step, s, backend)
     _fail_jobs(step)
@@ -336,6 +347,22 @@ def _answers(job: Job, pair: Pair, keys: tuple[Key, ...], known: dict) -> list[t
     """A pair's answers as (a shown first?, judgment), from its prompt keys (see ``_Step.plans``)."""
     ka = job.keys[pair[0]]
     return [(key[2] is ka, known[key]) for key in keys]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic collection inside the block (a step's planning or resuming, which allocates
+    a few objects a prompt and frees almost nothing till it ends, and never awaits): a collection
+    there walks the step's dicts of every prompt, again and again. Reference counting frees as
+    usual; the collector runs after, on its own thresholds. Left alone when it is off."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _shaped_answer(question: object, shown: tuple[int, ...], choice: object, ledger: object) -> object:
