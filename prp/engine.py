@@ -388,10 +388,6 @@ class Engine:
         self.steps += 1
         self._kept = {job: _copy(job.ledger) for job in self._active
                       if job.request.deadline is not None}  # type: ignore[attr-defined]
-        if len(groups) == 1 and not self._kept:  # no deadline can cut it: run it here, no task
-            await self._step_group(*groups[0])  # (two turns of the loop fewer a step)
-            self._active = [job for job in self._active if job.order is None]
-            return
         self._running = {asyncio.ensure_future(self._step_group(jobs, request)): jobs
                          for jobs, request in groups}
         tasks = list(self._running)
