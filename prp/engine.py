@@ -392,7 +392,16 @@ class Engine:
                          for jobs, request in groups}
         tasks = list(self._running)
         try:
-            await asyncio.wait(tasks)
+            if len(tasks) == 1:  # the common case: awaited directly (a turn of the loop fewer)
+                try:
+                    await tasks[0]
+                except asyncio.CancelledError:
+                    if not tasks[0].cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                        raise  # the engine itself is cancelled (not a group cut by _overdue)
+                except (Exception, KeyboardInterrupt, SystemExit):  # raised below, as for many groups
+                    pass
+            else:
+                await asyncio.wait(tasks)
         finally:
             pending = [task for task in tasks if not task.done()]  # the engine itself was cancelled
             for task in pending:

@@ -64,13 +64,12 @@ inference, token and predicted second to exactly one query (shares for shared ba
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cost.budget import Budget
@@ -349,20 +348,22 @@ def _answers(job: Job, pair: Pair, keys: tuple[Key, ...], known: dict) -> list[t
     return [(key[2] is ka, known[key]) for key in keys]
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+class _collector_paused:  # noqa: N801 - used as a function: ``with _collector_paused():``
     """No cyclic collection inside the block (a step's planning or resuming, which allocates
     a few objects a prompt and frees almost nothing till it ends, and never awaits): a collection
     there walks the step's dicts of every prompt, again and again. Reference counting frees as
-    usual; the collector runs after, on its own thresholds. Left alone when it is off."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    usual; the collector runs after, on its own thresholds. Left alone when it is off. (A class,
+    not a generator context manager: it runs three times a step, and steps can be tiny.)"""
+
+    __slots__ = ("enabled",)
+
+    def __enter__(self) -> None:
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            gc.enable()
 
 
 def _shaped_answer(question: object, shown: tuple[int, ...], choice: object, ledger: object) -> object:
