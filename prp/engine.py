@@ -75,6 +75,8 @@ from prp.validate import check_request, count_or_none, positive_int, sorter_fact
 
 ResultHook = Callable[[RankedResult], None]
 
+_TELLS_CANCELLING = hasattr(asyncio.Task, "cancelling")  # Python 3.11+
+
 
 class EngineClosed(RuntimeError):
     """The engine is closing or closed: it admits no new request."""
@@ -392,7 +394,8 @@ class Engine:
                          for jobs, request in groups}
         tasks = list(self._running)
         try:
-            if len(tasks) == 1:  # the common case: awaited directly (a turn of the loop fewer)
+            if len(tasks) == 1 and _TELLS_CANCELLING:  # the common case: awaited directly (a turn
+                # of the loop fewer); Python 3.10 cannot tell whose cancellation it is: it waits
                 try:
                     await tasks[0]
                 except asyncio.CancelledError:
