@@ -75,8 +75,6 @@ from prp.validate import check_request, count_or_none, positive_int, sorter_fact
 
 ResultHook = Callable[[RankedResult], None]
 
-_TELLS_CANCELLING = hasattr(asyncio.Task, "cancelling")  # Python 3.11+
-
 
 class EngineClosed(RuntimeError):
     """The engine is closing or closed: it admits no new request."""
@@ -394,17 +392,7 @@ class Engine:
                          for jobs, request in groups}
         tasks = list(self._running)
         try:
-            if len(tasks) == 1 and _TELLS_CANCELLING:  # the common case: awaited directly (a turn
-                # of the loop fewer); Python 3.10 cannot tell whose cancellation it is: it waits
-                try:
-                    await tasks[0]
-                except asyncio.CancelledError:
-                    if not tasks[0].cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                        raise  # the engine itself is cancelled (not a group cut by _overdue)
-                except (Exception, KeyboardInterrupt, SystemExit):  # raised below, as for many groups
-                    pass
-            else:
-                await asyncio.wait(tasks)
+            await asyncio.wait(tasks)
         finally:
             pending = [task for task in tasks if not task.done()]  # the engine itself was cancelled
             for task in pending:

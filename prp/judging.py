@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prp.cache import Cache, TieredCache
+from prp.cache import Cache, MemoryCache, TieredCache
 from prp.cache_keys import Key, prompt_key
 from prp.judgment import check_result
 from prp.oracles.base import Backend, BackendError, prompt_fault
@@ -75,9 +75,8 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
         if cache is not None:
             answers = [(key, judgment) for key, judgment in zip(keys, result.judgments, strict=True)
                        if judgment.parsed]
-            put_many = getattr(cache, "set_many", None)
-            if put_many is not None:
-                put_many(answers)
+            if type(cache) is MemoryCache:  # the default cache, in one call
+                cache.set_many(answers)
             else:
                 for key, judgment in answers:
                     cache.set(key, judgment)

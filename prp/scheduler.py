@@ -343,7 +343,10 @@ def _resume(step: _Step, sent: Sent, s: Settings, backend: Backend) -> int:
 
 
 def _answers(job: Job, pair: Pair, keys: tuple[Key, ...], known: dict) -> list[tuple[bool, Judgment]]:
-    """A pair's answers as (a shown first?, judgment), from its prompt keys (see ``_Step.plans``)."""
+    """A pair's answers as (a shown first?, judgment), from its prompt keys (see ``_Step.plans``):
+    a was shown first when the key's third item *is* a's digest, the very object of ``job.keys``
+    the key was built from (identity, not equality: two passages with the same text have equal
+    digests, and their two prompts are still told apart)."""
     ka = job.keys[pair[0]]
     return [(key[2] is ka, known[key]) for key in keys]
 
@@ -709,7 +712,7 @@ async def _send(batch: list[Key], step: _Step, backend: Backend, cache: Cache | 
     for key, judgment in zip(batch, judgments, strict=True):
         if not judgment.parsed:
             step.unparsed.add(key)
-        elif type(judgment) is Judgment and judgment.margin is None and key not in step.shapes:
+        elif key not in step.shapes and judgment.margin is None:
             no_margin = True
     if step.hooks.on_inference is not None:
         step.hooks.on_inference(done)
@@ -864,7 +867,11 @@ def _charge(calls: Sent, step: _Step, s: Settings, backend: Backend) -> None:
             sent[job] = sent.get(job, 0) + count
             if not shapes:
                 led.prompts_by_shape["pair"] += count
-                led.inferences_by_shape["pair"] += share
+                shares_by_shape, part = led.inferences_by_shape, 1 / size
+                total = shares_by_shape["pair"]
+                for _ in range(count):  # a prompt's share at a time: the same float as with shapes
+                    total += part
+                shares_by_shape["pair"] = total
         if shapes:
             for key in batch:
                 shape = shapes.get(key, "pair")

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from conftest import CountingOracle, UnparsedOracle
 
-from prp import BackendError, BatchResult, Reranker, ScoresOracle
+from prp import BackendError, BatchResult, Judgment, Reranker, ScoresOracle
 from prp.cache import MemoryCache
 from prp.judgment import UnparsedWarning
 
@@ -134,3 +134,24 @@ def test_margin_aggregation_needs_margins():
         Reranker(NoMargin({"a": 1, "b": 2}), aggregate="margin").rank("q", ["x", "y"], ["a", "b"])
     res = Reranker(NoMargin({"a": 1, "b": 2}), aggregate="auto").rank("q", ["x", "y"], ["a", "b"])
     assert res.doc_ids == ["b", "a"]
+
+
+def test_margin_aggregation_stops_at_the_first_batch_without_margins_judgment_subclasses_too():
+    """An answer without a margin under ``aggregate="margin"`` fails the step at the first batch
+    that brings one (it is cached; nothing more is sent), also when the judge answers with a
+    subclass of Judgment."""
+    class Answer(Judgment):
+        pass
+
+    class NoMargin(ScoresOracle):
+        calls = 0
+
+        async def judge(self, prompts):
+            NoMargin.calls += 1
+            r = await super().judge(prompts)
+            return BatchResult([Answer(j.preferred, None) for j in r.judgments])
+    ids = [f"d{i}" for i in range(12)]
+    with pytest.raises(ValueError, match="margins"):
+        Reranker(NoMargin({d: i for i, d in enumerate(ids)}), sorter="allpair", batch_size=4,
+                 aggregate="margin").rank("q", ids, ids)
+    assert NoMargin.calls == 1

@@ -151,3 +151,27 @@ def test_no_wrapper_backend_remains_outside_the_judges():
     wrappers = [str(path.relative_to(ROOT)) for path in (ROOT / "prp").rglob("*.py")
                 if "oracles" not in path.parts and re.search(r"async def judge\(", path.read_text())]
     assert wrappers == [], wrappers
+
+
+def test_caches_of_their_own_are_written_through_set_one_judgment_at_a_time():
+    """judge_batch stores a batch in one call only in the library's MemoryCache: a subclass that
+    overrides ``set`` sees every write, and a cache whose ``set_many`` means something else (a
+    mapping, as in other libraries) is not handed a list."""
+    class Counting(MemoryCache):
+        writes = 0
+
+        def set(self, key, judgment):
+            Counting.writes += 1
+            super().set(key, judgment)
+
+    class MappingStyle(MemoryCache):
+        def set_many(self, mapping):
+            raise AssertionError("set_many is not this cache's batch write")
+
+    oracle = ScoresOracle({"a": 1.0, "b": 2.0, "c": 3.0})
+    prompts = [Prompt("q", "query", x, f"text {x}", y, f"text {y}") for x, y in (("a", "b"), ("b", "c"))]
+    keys = [prompt_key(oracle.name, oracle.keys_by, p) for p in prompts]
+    for cache in (Counting(), MappingStyle()):
+        asyncio.run(judge_batch(oracle, prompts, keys, cache))
+        assert all(cache.get(key) is not None for key in keys)
+    assert Counting.writes == 2
