@@ -63,53 +63,54 @@ async def judge_batch(backend: Backend, prompts: Sequence[Prompt], keys: Sequenc
     """Judge one batch through ``cache`` (see the module docstring)."""
     replay: TieredCache | None = cache if getattr(cache, "replay", False) is True else None  # type: ignore[assignment]
     if replay is None:  # the common case: every prompt goes to the backend
-        started = time.perf_counter()
-        try:
-            raw = await backend.judge(prompts)
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise _failed(backend, len(prompts), exc) from exc
-        seconds = time.perf_counter() - started
-        result = check_result(raw, len(prompts), backend.name)
-        if cache is not None:
-            answers = [(key, judgment) for key, judgment in zip(keys, result.judgments, strict=True)
-                       if judgment.parsed]
-            if type(cache) is MemoryCache:  # the default cache, in one call
-                cache.set_many(answers)
-            else:
-                for key, judgment in answers:
-                    cache.set(key, judgment)
+        result, seconds = await _judged(backend, prompts)
+        _store(cache, keys, result.judgments)
         return Inference(prompts, result, len(prompts), result.prompt_tokens, seconds)
-    answers: list[Judgment | None] = [None] * len(prompts) if replay is None else replay.recall(keys)
+    answers: list[Judgment | None] = replay.recall(keys)
     missing = [i for i, answer in enumerate(answers) if answer is None]
     tokens = completion = sent_tokens = 0
     seconds = 0.0
     if missing:
         sent = [prompts[i] for i in missing]
-        started = time.perf_counter()
-        try:
-            raw = await backend.judge(sent)
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise _failed(backend, len(sent), exc) from exc
-        seconds = time.perf_counter() - started
-        result = check_result(raw, len(sent), backend.name)
+        result, seconds = await _judged(backend, sent)
         tokens = sent_tokens = result.prompt_tokens
         completion = result.completion_tokens
         for i, judgment in zip(missing, result.judgments, strict=True):
             answers[i] = judgment
-            if cache is not None and judgment.parsed:
-                cache.set(keys[i], judgment)
-        if replay is not None:
-            replay.judged(sent, tokens, completion)
-    if replay is not None and len(missing) < len(prompts):
+        _store(cache, [keys[i] for i in missing], result.judgments)
+        replay.judged(sent, tokens, completion)
+    if len(missing) < len(prompts):
         held = set(missing)
         replayed = replay.replay_tokens([p for i, p in enumerate(prompts) if i not in held])
         tokens, completion = tokens + replayed[0], completion + replayed[1]
     return Inference(prompts, BatchResult(answers, tokens, completion),  # type: ignore[arg-type]
                      len(missing), sent_tokens, seconds)
+
+
+async def _judged(backend: Backend, prompts: Sequence[Prompt]) -> tuple[BatchResult, float]:
+    """One call of ``backend`` on ``prompts``: its checked answer and the call's wall seconds."""
+    started = time.perf_counter()
+    try:
+        raw = await backend.judge(prompts)
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise _failed(backend, len(prompts), exc) from exc
+    seconds = time.perf_counter() - started
+    return check_result(raw, len(prompts), backend.name), seconds
+
+
+def _store(cache: Cache | None, keys: Sequence[Key], judgments: Sequence[Judgment]) -> None:
+    """Cache the parsed ``judgments`` under their ``keys`` (unparsed ones never): the library's
+    MemoryCache in one call, any other cache one ``set`` each."""
+    if cache is None:
+        return
+    answers = [(key, judgment) for key, judgment in zip(keys, judgments, strict=True) if judgment.parsed]
+    if type(cache) is MemoryCache:
+        cache.set_many(answers)
+    else:
+        for key, judgment in answers:
+            cache.set(key, judgment)
 
 
 def _failed(backend: Backend, prompts: int, exc: Exception) -> BackendError:
