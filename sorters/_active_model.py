@@ -13,8 +13,10 @@ fixed seeds by ``tests/test_active_same.py``), for less work per round:
   far as its variance can fall, by at most ``1 + vd`` per pick (Cauchy-Schwarz, ``vd`` the
   largest difference variance). The later picks value only a working set, the pairs whose
   bound reaches a share of the best value (and only the rows and columns of the covariance
-  they touch); a pick stands when it is worth more than that share, else the set grows. A large
-  set (nearly equal values) first bounds each pair with its chance of being in the top-k now.
+  they touch, kept downdated across the round: a set that grows reuses them while they hold its
+  candidates); a pick stands when it is worth more than that share, else the set grows. A very
+  large set (nearly equal values) first bounds each pair with its chance of being in the top-k
+  now.
 * **The model** is kept, not re-solved. The round's comparisons update the covariance
   ``(L + cI)^-1`` by one Woodbury step (rank = the round's size) while the prior's weight ``c``
   is unchanged (a consistent judge's noise sits at its floor), for up to 16 rounds (then it is
@@ -24,8 +26,8 @@ fixed seeds by ``tests/test_active_same.py``), for less work per round:
   the covariance is then inverted every round as the reference inverts it. The noise level (the
   plain least-squares fit's residual) solves the Laplacian with ``(L + 11'/n)^-1``, kept by the
   same Woodbury steps once the comparison graph is connected (before, a solve with each
-  component's projection). The answers are kept in growing buffers, the unasked pairs as an index
-  that shrinks.
+  component's projection; the components are kept as labels). The answers are kept in growing
+  buffers, the unasked pairs as an index that shrinks.
 
 Updates and block inverses round differently from one LU inverse (relative differences of
 1e-16 to 1e-10): decisions could differ from the reference's where two values are that close, not
@@ -45,7 +47,7 @@ from threadpoolctl import ThreadpoolController
 _blas: list | None = None  # the BLAS libraries loaded (threadpoolctl's controllers), found once
 
 _RATIO = 0.75  # a round's working set: the pairs whose bound reaches this share of the best value
-_LARGE = 200  # a working set larger than this first bounds each pair (no submatrix)
+_LARGE = 2000  # a working set larger than this values, each pick, only the pairs its bounds leave in reach
 _BLOCKS = 64  # from this many candidates the covariance is inverted by blocks
 _REFRESH = 16  # the covariance is inverted afresh after this many Woodbury steps (their rounding adds up)
 _SLOPE = np.float64(1.702)  # phi(x) = 1 / (1 + exp(-1.702 x)), the normal CDF's logistic approximation
@@ -110,7 +112,7 @@ class Model:
         self._exchangeable = prior == 0
         self.lap = np.zeros((n, n))  # the comparison graph's Laplacian
         self.dty = np.zeros(n)  # the design's transpose times the answers: D'y
-        self.parent = list(range(n))  # union-find over the comparison graph
+        self.label = np.arange(n)  # each candidate's component of the comparison graph (a member's id)
         self.components = n
         self._projection: np.ndarray | None = None  # each component's mean, for ``components``
         self._projection_for = -1
@@ -128,13 +130,6 @@ class Model:
         self._ybuf = np.zeros(64)
         self._fbuf, self._sbuf = np.zeros(64, dtype=np.intp), np.zeros(64, dtype=np.intp)
         self.y, self.first, self.second = self._ybuf[:0], self._fbuf[:0], self._sbuf[:0]
-
-    def _root(self, a: int) -> int:
-        parent = self.parent
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
 
     def _fit(self, sigma: float) -> None:
         """The posterior mean for answers whose noise has standard deviation ``sigma``."""
@@ -161,8 +156,7 @@ class Model:
             theta = self._fit_inverse @ self.dty
         else:  # (L + P) theta = D'y, P the projection on each component's constants
             if self._projection_for != self.components:
-                roots = np.array([self._root(a) for a in range(self.n)])
-                same = roots[:, None] == roots[None, :]
+                same = self.label[:, None] == self.label[None, :]
                 self._projection = same / same.sum(axis=1, keepdims=True)
                 self._projection_for = self.components
             theta = np.linalg.solve(self.lap + self._projection, self.dty)
@@ -188,10 +182,11 @@ class Model:
         self.asked[second, first] = True
         self._drop_asked()
         if self.components > 1:
+            label = self.label
             for i, j in asks:
-                a, b = self._root(i), self._root(j)
+                a, b = label[i], label[j]
                 if a != b:
-                    self.parent[a] = b
+                    label[label == a] = b
                     self.components -= 1
         m = self._m
         if m + r > len(self._ybuf):
@@ -243,13 +238,18 @@ class Model:
             cut = -np.inf
         cov = self.cov
         above = mean - cut
-        var = np.diag(cov)
+        var = cov.diagonal()
         inside = _phi(above / np.sqrt(var))
         dist = np.abs(mean[f] - mean[s])
         a, b = inside[f], inside[s]
         vd = np.maximum(var[f] + var[s] - 2 * cov.reshape(-1)[at], 1e-12)
         wrong = _phi_below(dist / np.sqrt(vd))
-        value = (a + b - a * b) * wrong * vd / (vd + 1.0)
+        vd1 = vd + 1.0
+        value = a + b
+        value -= a * b
+        value *= wrong
+        value *= vd
+        value /= vd1  # (a + b - a b) wrong vd / (vd + 1), the reference's order
         best = int(np.argmax(value))  # the first of the best in row-major order, as the reference's
         top = value[best]
         if not top > settle:
@@ -260,7 +260,8 @@ class Model:
         # What each pair can be worth at most this round: its share now (it only falls), times
         # the chance of either candidate being in the top-k at its most (below the cut, now;
         # above it, at the least variance the round's picks can leave).
-        share = wrong * vd / (vd + 1.0)
+        share = wrong * vd
+        share /= vd1
         shrink = math.log1p(float(vd.max())) * (count - 1)
         if shrink < 60:  # (else no bound below 1 worth the arithmetic)
             least = var * (math.exp(-shrink) * (1 - 1e-6))
@@ -273,114 +274,124 @@ class Model:
         floor = 0.5 * settle  # a pair bound below this is never worth asking this round
         chosen = [best]  # the picks, as indices of the unasked pairs
         theta = max(_RATIO * top, floor)
+        work = _Working(cov, above, picks)
         while True:  # the working set: the pairs whose bound reaches theta, in row-major order
             ev = np.flatnonzero(bound >= theta)
             gone = np.zeros(len(ev), dtype=bool)
             gone[np.searchsorted(ev, chosen)] = True
-            if len(ev) > _LARGE:
-                top = _pick_large(cov, above, f[ev], s[ev], dist[ev], bound[ev], either[ev], gone, theta,
-                                  floor, settle, count, ev, chosen, picks)
-            else:
-                top = _pick_small(cov, above, f[ev], s[ev], dist[ev], gone, theta, floor, settle, count, ev,
-                                  chosen, picks)
+            top = work.picks_from(f[ev], s[ev], dist[ev], bound[ev], either[ev], gone, theta, floor, settle,
+                                  count, ev, chosen)
             if top is None:
                 return picks
             theta = max(_RATIO * top, floor) if top > -np.inf else floor
 
 
-def _pick_large(cov: np.ndarray, above: np.ndarray, fe: np.ndarray, se: np.ndarray, diste: np.ndarray,
-                bounde: np.ndarray, eithere: np.ndarray, gone: np.ndarray, theta: float, floor: float,
-                settle: float, count: int, ev: np.ndarray, chosen: list[int], picks: list) -> float | None:
-    """The round's next picks from a large working set (nearly equal values), on the whole
-    covariance downdated pick by pick: each pick values the pairs whose bound (refreshed as they
-    are valued) reaches a floor for the best value. None when the round is over, else the best
-    value when a pair outside the set may be worth more."""
-    cov = cov.copy()
-    flat = cov.reshape(-1)
-    ate = fe * len(cov) + se
-    for i, j in picks:  # the round's downdates so far
-        u = cov[:, i] - cov[:, j]
-        cov -= u[:, None] * u / (1.0 + u[i] - u[j])
-    bounde = bounde.copy()
-    bounde[gone] = -np.inf
-    guess = None
-    while True:
-        var = cov.diagonal()
-        inside = _phi(above / np.sqrt(var))
-        if guess is None:  # the best bound's value
-            x = int(np.argmax(bounde))
-            one = slice(x, x + 1)
-            guess = _values(var, inside, fe[one], se[one], flat[ate[one]], diste[one])[0][0]
+class _Working:
+    """A round's later picks, on the rows and columns of the covariance of its working sets'
+    candidates (``sub``), downdated pick by pick as the reference downdates the whole: its
+    arithmetic, elementwise, so each entry is the reference's to the bit whichever rows are held. A
+    larger working set keeps them while they hold its candidates; else they are taken again for the
+    union and the round's downdates so far replayed."""
+
+    def __init__(self, cov: np.ndarray, above: np.ndarray, picks: list) -> None:
+        self.cov, self.above_all, self.picks = cov, above, picks
+        self.mark = np.zeros(len(cov), dtype=bool)
+        self.loc = np.empty(len(cov), dtype=np.intp)
+
+    def _cover(self, fe: np.ndarray, se: np.ndarray) -> None:
+        """The rows and columns of ``fe`` and ``se``'s candidates (and those held), downdated by the
+        round's picks so far."""
+        mark = self.mark
+        if mark[fe].all() and mark[se].all():
+            return
+        mark[fe] = True
+        mark[se] = True
+        cand = np.flatnonzero(mark)
+        m = len(cand)
+        self.loc[cand] = np.arange(m)
+        self.sub = sub = self.cov.take(cand, 0).take(cand, 1)
+        self.flat = sub.reshape(-1)
+        self.var = sub.diagonal()  # a view: follows the downdates
+        self.above = self.above_all[cand]
+        self.inside = np.empty(m)
+        self.u, self.outer = np.empty(m), np.empty((m, m))
+        loc = self.loc
+        for i, j in self.picks:  # the round's downdates so far
+            self._downdate(int(loc[i]), int(loc[j]))
+
+    def _downdate(self, i: int, j: int) -> None:
+        """The reference's ``cov -= outer(u, u) / (1 + u[i] - u[j])``, ``u = cov[:, i] - cov[:, j]``."""
+        sub, u, outer = self.sub, self.u, self.outer
+        np.subtract(sub[:, i], sub[:, j], out=u)
+        np.multiply(u[:, None], u, out=outer)
+        np.divide(outer, 1.0 + u[i] - u[j], out=outer)
+        np.subtract(sub, outer, out=sub)
+
+    def picks_from(self, fe: np.ndarray, se: np.ndarray, diste: np.ndarray, bounde: np.ndarray,
+                   eithere: np.ndarray, gone: np.ndarray, theta: float, floor: float, settle: float,
+                   count: int, ev: np.ndarray, chosen: list[int]) -> float | None:
+        """The round's next picks from the working set (``fe``, ``se``: its pairs). Up to
+        :data:`_LARGE` pairs, each pick values them all (numpy's cost is mostly per call at these
+        sizes); a larger set (nearly equal values), the pairs whose bound (refreshed as they are
+        valued) reaches a floor for the best value. None when the round is over, else the best
+        value when a pair outside the set may be worth more."""
+        self._cover(fe, se)
+        picks, loc = self.picks, self.loc
+        fl, sl = loc[fe], loc[se]
+        atl = fl * len(self.sub) + sl
+        flat, var, above, inside = self.flat, self.var, self.above, self.inside
+        if len(fl) <= _LARGE:
+            while True:
+                _phi_of(above, var, inside)
+                vals = _values(var, inside, fl, sl, flat[atl], diste)[0]
+                vals[gone] = -np.inf
+                here = int(vals.argmax())  # the first of the best: row-major order, as the reference's
+                top = vals[here]
+                if not top >= theta and theta > floor and top == top:
+                    return top
+                if not top > settle:
+                    return None
+                chosen.append(int(ev[here]))
+                picks.append((int(fe[here]), int(se[here])))
+                if len(picks) == count:
+                    return None
+                gone[here] = True
+                self._downdate(int(fl[here]), int(sl[here]))
+        bounde = bounde.copy()
+        bounde[gone] = -np.inf
+        guess = None
         while True:
-            sel = np.flatnonzero(bounde >= guess)
-            vals, w, vd = _values(var, inside, fe[sel], se[sel], flat[ate[sel]], diste[sel])
-            bounde[sel] = eithere[sel] * (w * vd / (vd + 1.0)) + 1e-15
-            vals[gone[sel]] = -np.inf
-            top = vals.max() if len(vals) else -np.inf
-            if top >= guess or not top > -np.inf:
-                break
-            guess = top  # the guess (the last pick's runner-up) was above the best
-        if not top >= theta and theta > floor and top == top:
-            return top
-        if not top > settle:
-            return None
-        at_best = int(np.argmax(vals))
-        here = int(sel[at_best])
-        chosen.append(int(ev[here]))
-        i, j = int(fe[here]), int(se[here])
-        picks.append((i, j))
-        if len(picks) == count:
-            return None
-        gone[here] = True
-        bounde[here] = -np.inf
-        vals[at_best] = -np.inf
-        guess = 0.999 * vals.max() if len(vals) > 1 else None
-        if guess is not None and not guess > -np.inf:
-            guess = None
-        u = cov[:, i] - cov[:, j]
-        cov -= u[:, None] * u / (1.0 + u[i] - u[j])
-
-
-def _pick_small(cov: np.ndarray, above: np.ndarray, fe: np.ndarray, se: np.ndarray, diste: np.ndarray,
-                gone: np.ndarray, theta: float, floor: float, settle: float, count: int, ev: np.ndarray,
-                chosen: list[int], picks: list) -> float | None:
-    """The round's next picks from a small working set, each valuing all its pairs on the rows and
-    columns of their candidates, downdated pick by pick. Returns as :func:`_pick_large`."""
-    n = len(cov)
-    mark = np.zeros(n, dtype=bool)
-    mark[fe] = True
-    mark[se] = True
-    cand = np.flatnonzero(mark)
-    loc = np.empty(n, dtype=np.intp)
-    loc[cand] = np.arange(len(cand))
-    fl, sl = loc[fe], loc[se]
-    sub = cov.take(cand, 0).take(cand, 1)
-    flat = sub.reshape(-1)
-    atl = fl * len(cand) + sl
-    above = above[cand]
-    for i, j in picks:  # the round's downdates so far
-        i, j = int(loc[i]), int(loc[j])
-        u = sub[:, i] - sub[:, j]
-        sub -= u[:, None] * u / (1.0 + u[i] - u[j])
-    while True:
-        var = sub.diagonal()
-        inside = _phi(above / np.sqrt(var))
-        vals = _values(var, inside, fl, sl, flat[atl], diste)[0]
-        vals[gone] = -np.inf
-        here = int(np.argmax(vals))  # the first of the best: row-major order, as the reference's
-        top = vals[here]
-        if not top >= theta and theta > floor and top == top:
-            return top
-        if not top > settle:
-            return None
-        chosen.append(int(ev[here]))
-        picks.append((int(fe[here]), int(se[here])))
-        if len(picks) == count:
-            return None
-        gone[here] = True
-        i, j = int(fl[here]), int(sl[here])
-        u = sub[:, i] - sub[:, j]
-        sub -= u[:, None] * u / (1.0 + u[i] - u[j])
+            _phi_of(above, var, inside)
+            if guess is None:  # the best bound's value
+                x = int(np.argmax(bounde))
+                one = slice(x, x + 1)
+                guess = _values(var, inside, fl[one], sl[one], flat[atl[one]], diste[one])[0][0]
+            while True:
+                sel = np.flatnonzero(bounde >= guess)
+                vals, w, vd = _values(var, inside, fl[sel], sl[sel], flat[atl[sel]], diste[sel])
+                bounde[sel] = eithere[sel] * (w * vd / (vd + 1.0)) + 1e-15
+                vals[gone[sel]] = -np.inf
+                top = vals.max() if len(vals) else -np.inf
+                if top >= guess or not top > -np.inf:
+                    break
+                guess = top  # the guess (the last pick's runner-up) was above the best
+            if not top >= theta and theta > floor and top == top:
+                return top
+            if not top > settle:
+                return None
+            at_best = int(np.argmax(vals))
+            here = int(sel[at_best])
+            chosen.append(int(ev[here]))
+            picks.append((int(fe[here]), int(se[here])))
+            if len(picks) == count:
+                return None
+            gone[here] = True
+            bounde[here] = -np.inf
+            vals[at_best] = -np.inf
+            guess = 0.999 * vals.max() if len(vals) > 1 else None
+            if guess is not None and not guess > -np.inf:
+                guess = None
+            self._downdate(int(fl[here]), int(sl[here]))
 
 
 def _values(var: np.ndarray, inside: np.ndarray, fl: np.ndarray, sl: np.ndarray, c: np.ndarray,
@@ -392,6 +403,17 @@ def _values(var: np.ndarray, inside: np.ndarray, fl: np.ndarray, sl: np.ndarray,
     wrong = _phi_below(dist / np.sqrt(vd))
     a, b = inside[fl], inside[sl]
     return (a + b - a * b) * wrong * vd / (vd + 1.0), wrong, vd
+
+
+def _phi_of(above: np.ndarray, var: np.ndarray, out: np.ndarray) -> None:
+    """``out`` = :func:`_phi` of ``above / sqrt(var)`` (the same arithmetic, in place)."""
+    np.sqrt(var, out=out)
+    np.divide(above, out, out=out)
+    np.maximum(out, -40.0, out=out)
+    out *= -_SLOPE
+    np.exp(out, out=out)
+    out += 1.0
+    np.divide(1.0, out, out=out)
 
 
 def _phi(x: np.ndarray) -> np.ndarray:

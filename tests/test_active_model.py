@@ -101,3 +101,66 @@ def test_random_configurations_take_the_reference_decisions(seed, n, k, options,
     new = record(active(n, k, **options), judge(100 + seed, n, noise, signs))
     old = record(active_reference.active(n, k, **options), judge(100 + seed, n, noise, signs))
     assert new == old
+
+
+@pytest.mark.parametrize("large", [0, 10**9])
+@pytest.mark.parametrize("seed", range(4))
+def test_both_ways_of_valuing_a_working_set_take_the_reference_greedy(monkeypatch, seed, large):
+    """Every working set valued whole at each pick, or every one through its bounds (the way of
+    the largest sets): the reference's picks either way."""
+    import sorters._active_model as model_module
+    monkeypatch.setattr(model_module, "_LARGE", large)
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(20):
+        n = int(rng.choice([3, 12, 40, 100]))
+        k, count = int(rng.integers(1, n + 1)), int(rng.integers(2, 15))
+        settle = float(rng.choice([0.0, 0.002, 0.02]))
+        mean, cov, asked = _state(rng, n, int(rng.integers(0, 4)))
+        reference = active_reference._Model(n, 0.3, 1.0)
+        reference.mean, reference.cov, reference.asked = mean.copy(), cov.copy(), asked.copy()
+        model = Model(n, 0.3, 1.0)
+        model.mean, model.cov, model.asked = mean.copy(), cov.copy(), asked.copy()
+        model.skip([])
+        assert model.pick(k, count, settle) == reference._pick(k, count, settle), (n, k, count, settle)
+
+
+def test_held_rows_are_the_reference_downdates_to_the_bit():
+    """The rows and columns a round holds (taken at once, or grown as its working set grows) are
+    the whole covariance downdated by the reference, entry for entry."""
+    from sorters._active_model import _Working
+    rng = np.random.default_rng(5)
+    for n in (6, 30, 100):
+        mean, cov, _ = _state(rng, n, 2)
+        full = cov.copy()
+        picks: list = []
+        work = _Working(cov, mean, picks)
+        for _ in range(6):
+            i, j = sorted(int(x) for x in rng.choice(n, 2, replace=False))
+            fe, se = np.sort(rng.choice(n, 4)), np.sort(rng.choice(n, 4))
+            work._cover(np.append(fe, i), np.append(se, j))  # (held rows grow: the union)
+            picks.append((i, j))
+            u = full[:, i] - full[:, j]  # the reference's downdate of the whole
+            full -= np.outer(u, u) / (1.0 + u[i] - u[j])
+            work._downdate(int(work.loc[i]), int(work.loc[j]))
+            held = np.flatnonzero(work.mark)
+            assert np.array_equal(work.sub, full[np.ix_(held, held)])
+
+
+def _larger_configurations(count: int):
+    rng = random.Random(20261206)
+    for seed in range(count):
+        n = rng.choice([70, 100])
+        options = {"budget": rng.randint(50, 300), "round_size": rng.choice([3, 10, 10, 16])}
+        if rng.random() < 0.3:
+            options["prior"] = rng.choice([0.0, 1.0])
+        if rng.random() < 0.3:
+            options["settle"] = rng.choice([0.0, 0.02])
+        noise, signs = rng.choice([0.0, 0.5, 1.0, 2.0]), rng.random() < 0.5
+        yield seed, n, rng.choice([1, 5, 10, 30]), options, noise, signs
+
+
+@pytest.mark.parametrize("seed, n, k, options, noise, signs", list(_larger_configurations(12)))
+def test_larger_random_configurations_take_the_reference_decisions(seed, n, k, options, noise, signs):
+    new = record(active(n, k, **options), judge(500 + seed, n, noise, signs))
+    old = record(active_reference.active(n, k, **options), judge(500 + seed, n, noise, signs))
+    assert new == old
