@@ -9,9 +9,9 @@ to other processes sharing the cores; the sorter alone, no engine) and the ratio
 both asked the same rounds and returned the same ranking. numpy is imported before timing.
 
 Then the same through the engine, as ``bench/overhead.py``'s ``active`` rows measure it: a
-``Reranker`` with an instant judge (``bench/test_overhead.py``'s, 100 candidates, k=10, no cache)
-at B=8 and B=64, the reference swapped in for ``active`` in the registry (as
-``tests/test_active_same.py`` does), the best of ``--repeats`` runs each, alternating, after
+``Reranker`` with an instant judge (``bench/overhead.py``'s, on ``bench/test_overhead.py``'s 100
+candidates, k=10, no cache) at B=8 and B=64, the reference swapped in for ``active`` in the
+registry (as ``tests/test_active_same.py`` does), the best of ``--repeats`` runs each, alternating, after
 checking both return the same ranking and counts.
 """
 
@@ -59,10 +59,10 @@ def timed(make, n: int, k: int, budget: int | None, noise: float, seed: int) -> 
 
 def engine_run(batch_size: int) -> tuple[float, tuple]:
     """One ranking through the engine with the instant judge: (CPU seconds, what it returned)."""
-    from test_overhead import DOCS, IDS, InstantOracle
+    from test_overhead import DOCS, IDS, instant
 
     from prp import Reranker
-    reranker = Reranker(InstantOracle(), sorter="active", k=10, batch_size=batch_size, cache=False)
+    reranker = Reranker(instant(), sorter="active", k=10, batch_size=batch_size, cache=False)
     started = time.process_time()
     result = reranker.rank("q", DOCS, IDS)
     return time.process_time() - started, (result.doc_ids, result.cost.comparisons, result.cost.rounds)
