@@ -278,3 +278,139 @@ def test_inference_metrics_are_what_prometheus_objects_would_show():
 
     assert lines(shown) == lines(generate_latest(registry).decode())
     assert "prp_batch_fill_created" in shown and "prp_prompts_created" in shown
+
+
+# --- the quick admission: the usual body without pydantic, exactly what the long way admits ----
+
+def _typed(value: object) -> object:
+    """``value`` with the type of every part, so 5 and 5.0 (or "5") differ."""
+    if isinstance(value, bodies.Ask):
+        return tuple(_typed(getattr(value, name)) for name in value.__dataclass_fields__)
+    if isinstance(value, tuple):
+        return tuple(_typed(item) for item in value)
+    if isinstance(value, bodies.Budget):
+        return ("Budget", _typed(value.amount), value.unit)
+    return (type(value).__name__, value)
+
+
+SMALL = bodies.Limits(max_documents=4, max_document_chars=6, max_query_chars=6, max_body_bytes=10**6)
+
+
+def _ways(raw: bytes, path: str, limits: bodies.Limits = SMALL):  # noqa: ANN202
+    """(the quick way's outcome or None when it passes the body on, the long way's outcome)."""
+    from prp.serve import dialects
+
+    def long_way():  # noqa: ANN202
+        data, clean = load_json(raw, "application/json")
+        return bodies.admit(data, dialects.pick(path, data).body, limits, checked=clean)
+
+    def quick_way():  # noqa: ANN202
+        data = bodies.quick_json(raw)
+        if data is None:
+            return None
+        return bodies.quick_admit(data, dialects.pick(path, data).body, limits)
+
+    def run(way):  # noqa: ANN001, ANN202
+        try:
+            return "value", _typed(way())
+        except BodyError as exc:
+            return "error", (exc.status, exc.message)
+
+    quick = run(quick_way)
+    return (None if quick == ("value", ("NoneType", None)) else quick), run(long_way)
+
+
+ODD = st.one_of(st.none(), st.booleans(), st.integers(-3, 3),
+                st.sampled_from([2**63 - 1, 2**63, -(2**63) - 1, 2**64]),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.sampled_from([0.0, 1.0, 86_400.0, 86_400.5]),
+                st.text(max_size=3), st.lists(st.integers(0, 2), max_size=2),
+                st.dictionaries(st.text(max_size=2), st.integers(0, 2), max_size=2))
+IDS = st.one_of(st.text(max_size=2), st.integers(-2, 3), ODD)
+DOCS = st.integers(0, 9).flatmap(lambda i: st.one_of(  # mostly strings and {"text"} objects
+    ODD, st.fixed_dictionaries({"text": st.text(max_size=8)}, optional={"id": IDS, "lang": ODD}),
+    st.fixed_dictionaries({}, optional={"text": ODD, "id": IDS})) if i == 0 else st.one_of(
+    st.text(max_size=8), st.fixed_dictionaries({"text": st.text(max_size=8)})))
+FIELD_VALUES = {
+    "query": st.text(max_size=8), "documents": st.lists(DOCS, max_size=5),
+    "texts": st.lists(st.text(max_size=8), max_size=5),
+    "top_n": st.integers(-1, 6), "model": st.text(max_size=3), "return_documents": st.booleans(),
+    "return_text": st.booleans(), "raw_scores": st.booleans(), "truncate": st.booleans(),
+    "truncation_direction": st.sampled_from(["left", "Right", "up"]),
+    "sorter": st.sampled_from(["quicksort", "x"]),
+    "budget": st.sampled_from([0, 5, -1, "40tokens", "2s", "3.5", "nope", 10**13]),
+    "orders": st.sampled_from(["both", "one", "random", "all"]),
+    "timeout": st.sampled_from([0.5, 5, 0, -1, 1e6]),
+    "query_id": IDS, "rank_fields": st.sampled_from([["text"], [], ["title"], ["text", "text"]]),
+    "max_chunks_per_doc": st.integers(-1, 3), "max_tokens_per_doc": st.integers(-1, 3), "extra": ODD}
+
+
+@st.composite
+def usual_bodies(draw) -> bytes:
+    """Bodies near the usual one: each field absent, usual or odd, ids given or not, documents of
+    every shape, fields no dialect knows; as JSON text (a big integer in its digits)."""
+    body = {}
+    for name, usual in FIELD_VALUES.items():
+        how = draw(st.integers(0, 39))
+        if how < 8 or (how < 36 and name in ("query", "documents", "texts")):
+            body[name] = draw(usual)
+        elif how == 39:
+            body[name] = draw(ODD)
+    if draw(st.booleans()) and isinstance(body.get("documents"), list):  # every document an id, or none
+        body["documents"] = [{"text": f"d{i}", "id": draw(st.sampled_from([str(i), i, "x"]))}
+                             for i in range(len(body["documents"]))]
+    return json.dumps(body).encode()
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True, database=None)
+@given(raw=usual_bodies(), path=st.sampled_from(["/v1/rerank", "/v2/rerank", "/rerank"]))
+def test_the_quick_admission_admits_what_the_long_way_admits_and_refuses_alike(raw, path):
+    quick, slow = _ways(raw, path)
+    if quick is not None:
+        assert quick == slow, raw
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"query": "q", "documents": ["a"], "x": ' + b"[" * 40 + b"]" * 40 + b"}",  # nested past _DEPTH
+    b'{"query": "q", "documents": [{"text": "a", "x": ' + b"[" * 31 + b"]" * 31 + b"}]}",
+    b'{"query": "q", "documents": ["a"], "x": 18446744073709551616}',  # orjson: a float
+    b'{"query": "q", "documents": ["a"], "top_n": 18446744073709551616}',
+    b'{"query": "q", "documents": [{"text": "a", "id": 18446744073709551616}]}',
+    b'{"query": "q", "documents": ["a"], "timeout": 1e19}', b'{"query": "q", "documents": ["a"], "x": NaN}',
+    b'{"query": "q", "documents": [{"text": "a", "id": 1}, {"text": "b", "id": "1"}]}',
+    b'{"query": "q", "documents": [{"text": "a", "id": 1}, {"text": "b"}]}',
+    b'{"query": "q", "documents": [{"text": "a", "id": null}, {"text": "b", "id": null}]}',
+    b'{"query": "q", "documents": ["a", "b", "c", "d", "e"]}', b'{"query": "qqqqqqq", "documents": []}',
+    b'{"query": "q", "documents": ["a", "bbbbbbb"]}', b'{"query": "q", "texts": ["a", "bbbbbbb"]}',
+    b'{"query": "q", "documents": ["a"], "budget": -1}',
+    b'{"query": "q", "documents": ["a"], "budget": "2x"}',
+    b'{"query": "q", "documents": ["a"], "query_id": 7, "timeout": 5}',
+    b'{"query": "\\ud800", "documents": []}',
+    b'{"documents": ["a"]}', b'{"query": "q"}', b'{"query": "q", "texts": "a"}', b"[]", b"nul"])
+def test_the_quick_admission_on_edge_bodies(raw):
+    for path in ("/v1/rerank", "/v2/rerank"):
+        quick, slow = _ways(raw, path)
+        if quick is not None:
+            assert quick == slow, raw
+
+
+@pytest.mark.parametrize("body", [
+    {"query": "q", "query_id": "19335", "top_n": 10,
+     "documents": [{"id": f"d{i}", "text": f"t{i}"} for i in range(20)]},
+    {"query": "q", "documents": ["a", "b", "c"], "top_n": 2, "return_documents": True, "model": "m"},
+    {"query": "q", "documents": [{"text": "a"}, {"text": "b"}], "timeout": 5, "budget": "40tokens",
+     "orders": "one"},
+    {"query": "q", "documents": [{"text": "a", "id": 1}, {"text": "b", "id": 2}], "query_id": 3,
+     "sorter": "heapsort"},
+    {"query": "q", "documents": ["a", {"text": "b"}], "rank_fields": ["text"], "max_chunks_per_doc": 3},
+    {"query": "q", "texts": ["a", "b"], "return_text": True, "truncate": None, "raw_scores": False},
+    {"query": "q", "documents": [{"text": "a", "title": "x"}], "meta": {"client": [1, 2.5]}}])
+def test_the_usual_bodies_take_the_quick_way(body):
+    from prp.serve import dialects
+
+    raw = json.dumps(body).encode()
+    data = bodies.quick_json(raw)
+    ask = bodies.quick_admit(data, dialects.pick("/v1/rerank", data).body, bodies.Limits())
+    assert ask is not None
+    _, slow = _ways(raw, "/v1/rerank", bodies.Limits())
+    assert ("value", _typed(ask)) == slow

@@ -40,10 +40,14 @@ Rules:
 
 Speed: a rerank call never goes through FastAPI's middleware, routing or request objects. The
 app's own ASGI entry (:class:`_App`) guards every call but health and metrics (draining, API
-key, ``Content-Length``); a rerank POST's body is read straight from ``receive`` and its answer
-written as two ASGI messages, JSON by orjson; FastAPI still serves everything else (health,
-metrics, 404 and 405 in the service's JSON shape). Per inference the engine's hook only counts
-in a dict (:class:`_Inferences`). ``bench/serve_lone.py`` measures what is left.
+key, ``Content-Length``); a rerank POST's body is read straight from ``receive``, and the usual
+body (orjson reads it, every part of it plainly right) is admitted without pydantic
+(:func:`prp.serve.bodies.quick_admit`; any other body takes the long way, with its messages);
+its answer is written as two ASGI messages, JSON by orjson, sent in one piece
+(:mod:`prp.serve.protocol`). FastAPI still serves
+everything else (health, metrics, 404 and 405 in the service's JSON shape). Per inference the
+engine's hook only counts in a dict (:class:`_Inferences`). ``bench/serve_lone.py`` measures
+what is left.
 """
 
 from __future__ import annotations
@@ -76,7 +80,16 @@ from prp.oracles.base import BackendError, PromptFailed
 from prp.oracles.simulated import unjudged
 from prp.reranker import Reranker
 from prp.serve import dialects
-from prp.serve.bodies import BodyError, ClientGone, Limits, admit, load_json, receive_body
+from prp.serve.bodies import (
+    BodyError,
+    ClientGone,
+    Limits,
+    admit,
+    load_json,
+    quick_admit,
+    quick_json,
+    receive_body,
+)
 from prp.serve.dialects import Reply
 from prp.types import RankRequest
 
@@ -179,6 +192,7 @@ class _Service:
                  api_keys: frozenset[str], limits: Limits) -> None:
         self.reranker, self.state, self.metrics = reranker, state, metrics
         self.model_name, self.api_keys, self.limits = model_name, api_keys, limits
+        self._by_status: dict[int, Any] = {}  # prp_requests_total's child for each status met
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A rerank call as an ASGI app (the route's endpoint; :class:`_App` answers every
@@ -194,12 +208,12 @@ class _Service:
         started = time.perf_counter()
         status = 0
         try:
-            refused = self._refused(scope["headers"])
+            refused, content_type = self._refused(scope["headers"])
             if refused is not None:
                 status = refused.status
                 await _write(send, refused)
             elif inner is None:
-                reply = await self._rerank(scope, receive, arrival)
+                reply = await self._rerank(scope, receive, arrival, content_type)
                 if reply is None:  # the client went away: no one to answer
                     return
                 status = reply.status
@@ -215,15 +229,17 @@ class _Service:
         finally:
             if arrival is not None:
                 arrival.close()
-        self.metrics.requests.labels(str(status)).inc()
+        counter = self._by_status.get(status)
+        if counter is None:
+            counter = self._by_status[status] = self.metrics.requests.labels(str(status))
+        counter.inc()
         if status == 200:
             self.metrics.latency.observe(time.perf_counter() - started)
 
-    def _refused(self, headers: list[tuple[bytes, bytes]]) -> Reply | None:
-        """503 while draining, 401 without a good API key, 413 for a declared size past the limit."""
-        if self.state["draining"]:
-            return _draining()
-        auth = key = size = None
+    def _refused(self, headers: list[tuple[bytes, bytes]]) -> tuple[Reply | None, str | None]:
+        """503 while draining, 401 without a good API key, 413 for a declared size past the limit
+        (None: admitted); and the request's content type (None: not given)."""
+        auth = key = size = content_type = None
         for name, value in headers:
             if name == b"authorization" and auth is None:
                 auth = value.decode("latin-1")
@@ -231,28 +247,36 @@ class _Service:
                 key = value.decode("latin-1")
             elif name == b"content-length" and size is None:
                 size = value.decode("latin-1")
+            elif name == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+        if self.state["draining"]:
+            return _draining(), content_type
         if self.api_keys:
             if auth is not None and auth.lower().startswith("bearer "):
                 key = auth[7:].strip()
             if key not in self.api_keys:
-                return _error(401, "missing or wrong API key (Authorization: Bearer KEY)")
+                return _error(401, "missing or wrong API key (Authorization: Bearer KEY)"), content_type
         limit = self.limits.max_body_bytes
         if size is not None and size.isdigit() and int(size) > limit:
-            return _error(413, f"request body of {size} bytes is over the limit of {limit}")
-        return None
+            return _error(413, f"request body of {size} bytes is over the limit of {limit}"), content_type
+        return None, content_type
 
-    async def _rerank(self, scope: Scope, receive: Receive, arrival: Any) -> Reply | None:
+    async def _rerank(self, scope: Scope, receive: Receive, arrival: Any, content_type: str | None
+                      ) -> Reply | None:
+        """The answer to a rerank POST; None when the client went away."""
         reranker, limit = self.reranker, self.limits
-        content_type = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-                break
         dialect = None
         try:
-            data, clean = load_json(await receive_body(receive, limit.max_body_bytes), content_type)
-            dialect = dialects.pick(scope["path"], data)
-            ask = admit(data, dialect.body, limit, checked=clean)
+            body = await receive_body(receive, limit.max_body_bytes)
+            data = quick_json(body)  # the usual body: read by orjson, checked without pydantic
+            ask = None
+            if data is not None:
+                dialect = dialects.pick(scope["path"], data)
+                ask = quick_admit(data, dialect.body, limit)
+            if ask is None:  # anything else: the long way, its values and its messages
+                data, clean = load_json(body, content_type)
+                dialect = dialects.pick(scope["path"], data)
+                ask = admit(data, dialect.body, limit, checked=clean)
         except BodyError as exc:
             return dialects.error(dialect, exc.status, exc.message)
         except ClientGone:

@@ -27,6 +27,11 @@ Rules kept here (every dialect):
   a string with a unit: ``"40000tokens"``, ``"10inferences"``, ``"2s"``; :mod:`cost.budget`), ``orders``
   (one of :data:`prp.aggregate.ORDERS`), ``timeout`` (seconds, > 0 and at most a day),
   ``query_id`` (a string or an integer).
+
+Two ways to the same outcome: :func:`quick_admit` takes the usual body as orjson read it
+(:func:`quick_json`) without pydantic, when every part of it is plainly right, and passes any
+other body on; :func:`load_json` and :func:`admit` (pydantic's models) take everything, with the
+messages above. What the quick way admits or refuses, the long way admits or refuses alike.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -331,24 +337,186 @@ def admit(data: Any, model: type[CohereBody] | type[TEIBody], limits: Limits, ch
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise BodyError(422, shown + more) from None
     if isinstance(body, TEIBody):
-        texts, ids, return_documents, docs_field = tuple(body.texts), None, body.return_text, "texts"
-        name = None
-    else:
-        texts = tuple(d.text for d in body.documents)
-        ids = _ids(body.documents)
-        return_documents, docs_field, name = body.return_documents, "documents", body.model
+        return _admitted(limits, body.query, tuple(body.texts), None, body.return_text, None, body.query_id,
+                         body.top_n, body.sorter, body.budget, body.orders, body.timeout)
+    documents = body.documents
+    return _admitted(limits, body.query, tuple(d.text for d in documents), [d.id for d in documents],
+                     body.return_documents, body.model, body.query_id, body.top_n, body.sorter, body.budget,
+                     body.orders, body.timeout)
+
+
+def _admitted(limits: Limits, query: str, texts: tuple[str, ...], given: list[str | None] | None,
+              return_documents: bool, name: str | None, query_id: str | None, top_n: int | None,
+              sorter: str | None, budget: int | str | None, orders: str | None, timeout: float | None) -> Ask:
+    """A body's values, valid as a dialect's body, checked for what no model says (the ids: all or
+    none, unique; the limits; the budget's value) in this order: the :class:`Ask`. ``given``: each
+    document's id or None (None: the dialect has no ids)."""
+    ids = None if given is None else _ids(given)
+    docs_field = "texts" if given is None else "documents"
     if len(texts) > limits.max_documents:
         raise BodyError(413, f"{docs_field}: {len(texts)} documents, over the limit of "
                              f"{limits.max_documents}")
-    if len(body.query) > limits.max_query_chars:
-        raise BodyError(413, f"query: {len(body.query)} characters, over the limit of "
+    if len(query) > limits.max_query_chars:
+        raise BodyError(413, f"query: {len(query)} characters, over the limit of "
                              f"{limits.max_query_chars}")
-    for i, text in enumerate(texts):
-        if len(text) > limits.max_document_chars:
-            raise BodyError(413, f"{docs_field}[{i}]: {len(text)} characters, over the limit of "
-                                 f"{limits.max_document_chars}")
-    return Ask(body.query, texts, ids, body.query_id, body.top_n, return_documents, name, body.sorter,
-               _budget(body.budget), body.orders, body.timeout)
+    most = limits.max_document_chars
+    if texts and max(map(len, texts)) > most:
+        i = next(i for i, text in enumerate(texts) if len(text) > most)
+        raise BodyError(413, f"{docs_field}[{i}]: {len(texts[i])} characters, over the limit of {most}")
+    return Ask(query, texts, ids, query_id, top_n, return_documents, name, sorter,
+               None if budget is None else _budget(budget), orders, timeout)
+
+
+# --- the usual body, read without pydantic ----------------------------------------------------
+
+_I64 = 2**63  # integers the quick path takes: what orjson and the standard library read alike
+
+
+def _quick_count(value: Any) -> bool:  # int | None, >= 1 (strict: not a boolean, not 1.0)
+    return value is None or (type(value) is int and 0 < value < _I64)
+
+
+def _quick_text(value: Any) -> bool:  # str | None
+    return value is None or type(value) is str
+
+
+def _quick_id(value: Any) -> bool:  # an Id or None: a string or an integer (kept as its string)
+    return value is None or type(value) is str or (type(value) is int and -_I64 <= value < _I64)
+
+
+def _quick_flag(value: Any) -> bool:  # bool (no default None)
+    return type(value) is bool
+
+
+def _quick_timeout(value: Any) -> bool:  # float | None in (0, MAX_TIMEOUT]; an integer is a float
+    return value is None or ((type(value) is float or type(value) is int) and 0 < value <= MAX_TIMEOUT)
+
+
+def _quick_choice(*choices: str) -> Callable[[Any], bool]:
+    return lambda value: value is None or (type(value) is str and value in choices)
+
+
+_QUICK_EXTRAS: dict[str, Callable[[Any], bool]] = {
+    "top_n": _quick_count, "sorter": _quick_text, "budget": _quick_id,  # int | str | None, as an id's
+    "orders": _quick_choice("both", "one", "random"), "timeout": _quick_timeout, "query_id": _quick_id}
+_QUICK_FIELDS: dict[type, dict[str, Callable[[Any], bool]]] = {
+    CohereBody: {**_QUICK_EXTRAS, "model": _quick_text, "return_documents": _quick_flag,
+                 "rank_fields": lambda v: v is None or (type(v) is list and all(type(x) is str and x == "text"
+                                                                                 for x in v)),
+                 "max_chunks_per_doc": _quick_count, "max_tokens_per_doc": _quick_count},
+    TEIBody: {**_QUICK_EXTRAS, "return_text": _quick_flag, "raw_scores": _quick_flag,
+              "truncate": lambda v: v is None or type(v) is bool,
+              "truncation_direction": _quick_choice("Left", "Right", "left", "right")},
+}
+
+
+def _plain_value(value: Any, depth: int) -> bool:
+    """:func:`_plain` for a value met at ``depth`` of the walk (what it asks of an item there)."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        return _plain(value, depth)
+    return kind is not float or -_BIG < value < _BIG
+
+
+def quick_admit(data: Any, model: type[CohereBody] | type[TEIBody], limits: Limits) -> Ask | None:
+    """:func:`admit` for ``data`` as orjson read it (:func:`quick_json`), without pydantic, when it
+    is a body every part of which is plainly right (the usual one: strings, small integers, a
+    timeout in range, documents as strings or ``{"text", "id"}`` objects, and nothing elsewhere
+    that the standard library would read differently, as :func:`load_json` asks); None for any
+    other body, which takes the long way (:func:`load_json`, :func:`admit`: their values and
+    messages). What it takes, :func:`admit` takes too, into the same :class:`Ask`; the checks no
+    model makes (ids, limits, the budget's value) are :func:`admit`'s own, raising as it would."""
+    if type(data) is not dict:
+        return None
+    fields = _QUICK_FIELDS[model]
+    documents = texts = None
+    for key, value in data.items():
+        check = fields.get(key)
+        if check is not None:
+            if not check(value):
+                return None
+        elif key == "query":
+            if type(value) is not str:
+                return None
+        elif key == "documents" and model is CohereBody:
+            documents = value
+        elif key == "texts" and model is TEIBody:
+            texts = value
+        elif not _plain_value(value, 1):  # a field no dialect knows: ignored, but read alike
+            return None
+    if "query" not in data:
+        return None
+    get = data.get
+    timeout, query_id = get("timeout"), get("query_id")
+    if type(timeout) is int:
+        timeout = float(timeout)
+    if type(query_id) is int:
+        query_id = str(query_id)
+    if model is TEIBody:
+        if type(texts) is not list or not all(type(text) is str for text in texts):
+            return None
+        return _admitted(limits, data["query"], tuple(texts), None, get("return_text", False), None, query_id,
+                         get("top_n"), get("sorter"), get("budget"), get("orders"), timeout)
+    if type(documents) is not list:
+        return None
+    read, given = _quick_documents(documents)
+    if read is None:
+        return None
+    return _admitted(limits, data["query"], tuple(read), given, get("return_documents", False), get("model"),
+                     query_id, get("top_n"), get("sorter"), get("budget"), get("orders"), timeout)
+
+
+_TEXT, _ID = itemgetter("text"), itemgetter("id")
+_DICT, _STR, _ONE, _TWO, _NONE = {dict}, {str}, {1}, {2}, set()
+
+
+def _quick_documents(documents: list) -> tuple[list[str] | None, list[str | None]]:
+    """:func:`quick_admit`'s documents: each one's text and id (None: not given), or (None, [])
+    for anything but plain strings and ``{"text", "id"?}`` objects (and fields no dialect knows
+    that read alike). The usual shapes in a few passes, any other one item by item."""
+    kinds = set(map(type, documents))
+    if kinds == _DICT:
+        sizes = set(map(len, documents))
+        try:
+            read = list(map(_TEXT, documents))
+            given = list(map(_ID, documents)) if sizes == _TWO else [None] * len(documents)
+        except KeyError:  # another field: item by item
+            sizes = _NONE
+        if (sizes == _TWO or sizes == _ONE) and set(map(type, read)) == _STR and (
+                sizes == _ONE or set(map(type, given)) == _STR):
+            return read, given  # type: ignore[return-value]
+    elif kinds == _STR:
+        return documents, [None] * len(documents)
+    read, given = [], []
+    for item in documents:
+        kind = type(item)
+        if kind is str:
+            read.append(item)
+            given.append(None)
+            continue
+        if kind is not dict:
+            return None, []
+        text, doc_id = item.get("text"), item.get("id")
+        if type(text) is not str or not _quick_id(doc_id):
+            return None, []
+        if len(item) > 1 + ("id" in item):  # other fields: ignored, but read alike
+            for key, value in item.items():
+                if key != "text" and key != "id" and not _plain_value(value, 3):
+                    return None, []
+        read.append(text)
+        given.append(str(doc_id) if type(doc_id) is int else doc_id)
+    return read, given
+
+
+def quick_json(body: bytes) -> Any:
+    """``body`` as orjson reads it (for :func:`quick_admit`), or None when it cannot (or is not
+    installed): an error, whose message the long way gives (:func:`load_json`)."""
+    if orjson is None:
+        return None
+    try:
+        return orjson.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _budget(value: int | str | None) -> Budget | None:
@@ -362,19 +530,21 @@ def _budget(value: int | str | None) -> Budget | None:
     return budget
 
 
-def _ids(documents: list[Document]) -> tuple[str, ...] | None:
-    given = [i for i, d in enumerate(documents) if d.id is not None]
-    if not given:
+def _ids(given: list[str | None]) -> tuple[str, ...] | None:
+    """The documents' ids (each one's, or None): all of them, unique, or None when none is given."""
+    absent = given.count(None)
+    if absent == len(given):
         return None
-    if len(given) < len(documents):
-        missing = next(i for i, d in enumerate(documents) if d.id is None)
-        raise BodyError(422, f"documents[{missing}].id: required, since documents[{given[0]}] has one "
+    if absent:
+        missing = given.index(None)
+        first_given = next(i for i, d in enumerate(given) if d is not None)
+        raise BodyError(422, f"documents[{missing}].id: required, since documents[{first_given}] has one "
                              "(give every document an id, or none)")
-    first: dict[str, int] = {}
-    for i, d in enumerate(documents):
-        assert d.id is not None
-        if d.id in first:
-            raise BodyError(422, f"documents[{i}].id: {d.id!r} is also documents[{first[d.id]}]'s id "
-                                 "(ids must be unique)")
-        first[d.id] = i
-    return tuple(d.id for d in documents)  # type: ignore[misc]
+    if len(set(given)) < len(given):
+        first: dict[str, int] = {}
+        for i, d in enumerate(given):
+            if d in first:
+                raise BodyError(422, f"documents[{i}].id: {d!r} is also documents[{first[d]}]'s id "
+                                     "(ids must be unique)")
+            first[d] = i  # type: ignore[index]
+    return tuple(given)  # type: ignore[arg-type]

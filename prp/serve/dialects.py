@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from random import getrandbits
 from typing import Any, NamedTuple
 
 from prp.result import RankedResult
@@ -83,6 +83,17 @@ def encode(content: Any) -> bytes:
     return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
+_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & (2**128 - 1)  # all but the version and variant bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def answer_id() -> str:
+    """A random UUID (version 4), as ``str(uuid.uuid4())`` writes it, from :mod:`random`'s
+    generator rather than the OS's: an answer's id, not a secret, in a quarter of the time."""
+    h = "%032x" % (getrandbits(128) & _UUID4_KEEP | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def error(dialect: Dialect | None, status: int, message: str, **headers: str) -> Reply:
     """An error in ``dialect``'s shape (None: not known yet, Cohere's)."""
     body: dict[str, Any] = {"message": message}
@@ -128,7 +139,7 @@ def respond(dialect: Dialect, ask: Ask, result: RankedResult, model_name: str,
     tokens = {"input_tokens": spent["prompt_tokens"], "output_tokens": spent["completion_tokens"]}
     meta: dict[str, Any] = {"api_version": {"version": "2" if dialect is COHERE_V2 else "1"},
             "billed_units": {"search_units": max(1, math.ceil(n / 100)), **tokens}, "tokens": tokens}
-    payload: dict[str, Any] = {"id": str(uuid.uuid4()), "model": ask.model or model_name, "results": results,
+    payload: dict[str, Any] = {"id": answer_id(), "model": ask.model or model_name, "results": results,
                                "usage": spent, "meta": meta}
     if warnings:
         payload["warnings"] = meta["warnings"] = list(warnings)
