@@ -36,6 +36,15 @@ process (same run, same machine; the median resists other processes on the cores
 served run ``service_ms``: its median less the in-process one and the same client's floor, the
 service's own time per request (reading and checking the body, the answer, the engine hand-off).
 Both clients' rankings (their warm-up answers) are checked equal to in process.
+
+A served row also gives ``server_mean_ms``: the mean time the server itself spent on a timed
+request, from its own ``prp_request_seconds`` histogram (its sum and count read from /metrics
+before and after each pass, outside the timed requests): from the app's first look at the
+request to its answer written (to uvicorn's buffer; it goes out at the end of that turn of the
+loop): the service's app work and the engine as it runs in the server process (a mean: a
+collection or a preemption inside a request counts in full). Less the in-process mean, it is the
+part of the service's time spent inside the app; the rest is outside it (uvicorn, the kernel,
+waking the server up).
 """
 
 from __future__ import annotations
@@ -140,10 +149,22 @@ def post_stdlib(connection: http.client.HTTPConnection, body: dict) -> dict:
     return answer
 
 
-def served(requests: list, qrels_path: Path | None, rounds: int, linger: float, log: Path
-           ) -> dict[str, tuple[list[float], list[list[str]]]]:
+def server_seconds(url: str) -> tuple[float, float]:
+    """The server's ``prp_request_seconds`` histogram: its sum (seconds) and count."""
+    values = {}
+    for line in httpx.get(url + "/metrics", timeout=60).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("prp_request_seconds_sum", "prp_request_seconds_count"):
+            values[name] = float(value)
+    return values["prp_request_seconds_sum"], values["prp_request_seconds_count"]
+
+
+def served(requests: list, qrels_path: Path | None, rounds: int, linger: float, log: Path,
+           server: dict[str, list[float]] | None = None) -> dict[str, tuple[list[float], list[list[str]]]]:
     """``prp serve`` at ``linger`` ms, or with no ``qrels_path`` the floor (:func:`floor_server`),
-    measured with each client in :data:`CLIENTS`: its times and its warm-up rankings."""
+    measured with each client in :data:`CLIENTS`: its times and its warm-up rankings. ``server``
+    (``prp serve`` only): filled with each client's [seconds, requests] the server counted in its
+    ``prp_request_seconds`` over the timed passes."""
     port = free_port()
     if qrels_path is None:
         command = [sys.executable, str(Path(__file__).resolve()), "--floor-server", str(port)]
@@ -182,10 +203,16 @@ def served(requests: list, qrels_path: Path | None, rounds: int, linger: float, 
             for i in range(rounds):
                 for name in CLIENTS if i % 2 == 0 else CLIENTS[::-1]:
                     send, times = post[name], results[name][0]
+                    before = server_seconds(url) if server is not None else None
                     for body in bodies:
                         started = time.perf_counter()
                         send(body)
                         times.append(time.perf_counter() - started)
+                    if server is not None and before is not None:
+                        after = server_seconds(url)
+                        counted = server.setdefault(name, [0.0, 0.0])
+                        counted[0] += after[0] - before[0]
+                        counted[1] += after[1] - before[1]
             if sock is None or connection.sock is not sock:
                 raise SystemExit("http.client did not keep its one connection")
         return results
@@ -219,7 +246,8 @@ def main() -> None:
     width = 36
 
     def show(row: dict) -> None:
-        service = f"   service {row['service_ms']:.2f} ms" if "service_ms" in row else ""
+        service = (f"   service {row['service_ms']:.2f} ms, server mean {row['server_mean_ms']:.2f} ms"
+                   if "service_ms" in row else "")
         print(f"{row['run']:>{width}} {row['mean_ms']:>8.2f} {row['median_ms']:>9.2f} {row['ratio']:>6.2f}"
               f"{service}", flush=True)
 
@@ -233,7 +261,9 @@ def main() -> None:
         floor_results = served(requests, None, args.rounds, 0.0, Path(tmp) / "floor.log")
         floor = {c: statistics.median(floor_results[c][0]) for c in CLIENTS}
         for linger in args.linger_ms.split(","):
-            results = served(requests, qrels_path, args.rounds, float(linger), Path(tmp) / "serve.log")
+            server: dict[str, list[float]] = {}
+            results = served(requests, qrels_path, args.rounds, float(linger), Path(tmp) / "serve.log",
+                             server)
             for client in CLIENTS:
                 times, orders = results[client]
                 if orders != reference:
@@ -243,7 +273,8 @@ def main() -> None:
                 row = {"run": f"served, --linger-ms {linger}, {client}", "client": client,
                        "mean_ms": round(1e3 * statistics.fmean(times), 3),
                        "median_ms": round(1e3 * median, 3), "ratio": round(median / base, 2),
-                       "service_ms": round(1e3 * (median - base - floor[client]), 3)}
+                       "service_ms": round(1e3 * (median - base - floor[client]), 3),
+                       "server_mean_ms": round(1e3 * server[client][0] / server[client][1], 3)}
                 rows.append(row)
                 show(row)
         for client in CLIENTS:
