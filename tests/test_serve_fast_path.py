@@ -414,3 +414,28 @@ def test_the_usual_bodies_take_the_quick_way(body):
     assert ask is not None
     _, slow = _ways(raw, "/v1/rerank", bodies.Limits())
     assert ("value", _typed(ask)) == slow
+
+
+def test_answer_ids_are_uuid4s_that_a_seeded_global_random_or_a_fork_cannot_repeat():
+    import os
+    import random
+    import uuid
+
+    from prp.serve.dialects import answer_id
+
+    random.seed(7)
+    first = answer_id()
+    random.seed(7)
+    assert answer_id() != first  # the caller's seed is not the ids' seed
+    parsed = uuid.UUID(first)
+    assert parsed.version == 4 and str(parsed) == first
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, answer_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert child != answer_id()  # the child's generator was seeded afresh, not copied
