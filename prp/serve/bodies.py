@@ -162,14 +162,9 @@ def load_json(body: bytes, content_type: str | None) -> tuple[Any, bool]:
     integer that large, which the standard library keeps as an int) and no nesting deeper than
     ``_DEPTH``. Anything else, including every error, takes :func:`parse_json`, so messages and
     values never depend on which parser ran."""
-    if orjson is not None:
-        try:
-            data = orjson.loads(body)
-        except (ValueError, RecursionError):  # JSONDecodeError: parse_json says why, in its words
-            pass
-        else:
-            if _plain(data, 0):
-                return data, True
+    data = quick_json(body)  # None: orjson could not read it (parse_json says why, in its words)
+    if data is not None and _plain(data, 0):  # (a body of ``null`` takes parse_json: the same None)
+        return data, True
     return parse_json(body, content_type), False
 
 
